@@ -1,0 +1,296 @@
+using System.Collections.Immutable;
+using System.Globalization;
+
+namespace NvDinoPipeline.Specs;
+
+/// <summary>A check that relates several keys; it runs only when each of its keys is valid on its own.</summary>
+internal sealed record CrossRule(ImmutableArray<string> Keys, Func<SpecEntries, IEnumerable<SpecError>> Check);
+
+/// <summary>
+/// The rule table of the spec. Types and defaults come from the templates in <c>specs/</c>;
+/// this table adds what a YAML value cannot show: enums, ranges, nullability and cross-key rules.
+/// </summary>
+internal static class SpecRules
+{
+    public const string PatchSizeKey = "model.backbone.patch_size";
+
+    private static readonly string[] Backbones = ["vit_pico", "vit_t", "vit_s", "vit_b", "vit_l", "vit_g"];
+
+    private static readonly (string, string)[] BackboneAliases =
+    [
+        ("vit_tiny", "vit_t"), ("vit_small", "vit_s"), ("vit_base", "vit_b"),
+        ("vit_large", "vit_l"), ("vit_giant", "vit_g"), ("vit_giant2", "vit_g"),
+    ];
+
+    private static readonly string[] Precisions = ["fp32", "fp16", "int8"];
+
+    private const string CheckpointSelector = "latest, best, an epoch number >= 1, or a checkpoint path";
+
+    public static ImmutableArray<KeyRule> Keys { get; } =
+    [
+        K("model.backbone.teacher_type").OneOf(Backbones).Accepting(BackboneAliases),
+        K("model.backbone.student_type").OneOf(Backbones).Accepting(BackboneAliases),
+        K(PatchSizeKey).OneOf(14L, 16L),
+        K("model.backbone.img_size").AtLeast(1),
+        K("model.backbone.num_register_tokens").AtLeast(0),
+        K("model.backbone.drop_path_rate").AtLeast(0).Below(1),
+        K("model.backbone.ffn_layer").OneOf("swiglu", "mlp").Accepting(("swiglufused", "swiglu")),
+        K("model.backbone.layerscale_init").NullableOf(SpecType.Float).Above(0),
+        K("model.backbone.interpolate_offset").AtLeast(0).Below(1),
+        K("model.head.num_layers").AtLeast(1),
+        K("model.head.hidden_dim").AtLeast(1),
+        K("model.head.bottleneck_dim").AtLeast(1),
+        K("model.head.num_prototypes").AtLeast(1),
+        K("model.distill.feature_matching.cls_weight").AtLeast(0),
+        K("model.distill.feature_matching.patch_weight").AtLeast(0),
+
+        K("dataset.train_dataset.images_dir").NullableOf(SpecType.String),
+        K("dataset.test_dataset.images_dir").NullableOf(SpecType.String),
+        K("dataset.batch_size").AtLeast(1),
+        K("dataset.workers").AtLeast(0),
+        K("dataset.transform.n_global_crops").AtLeast(1),
+        K("dataset.transform.global_crops_scale").Pair().Above(0).AtMost(1),
+        K("dataset.transform.global_crops_size").AtLeast(1),
+        K("dataset.transform.n_local_crops").AtLeast(0),
+        K("dataset.transform.local_crops_scale").Pair().Above(0).AtMost(1),
+        K("dataset.transform.local_crops_size").AtLeast(1),
+
+        K("train.num_epochs").AtLeast(1),
+        K("train.num_gpus").AtLeast(1),
+        K("train.num_nodes").AtLeast(1),
+        K("train.checkpoint_interval").AtLeast(1),
+        K("train.validation_interval").AtLeast(1),
+        K("train.pretrained_model_path").NullableOf(SpecType.String),
+        K("train.resume_training_checkpoint_path").NullableOf(SpecType.String),
+        K("train.seed").AtLeast(-1),
+        K("train.precision").OneOf("fp32", "bf16", "fp16").Accepting(
+            ("32", "fp32"), ("32-true", "fp32"), ("16", "fp16"), ("16-mixed", "fp16"), ("16-true", "fp16"),
+            ("bf16-mixed", "bf16"), ("bf16-true", "bf16")),
+        K("train.num_threads").AtLeast(0),
+        K("train.optim.optim").OneOf("adamw"),
+        K("train.optim.lr").Above(0),
+        K("train.optim.scaling_rule").OneOf("sqrt_wrt_1024", "linear_wrt_1024", "none"),
+        K("train.optim.min_lr").AtLeast(0),
+        K("train.optim.warmup_epochs").AtLeast(0),
+        K("train.optim.weight_decay").AtLeast(0),
+        K("train.optim.weight_decay_end").AtLeast(0),
+        K("train.optim.layerwise_decay").Above(0).AtMost(1),
+        K("train.optim.patch_embed_lr_mult").Above(0),
+        K("train.optim.clip_grad_norm").AtLeast(0),
+        K("train.optim.freeze_last_layer_epochs").AtLeast(0),
+        K("train.optim.adamw_beta1").AtLeast(0).Below(1),
+        K("train.optim.adamw_beta2").AtLeast(0).Below(1),
+        K("train.teacher.momentum_teacher").Probability(),
+        K("train.teacher.final_momentum_teacher").Probability(),
+        K("train.teacher.warmup_teacher_temp").Above(0),
+        K("train.teacher.teacher_temp").Above(0),
+        K("train.teacher.warmup_teacher_temp_epochs").AtLeast(0),
+        K("train.loss.dino_loss_weight").AtLeast(0),
+        K("train.loss.ibot_loss_weight").AtLeast(0),
+        K("train.loss.koleo_loss_weight").AtLeast(0),
+        K("train.loss.centering").OneOf("softmax", "sinkhorn_knopp").Accepting(("centering", "softmax")),
+        K("train.loss.student_temp").Above(0),
+        K("train.loss.center_momentum").Probability(),
+        K("train.loss.mask_ratio_min_max").Pair().Probability(),
+        K("train.loss.mask_sample_probability").Probability(),
+
+        K("distill.teacher_checkpoint").Must(IsCheckpointSelector, CheckpointSelector),
+        K("distill.teacher_backbone").OneOf("teacher", "student"),
+        K("distill.num_epochs").NullableOf(SpecType.Int).AtLeast(1),
+
+        K("export.checkpoint").Must(IsCheckpointSelector, CheckpointSelector),
+        K("export.onnx_file").NullableOf(SpecType.String),
+        K("export.opset_version").AtLeast(17).AtMost(23),
+        K("export.batch_size").Must(IsBatchOrDynamic, "-1 (dynamic batch) or a batch size >= 1"),
+        K("export.input_channel").OneOf(3L),
+        K("export.input_width").AtLeast(1),
+        K("export.input_height").AtLeast(1),
+
+        K("gen_trt_engine.onnx_file").NullableOf(SpecType.String),
+        K("gen_trt_engine.trt_engine").NullableOf(SpecType.String),
+        K("gen_trt_engine.timing_cache").NullableOf(SpecType.String),
+        K("gen_trt_engine.batch_size").Must(IsBatchOrDynamic, "-1 (dynamic batch) or a batch size >= 1"),
+        K("gen_trt_engine.tensorrt.data_type").OneOf(Precisions),
+        K("gen_trt_engine.tensorrt.workspace_size").AtLeast(0),
+        K("gen_trt_engine.tensorrt.min_batch_size").AtLeast(1),
+        K("gen_trt_engine.tensorrt.opt_batch_size").AtLeast(1),
+        K("gen_trt_engine.tensorrt.max_batch_size").AtLeast(1),
+        K("gen_trt_engine.tensorrt.layers_precision").Of(SpecType.StringList)
+            .Must(AreLayerPrecisions, "a list of \"<layer name>:<fp32|fp16|int8>\" strings"),
+        K("gen_trt_engine.tensorrt.calibration.cal_image_dir").Of(SpecType.StringList),
+        K("gen_trt_engine.tensorrt.calibration.cal_cache_file").NullableOf(SpecType.String),
+        K("gen_trt_engine.tensorrt.calibration.cal_batch_size").AtLeast(1),
+        K("gen_trt_engine.tensorrt.calibration.cal_batches").AtLeast(1),
+        K("gen_trt_engine.tensorrt.calibration.method").OneOf("minmax", "percentile", "entropy"),
+        K("gen_trt_engine.tensorrt.calibration.percentile").Above(0).AtMost(100),
+
+        K("inference.checkpoint").Must(IsCheckpointSelector, CheckpointSelector),
+        K("inference.trt_engine").NullableOf(SpecType.String),
+        K("inference.onnx_file").NullableOf(SpecType.String),
+        K("inference.batch_size").AtLeast(1),
+        K("inference.execution_provider").OneOf("auto", "tensorrt", "cuda", "cpu"),
+        K("inference.output_format").OneOf("csv", "jsonl"),
+
+        K("pipeline.deploy.target").OneOf("onnxruntime", "tensorrt"),
+        K("pipeline.deploy.precision").OneOf(Precisions),
+    ];
+
+    /// <summary>TAO keys that NvDinoPipeline keeps under another name; accepted on input.</summary>
+    public static ImmutableDictionary<string, string> KeyAliases { get; } = new Dictionary<string, string>
+    {
+        ["train.num_prototypes"] = "model.head.num_prototypes",
+        ["train.layerwise_decay"] = "train.optim.layerwise_decay",
+        ["train.clip_grad_norm"] = "train.optim.clip_grad_norm",
+        ["model.distill.pretrained_non_distill_pl_model_path"] = "distill.teacher_checkpoint",
+    }.ToImmutableDictionary(StringComparer.Ordinal);
+
+    /// <summary>TAO keys (and key prefixes) with no meaning here, and why; rejected with that reason.</summary>
+    public static ImmutableArray<(string Prefix, string Reason)> UnusedTaoKeys { get; } =
+    [
+        ("encryption_key", "checkpoints are not encrypted"),
+        ("model_name", "the model is always NVDINOv2"),
+        ("results_dir", "every stage writes to its job's output location in the artifact store"),
+        ("train.results_dir", "every stage writes to its job's output location in the artifact store"),
+        ("export.results_dir", "every stage writes to its job's output location in the artifact store"),
+        ("inference.results_dir", "every stage writes to its job's output location in the artifact store"),
+        ("gen_trt_engine.results_dir", "every stage writes to its job's output location in the artifact store"),
+        ("wandb", "metrics are reported with each job, not to Weights & Biases"),
+        ("train.gpu_ids", "the device is chosen automatically (CUDA when available)"),
+        ("inference.gpu_ids", "the device is chosen automatically (CUDA when available)"),
+        ("export.gpu_id", "the device is chosen automatically (CUDA when available)"),
+        ("gen_trt_engine.gpu_id", "the device is chosen automatically (CUDA when available)"),
+        ("inference.num_gpus", "inference runs on one device"),
+        ("inference.num_nodes", "inference runs on one device"),
+        ("train.cudnn", "there are no cuDNN switches"),
+        ("train.use_custom_attention", "attention always uses scaled_dot_product_attention"),
+        ("train.checkpoint_interval_unit", "checkpoints are saved every train.checkpoint_interval epochs"),
+        ("train.checkpoint_step_interval", "checkpoints are saved every train.checkpoint_interval epochs"),
+        ("train.max_steps", "training length is train.num_epochs"),
+        ("train.schedulers", "schedules are epoch-based: use train.optim.lr, min_lr, warmup_epochs, weight_decay, "
+            + "weight_decay_end, freeze_last_layer_epochs and train.teacher.*"),
+        ("dataset.pin_memory", "the data loader has no pinned-memory option"),
+        ("inference.vis_after_n_batches", "inference writes embeddings, not visualisations"),
+        ("export.format", "export always writes ONNX"),
+    ];
+
+    /// <summary>Pairs of keys that are one setting under two names (TAO's and the pipeline's): setting one sets the other.</summary>
+    public static ImmutableArray<(string A, string B)> LinkedKeys { get; } =
+    [
+        ("model.distill.enable", "pipeline.stages.distill"),
+        ("gen_trt_engine.tensorrt.data_type", "pipeline.deploy.precision"),
+    ];
+
+    private static readonly string[] PatchMultiples =
+    [
+        "model.backbone.img_size",
+        "dataset.transform.global_crops_size",
+        "dataset.transform.local_crops_size",
+        "export.input_width",
+        "export.input_height",
+    ];
+
+    public static ImmutableArray<CrossRule> CrossRules { get; } =
+    [
+        .. PatchMultiples.Select(key => new CrossRule([key, PatchSizeKey], spec => MultipleOfPatch(spec, key))),
+        new(["gen_trt_engine.tensorrt.min_batch_size", "gen_trt_engine.tensorrt.opt_batch_size", "gen_trt_engine.tensorrt.max_batch_size"],
+            OrderedBatchProfile),
+        new(["pipeline.deploy.target", "gen_trt_engine.batch_size", "gen_trt_engine.tensorrt.max_batch_size", "inference.batch_size"],
+            InferenceBatchFitsEngine),
+        new(["dataset.batch_size", "train.loss.koleo_loss_weight"], KoLeoNeedsTwoImages),
+        new(["train.loss.dino_loss_weight", "train.loss.ibot_loss_weight"], SomethingToLearn),
+        new(["model.backbone.teacher_type", "model.backbone.student_type", "model.distill.enable"], StudentMatchesTeacherWithoutDistillation),
+        new(["train.optim.lr", "train.optim.min_lr"], MinLrBelowLr),
+    ];
+
+    private static KeyRule K(string key) => new(key);
+
+    private static bool IsCheckpointSelector(SpecValue value)
+    {
+        var text = value.String ?? "";
+        return text is "latest" or "best"
+            || (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var epoch) && epoch >= 1)
+            || text.IndexOfAny(['/', '\\', '.']) >= 0;
+    }
+
+    private static bool IsBatchOrDynamic(SpecValue value) => value.Int == -1 || value.Int >= 1;
+
+    private static bool AreLayerPrecisions(SpecValue value) =>
+        value.Items.All(item =>
+        {
+            var text = item.String ?? "";
+            var colon = text.LastIndexOf(':');
+            return colon > 0 && Precisions.Contains(text[(colon + 1)..]);
+        });
+
+    private static IEnumerable<SpecError> MultipleOfPatch(SpecEntries spec, string key)
+    {
+        var side = spec.Int(key);
+        var patch = spec.Int(PatchSizeKey);
+        if (side % patch == 0 && side >= patch)
+            yield break;
+        var below = Math.Max(patch, side / patch * patch);
+        var above = below + patch;
+        yield return spec.Error(key,
+            $"{side} is not a multiple of {PatchSizeKey} ({patch}); the nearest valid values are {below} and {above}");
+    }
+
+    private static IEnumerable<SpecError> OrderedBatchProfile(SpecEntries spec)
+    {
+        const string prefix = "gen_trt_engine.tensorrt.";
+        var (min, opt, max) = (spec.Int(prefix + "min_batch_size"), spec.Int(prefix + "opt_batch_size"), spec.Int(prefix + "max_batch_size"));
+        if (min <= opt && opt <= max)
+            yield break;
+        var key = min > opt ? prefix + "opt_batch_size" : prefix + "max_batch_size";
+        yield return spec.Error(key,
+            $"the TensorRT profile needs min_batch_size <= opt_batch_size <= max_batch_size, got {min} / {opt} / {max}");
+    }
+
+    private static IEnumerable<SpecError> InferenceBatchFitsEngine(SpecEntries spec)
+    {
+        if (spec.String("pipeline.deploy.target") != "tensorrt")
+            yield break;
+        var batch = spec.Int("inference.batch_size");
+        var engineBatch = spec.Int("gen_trt_engine.batch_size");
+        var limit = engineBatch == -1 ? spec.Int("gen_trt_engine.tensorrt.max_batch_size") : engineBatch;
+        var limitKey = engineBatch == -1 ? "gen_trt_engine.tensorrt.max_batch_size" : "gen_trt_engine.batch_size";
+        if (batch > limit)
+            yield return spec.Error("inference.batch_size",
+                $"{batch} exceeds the TensorRT engine's batch limit {limitKey} = {limit}; lower it or raise {limitKey}");
+    }
+
+    private static IEnumerable<SpecError> KoLeoNeedsTwoImages(SpecEntries spec)
+    {
+        if (spec.Int("dataset.batch_size") < 2 && spec.Number("train.loss.koleo_loss_weight") > 0)
+            yield return spec.Error("dataset.batch_size",
+                $"{spec.Int("dataset.batch_size")} is too small while train.loss.koleo_loss_weight is "
+                + $"{SpecValue.FormatFloat(spec.Number("train.loss.koleo_loss_weight"))}: the KoLeo loss needs at least 2 images "
+                + "per batch (it is NaN for 1); use batch_size >= 2 or set train.loss.koleo_loss_weight=0");
+    }
+
+    private static IEnumerable<SpecError> SomethingToLearn(SpecEntries spec)
+    {
+        if (spec.Number("train.loss.dino_loss_weight") == 0 && spec.Number("train.loss.ibot_loss_weight") == 0)
+            yield return spec.Error("train.loss.dino_loss_weight",
+                "train.loss.dino_loss_weight and train.loss.ibot_loss_weight are both 0, so nothing would be learned; make one of them > 0");
+    }
+
+    private static IEnumerable<SpecError> StudentMatchesTeacherWithoutDistillation(SpecEntries spec)
+    {
+        var teacher = spec.String("model.backbone.teacher_type");
+        var student = spec.String("model.backbone.student_type");
+        if (!spec.Bool("model.distill.enable") && teacher != student)
+            yield return spec.Error("model.backbone.student_type",
+                $"'{student}' differs from model.backbone.teacher_type '{teacher}' but distillation is off: training keeps "
+                + "student and teacher the same architecture; set pipeline.stages.distill=true to distill into "
+                + $"'{student}', or set both to the same backbone");
+    }
+
+    private static IEnumerable<SpecError> MinLrBelowLr(SpecEntries spec)
+    {
+        var lr = spec.Number("train.optim.lr");
+        var minLr = spec.Number("train.optim.min_lr");
+        if (minLr > lr)
+            yield return spec.Error("train.optim.min_lr",
+                $"{SpecValue.FormatFloat(minLr)} is above train.optim.lr ({SpecValue.FormatFloat(lr)}); the cosine schedule decays from lr down to min_lr");
+    }
+}
