@@ -1,0 +1,24 @@
+namespace NvDinoPipeline.Storage;
+
+public static class ArtifactUriExtensions
+{
+    /// <summary>Appends a relative '/'-separated path to a folder URI (one ending with '/'), escaping each segment,
+    /// e.g. <c>store.JobFolder(p, j).Append("checkpoints/model.pth")</c>. A trailing '/' makes a folder URI.</summary>
+    public static Uri Append(this Uri folder, string relativePath)
+    {
+        ArgumentNullException.ThrowIfNull(folder);
+        ArgumentException.ThrowIfNullOrEmpty(relativePath);
+        if (!folder.IsAbsoluteUri || !folder.AbsolutePath.EndsWith('/'))
+        {
+            throw new ArgumentException($"'{folder}' is not an absolute folder URI ending with '/'.", nameof(folder));
+        }
+
+        var segments = relativePath.Split('/');
+        if (relativePath.StartsWith('/') || segments[..^1].Any(s => s is "" or "." or "..") || segments[^1] is "." or "..")
+        {
+            throw new ArgumentException($"'{relativePath}' is not a plain relative path (no leading '/', empty, '.' or '..' segments).", nameof(relativePath));
+        }
+
+        return new Uri(folder.AbsoluteUri + ArtifactLocations.EscapePath(relativePath));
+    }
+}
