@@ -1,0 +1,97 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+
+namespace NvDinoPipeline.Testing;
+
+/// <summary>
+/// A RabbitMQ virtual host of its own for one test class or collection, so that queues and exchanges
+/// of tests running in parallel never meet; deleted afterwards. Falls back to the broker's default
+/// virtual host when the broker has no management API.
+/// Use as <c>IClassFixture&lt;RabbitMqFixture&gt;</c> or through a collection definition in the test project.
+/// </summary>
+public sealed class RabbitMqFixture : IAsyncLifetime
+{
+    private HttpClient? _management;
+
+    public RabbitMqEndpoint Broker { get; private set; } = null!;
+
+    /// <summary>AMQP address including this fixture's virtual host, e.g. <c>amqp://guest:guest@127.0.0.1:56720/nvdino-test-3f2a…</c>.</summary>
+    public Uri Uri { get; private set; } = null!;
+
+    public string VirtualHost { get; private set; } = "/";
+
+    public async Task InitializeAsync()
+    {
+        Broker = await TestServices.GetRabbitMqAsync();
+        Uri = Broker.Uri;
+        if (Broker.ManagementUri is null)
+        {
+            return;
+        }
+
+        _management = CreateManagementClient(Broker.ManagementUri);
+        var name = TestServices.UniqueName("nvdino-test");
+        var user = Uri.UnescapeDataString(Broker.Uri.UserInfo.Split(':')[0]);
+        await SendAsync(HttpMethod.Put, $"api/vhosts/{Uri.EscapeDataString(name)}", new { description = "integration test" });
+        await SendAsync(HttpMethod.Put, $"api/permissions/{Uri.EscapeDataString(name)}/{Uri.EscapeDataString(user)}",
+            new { configure = ".*", write = ".*", read = ".*" });
+        VirtualHost = name;
+        Uri = new UriBuilder(Broker.Uri) { Path = "/" + Uri.EscapeDataString(name) }.Uri;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_management is null)
+        {
+            return;
+        }
+        if (VirtualHost != "/")
+        {
+            await SendAsync(HttpMethod.Delete, $"api/vhosts/{Uri.EscapeDataString(VirtualHost)}", body: null);
+        }
+        _management.Dispose();
+    }
+
+    private static HttpClient CreateManagementClient(Uri managementUri)
+    {
+        var credentials = Uri.UnescapeDataString(managementUri.UserInfo);
+        var client = new HttpClient
+        {
+            BaseAddress = new UriBuilder(managementUri) { UserName = "", Password = "", Path = "/" }.Uri,
+            Timeout = TimeSpan.FromSeconds(30),
+        };
+        client.DefaultRequestHeaders.Authorization =
+            new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(credentials)));
+        return client;
+    }
+
+    private async Task SendAsync(HttpMethod method, string path, object? body)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body);
+        }
+        HttpResponseMessage response;
+        try
+        {
+            response = await _management!.SendAsync(request);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new TestServiceUnavailableException(
+                $"The RabbitMQ management API at {_management!.BaseAddress} does not answer ({e.Message}). " +
+                TestServices.HowToStart("rabbitmq"), e);
+        }
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                var text = await response.Content.ReadAsStringAsync();
+                throw new TestServiceUnavailableException(
+                    $"RabbitMQ management API {method} {path} answered {(int)response.StatusCode}: {text}");
+            }
+        }
+    }
+}
