@@ -1,0 +1,85 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using NvDinoPipeline.Hosting.Logging;
+using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.Hosting.Workers;
+using NvDinoPipeline.State;
+using NvDinoPipeline.Storage;
+
+namespace NvDinoPipeline.Hosting;
+
+public static class PipelineHostExtensions
+{
+    /// <summary>
+    /// Wires a pipeline process: defaults, logging, state, artifact store, and one bus on the configured
+    /// transport carrying whatever <paramref name="configure"/> hosts.
+    /// </summary>
+    public static IHostApplicationBuilder AddNvDinoPipeline(this IHostApplicationBuilder builder, Action<PipelineHostBuilder> configure)
+    {
+        NvDinoHome.AddDefaults(builder.Configuration);
+        builder.AddPipelineLogging();
+        var services = builder.Services;
+        services.AddPipelineState(builder.Configuration);
+        services.AddArtifactStore(builder.Configuration);
+        services.AddOptions<WorkerOptions>()
+            .Bind(builder.Configuration.GetSection(WorkerOptions.SectionName))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddSingleton<WorkerIdentity>();
+
+        var pipeline = new PipelineHostBuilder(builder);
+        configure(pipeline);
+        services.AddSingleton(pipeline.Served);
+        services.AddHostedService<StateDatabaseInitializer>();
+        services.AddHostedService<WorkerHeartbeatService>();
+        services.AddPipelineBus(builder.Configuration, pipeline.Registrations);
+        return builder;
+    }
+
+    public static IServiceCollection AddPipelineBus(this IServiceCollection services, IConfiguration configuration,
+        IEnumerable<Action<IBusRegistrationConfigurator>> registrations)
+    {
+        services.AddOptions<MessagingOptions>()
+            .Bind(configuration.GetSection(MessagingOptions.SectionName))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        var options = configuration.GetSection(MessagingOptions.SectionName).Get<MessagingOptions>() ?? new MessagingOptions();
+        services.AddMassTransit(bus =>
+        {
+            bus.SetKebabCaseEndpointNameFormatter();
+            foreach (var registration in registrations)
+            {
+                registration(bus);
+            }
+            switch (options.Transport)
+            {
+                case TransportKind.InMemory:
+                    bus.UsingInMemory((context, cfg) => cfg.ConfigureEndpoints(context));
+                    break;
+                case TransportKind.RabbitMq:
+                    bus.UsingRabbitMq((context, cfg) =>
+                    {
+                        var messaging = context.GetRequiredService<IOptions<MessagingOptions>>().Value;
+                        cfg.Host(new Uri(messaging.RabbitMq));
+                        cfg.PrefetchCount = messaging.PrefetchCount;
+                        cfg.ConfigureEndpoints(context);
+                    });
+                    break;
+                default:
+                    throw new InvalidOperationException($"Messaging:Transport '{options.Transport}' is not supported; use InMemory or RabbitMq.");
+            }
+        });
+        return services;
+    }
+}
+
+/// <summary>Creates the state schema before any message is consumed.</summary>
+internal sealed class StateDatabaseInitializer(StateDatabase database) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => database.EnsureCreatedAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

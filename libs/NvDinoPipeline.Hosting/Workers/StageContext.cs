@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Logging;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Specs;
+
+namespace NvDinoPipeline.Hosting.Workers;
+
+public sealed record StageProgress(double? Fraction, string? Message, IReadOnlyDictionary<string, double>? Metrics = null);
+
+/// <summary>What a stage runner gets besides its command: the spec, its folders and a way to report.</summary>
+public sealed class StageContext(
+    IStageMessage job,
+    PipelineStage stage,
+    ResolvedSpec spec,
+    Uri outputUri,
+    string scratchDirectory,
+    ILogger logger,
+    Func<StageProgress, bool, CancellationToken, Task> report)
+{
+    public Guid PipelineId => job.PipelineId;
+
+    public Guid JobId => job.JobId;
+
+    public Guid? ParentJobId => job.ParentJobId;
+
+    public PipelineStage Stage => stage;
+
+    public ResolvedSpec Spec => spec;
+
+    /// <summary>The job's artifact folder (<c>&lt;root&gt;/&lt;pipelineId&gt;/&lt;jobId&gt;/</c>).</summary>
+    public Uri OutputUri => outputUri;
+
+    /// <summary>A local folder of the job's own, kept across a restart of the same job.</summary>
+    public string ScratchDirectory => scratchDirectory;
+
+    public ILogger Logger => logger;
+
+    /// <summary>Reports progress; calls closer together than the configured interval are dropped.</summary>
+    public Task ReportAsync(StageProgress progress, CancellationToken cancellationToken) =>
+        report(progress, false, cancellationToken);
+
+    /// <summary>Reports progress that must not be dropped (an epoch's end, a checkpoint).</summary>
+    public Task ReportNowAsync(StageProgress progress, CancellationToken cancellationToken) =>
+        report(progress, true, cancellationToken);
+
+    public Uri Output(string relativePath) => new(outputUri, relativePath);
+}

@@ -1,0 +1,31 @@
+namespace NvDinoPipeline.Hosting.Workers;
+
+/// <summary>
+/// The job's input is wrong (bad archive, corrupt checkpoint, impossible spec). Its message is shown
+/// to the user as the job's failure reason, so it names the input and what is wrong with it.
+/// </summary>
+public sealed class StageInputException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A fault worth retrying (an unreachable broker or store); the job goes back to the queue.</summary>
+public sealed class TransientStageException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>What cannot run on this host (no GPU, no TensorRT); the message says what was looked for.</summary>
+public sealed class StageUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+public static class StageFailures
+{
+    public static bool IsTransient(Exception exception) => exception switch
+    {
+        TransientStageException or TimeoutException or HttpRequestException or System.Net.Sockets.SocketException => true,
+        AggregateException aggregate => aggregate.InnerExceptions.All(IsTransient),
+        _ => false,
+    };
+
+    /// <summary>The failure reason recorded on the job and published with <c>StageFailed</c>.</summary>
+    public static string Describe(Exception exception) => exception switch
+    {
+        StageInputException or StageUnavailableException => exception.Message,
+        AggregateException { InnerExceptions.Count: 1 } aggregate => Describe(aggregate.InnerExceptions[0]),
+        _ => $"{exception.GetType().Name}: {exception.Message}",
+    };
+}

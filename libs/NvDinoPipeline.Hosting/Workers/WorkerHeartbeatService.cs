@@ -1,0 +1,59 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NvDinoPipeline.State;
+
+namespace NvDinoPipeline.Hosting.Workers;
+
+/// <summary>Records this process and the stages it serves, so status can say when a stage has no worker.</summary>
+public sealed class WorkerHeartbeatService(
+    JobStore jobs,
+    WorkerIdentity worker,
+    ServedStages served,
+    IOptions<WorkerOptions> options,
+    ILogger<WorkerHeartbeatService> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (served.Names.Count == 0)
+        {
+            return;
+        }
+        var stages = string.Join(',', served.Names);
+        using var timer = new PeriodicTimer(options.Value.HeartbeatInterval);
+        do
+        {
+            try
+            {
+                await jobs.HeartbeatWorkerAsync(worker.Id, stages, worker.HostName, stoppingToken);
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                logger.LogWarning(exception, "Worker heartbeat failed; retrying at the next beat");
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        if (served.Names.Count > 0)
+        {
+            try
+            {
+                await jobs.RemoveWorkerAsync(worker.Id, cancellationToken);
+            }
+            catch (Exception exception)
+            {
+                logger.LogDebug(exception, "Could not remove the worker record on shutdown");
+            }
+        }
+    }
+}
+
+/// <summary>The stages (and other roles, like the orchestrator) this process serves.</summary>
+public sealed class ServedStages
+{
+    public List<string> Names { get; } = [];
+}

@@ -1,0 +1,34 @@
+using NvDinoPipeline.Contracts;
+
+namespace NvDinoPipeline.State;
+
+public sealed class PipelineRecord
+{
+    public required Guid Id { get; init; }
+
+    public string? Name { get; set; }
+
+    public JobStatus Status { get; set; }
+
+    /// <summary>The steps this pipeline runs, in order (see <see cref="PipelineStep"/>).</summary>
+    public required string Plan { get; set; }
+
+    public required string Spec { get; set; }
+
+    public required string TrainDataUri { get; set; }
+
+    public string? TestDataUri { get; set; }
+
+    public PipelineStage? FailedStage { get; set; }
+
+    public string? ErrorReason { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+
+    public DateTime UpdatedAt { get; set; }
+
+    public DateTime? CompletedAt { get; set; }
+
+    /// <summary>Optimistic concurrency: two hosts never advance the same pipeline at once.</summary>
+    public int Version { get; set; }
+}
