@@ -1,0 +1,359 @@
+using System.Text.Json;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.State;
+using NvDinoPipeline.Storage;
+using static NvDinoPipeline.Orchestrator.PipelineStep;
+
+namespace NvDinoPipeline.Orchestrator;
+
+/// <summary>The pipeline's state as loaded from the database; the state machine changes it in place.</summary>
+public sealed class PipelineState(PipelineRecord pipeline, List<JobRecord> jobs)
+{
+    public PipelineRecord Pipeline => pipeline;
+
+    public List<JobRecord> Jobs => jobs;
+
+    public IReadOnlyList<PipelineStep> Plan { get; } = Deserialize(pipeline.Plan);
+
+    /// <summary>The newest attempt of a step; earlier attempts stay as history.</summary>
+    public JobRecord? Latest(string step) =>
+        jobs.Where(j => j.Step == step).OrderByDescending(j => j.Attempt).FirstOrDefault();
+
+    public bool IsDone(string step) => Latest(step)?.Status == JobStatus.Done;
+}
+
+/// <summary>What a transition asks the world to do once it is saved: jobs to send, events to publish.</summary>
+public sealed record Transition(IReadOnlyList<JobRecord> Dispatch, IReadOnlyList<object> Publish)
+{
+    public static Transition None { get; } = new([], []);
+}
+
+/// <summary>
+/// The pipeline, as a story: stage the training (and test) images, train, optionally distill, export
+/// to ONNX, build the deploy engine, embed the test images. Each stage's completion starts the stages
+/// that were waiting for it; a stage's failure fails the pipeline with its reason; cancel stops every
+/// running stage; resume runs again only the steps that did not finish, reusing upstream artifacts.
+/// </summary>
+public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider clock)
+{
+    public static IReadOnlyList<PipelineStep> PlanFor(bool hasTestData, bool distill)
+    {
+        var plan = new List<PipelineStep> { new(StageTrain, PipelineStage.Staging, []) };
+        if (hasTestData)
+        {
+            plan.Add(new(StageTest, PipelineStage.Staging, []));
+        }
+        plan.Add(new(Train, PipelineStage.Training, [StageTrain]));
+        if (distill)
+        {
+            plan.Add(new(Distill, PipelineStage.Distillation, [Train]));
+        }
+        plan.Add(new(Export, PipelineStage.Export, [distill ? Distill : Train]));
+        plan.Add(new(Engine, PipelineStage.EngineGeneration, [Export]));
+        if (hasTestData)
+        {
+            plan.Add(new(Inference, PipelineStage.Inference, [Engine, StageTest]));
+        }
+        return plan;
+    }
+
+    public (PipelineState State, Transition Transition) Start(StartPipeline start, bool distill, bool inference)
+    {
+        var now = Now;
+        var plan = PlanFor(start.TestDataUri is not null && inference, distill);
+        var pipeline = new PipelineRecord
+        {
+            Id = start.PipelineId,
+            Name = start.Name,
+            Status = JobStatus.Running,
+            Plan = Serialize(plan),
+            Spec = start.Spec,
+            TrainDataUri = start.TrainDataUri.ToString(),
+            TestDataUri = start.TestDataUri?.ToString(),
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        var state = new PipelineState(pipeline, []);
+        var started = new PipelineStarted { PipelineId = pipeline.Id, Stages = plan.Select(s => s.Stage).Distinct().ToList(), StartedAt = clock.GetUtcNow() };
+        var advance = Advance(state);
+        return (state, advance with { Publish = [started, .. advance.Publish] });
+    }
+
+    /// <summary>A stage finished: record its result and start whatever was waiting for it.</summary>
+    public Transition OnStageCompleted(PipelineState state, IStageMessage completed)
+    {
+        var job = state.Jobs.SingleOrDefault(j => j.Id == completed.JobId);
+        if (job is null)
+        {
+            return Transition.None;
+        }
+        var redelivered = job.HandledAt is not null;
+        if (job.Status is JobStatus.Pending or JobStatus.Running)
+        {
+            job.Status = JobStatus.Done;
+            job.CompletionType = completed.GetType().FullName;
+            job.Completion = JsonSerializer.Serialize(completed, completed.GetType());
+            job.CompletedAt = Now;
+        }
+        job.HandledAt ??= Now;
+        job.UpdatedAt = Now;
+        if (redelivered)
+        {
+            // Seen before: the commands it led to may not have gone out, so send the waiting ones again.
+            return new Transition(state.Jobs.Where(j => j.Status == JobStatus.Pending).ToList(), []);
+        }
+        return Advance(state);
+    }
+
+    public Transition OnStageFailed(PipelineState state, StageFailed failed)
+    {
+        var job = state.Jobs.SingleOrDefault(j => j.Id == failed.JobId);
+        if (job is null)
+        {
+            return Transition.None;
+        }
+        if (job.Status is JobStatus.Pending or JobStatus.Running)
+        {
+            job.Status = JobStatus.Error;
+            job.ErrorReason = failed.Reason;
+            job.CompletedAt = Now;
+        }
+        job.HandledAt ??= Now;
+        var pipeline = state.Pipeline;
+        if (pipeline.Status != JobStatus.Running)
+        {
+            return Transition.None;
+        }
+        pipeline.Status = JobStatus.Error;
+        pipeline.FailedStage = failed.Stage;
+        pipeline.ErrorReason = failed.Reason;
+        pipeline.CompletedAt = Now;
+        pipeline.UpdatedAt = Now;
+        CancelActiveJobs(state, $"pipeline failed in {failed.Stage}");
+        return new Transition([],
+        [
+            new PipelineFailed { PipelineId = pipeline.Id, Stage = failed.Stage, JobId = failed.JobId, Reason = failed.Reason, FailedAt = clock.GetUtcNow() },
+        ]);
+    }
+
+    public Transition OnStageCanceled(PipelineState state, StageCanceled canceled)
+    {
+        var job = state.Jobs.SingleOrDefault(j => j.Id == canceled.JobId);
+        if (job is not null && job.Status is JobStatus.Pending or JobStatus.Running)
+        {
+            job.Status = JobStatus.Canceled;
+            job.CompletedAt = Now;
+        }
+        return state.Pipeline.Status == JobStatus.Running
+            ? Cancel(state, $"{canceled.Stage} job {canceled.JobId} was canceled")
+            : Transition.None;
+    }
+
+    public Transition Cancel(PipelineState state, string? reason)
+    {
+        var pipeline = state.Pipeline;
+        if (pipeline.Status is not (JobStatus.Running or JobStatus.Pending))
+        {
+            return Transition.None;
+        }
+        pipeline.Status = JobStatus.Canceled;
+        pipeline.ErrorReason = reason ?? "canceled";
+        pipeline.CompletedAt = Now;
+        pipeline.UpdatedAt = Now;
+        CancelActiveJobs(state, null);
+        return new Transition([], [new PipelineCanceled { PipelineId = pipeline.Id, Reason = reason, CanceledAt = clock.GetUtcNow() }]);
+    }
+
+    /// <summary>Runs a failed or canceled pipeline again from the steps that did not finish.</summary>
+    public Transition Resume(PipelineState state)
+    {
+        var pipeline = state.Pipeline;
+        if (pipeline.Status is not (JobStatus.Error or JobStatus.Canceled))
+        {
+            return Transition.None;
+        }
+        pipeline.Status = JobStatus.Running;
+        pipeline.FailedStage = null;
+        pipeline.ErrorReason = null;
+        pipeline.CompletedAt = null;
+        pipeline.UpdatedAt = Now;
+        var from = state.Plan.First(step => !state.IsDone(step.Name)).Stage;
+        var advance = Advance(state);
+        var resumed = new PipelineResumed { PipelineId = pipeline.Id, FromStage = from, ResumedAt = clock.GetUtcNow() };
+        return advance with { Publish = [resumed, .. advance.Publish] };
+    }
+
+    /// <summary>Starts every step whose inputs are ready; completes the pipeline when all are done.</summary>
+    private Transition Advance(PipelineState state)
+    {
+        var pipeline = state.Pipeline;
+        if (pipeline.Status != JobStatus.Running)
+        {
+            return Transition.None;
+        }
+        var dispatch = new List<JobRecord>();
+        foreach (var step in state.Plan)
+        {
+            var latest = state.Latest(step.Name);
+            if (latest?.Status is JobStatus.Done or JobStatus.Pending or JobStatus.Running)
+            {
+                continue;
+            }
+            if (!step.DependsOn.All(state.IsDone))
+            {
+                continue;
+            }
+            var job = NewJob(state, step, (latest?.Attempt ?? 0) + 1);
+            state.Jobs.Add(job);
+            dispatch.Add(job);
+        }
+        pipeline.UpdatedAt = Now;
+        if (!state.Plan.All(step => state.IsDone(step.Name)))
+        {
+            return new Transition(dispatch, []);
+        }
+        pipeline.Status = JobStatus.Done;
+        pipeline.CompletedAt = Now;
+        return new Transition(dispatch, [Completed(state)]);
+    }
+
+    private PipelineCompleted Completed(PipelineState state)
+    {
+        var engine = Output<EngineGenerated>(state, Engine);
+        var results = new Dictionary<string, Uri>();
+        if (state.Plan.Any(s => s.Name == Inference))
+        {
+            var inference = Output<InferenceCompleted>(state, Inference);
+            results["inference_csv"] = inference.CsvUri;
+            results["embeddings"] = inference.EmbeddingsUri;
+            results["embeddings_index"] = inference.IndexUri;
+        }
+        return new PipelineCompleted
+        {
+            PipelineId = state.Pipeline.Id,
+            DeployArtifactUri = engine.ArtifactUri,
+            Results = results,
+            CompletedAt = clock.GetUtcNow(),
+        };
+    }
+
+    private JobRecord NewJob(PipelineState state, PipelineStep step, int attempt)
+    {
+        var pipeline = state.Pipeline;
+        var jobId = Guid.NewGuid();
+        var output = artifacts.JobFolder(pipeline.Id, jobId);
+        var (parent, command) = BuildCommand(state, step, jobId, output);
+        return new JobRecord
+        {
+            Id = jobId,
+            PipelineId = pipeline.Id,
+            ParentJobId = parent,
+            Step = step.Name,
+            Stage = step.Stage,
+            Attempt = attempt,
+            Status = JobStatus.Pending,
+            Spec = pipeline.Spec,
+            CommandType = command.GetType().FullName!,
+            Command = JsonSerializer.Serialize(command, command.GetType()),
+            CreatedAt = Now,
+            UpdatedAt = Now,
+        };
+    }
+
+    /// <summary>Each stage's command, built from the outputs of the stages before it.</summary>
+    private static (Guid? Parent, IStageCommand Command) BuildCommand(PipelineState state, PipelineStep step, Guid jobId, Uri output)
+    {
+        var pipeline = state.Pipeline;
+        var spec = pipeline.Spec;
+        switch (step.Name)
+        {
+            case StageTrain or StageTest:
+                var test = step.Name == StageTest;
+                return (null, new StageDataset
+                {
+                    PipelineId = pipeline.Id, JobId = jobId, Spec = spec, OutputUri = output,
+                    SourceUri = new Uri(test ? pipeline.TestDataUri! : pipeline.TrainDataUri),
+                    Role = test ? DatasetRole.Test : DatasetRole.Train,
+                });
+            case Train:
+                var staged = Output<DatasetStaged>(state, StageTrain);
+                return (staged.JobId, new TrainModel
+                {
+                    PipelineId = pipeline.Id, JobId = jobId, ParentJobId = staged.JobId, Spec = spec, OutputUri = output,
+                    DatasetUri = staged.DatasetUri, ManifestUri = staged.ManifestUri,
+                });
+            case Distill:
+                var trained = Output<TrainingCompleted>(state, Train);
+                var trainData = Output<DatasetStaged>(state, StageTrain);
+                return (trained.JobId, new DistillModel
+                {
+                    PipelineId = pipeline.Id, JobId = jobId, ParentJobId = trained.JobId, Spec = spec, OutputUri = output,
+                    TeacherCheckpointUri = trained.CheckpointUri, DatasetUri = trainData.DatasetUri, ManifestUri = trainData.ManifestUri,
+                });
+            case Export:
+                var validation = Output<DatasetStaged>(state, StageTrain).DatasetUri;
+                if (state.Plan.Any(s => s.Name == Distill))
+                {
+                    var distilled = Output<DistillationCompleted>(state, Distill);
+                    return (distilled.JobId, new ExportModel
+                    {
+                        PipelineId = pipeline.Id, JobId = jobId, ParentJobId = distilled.JobId, Spec = spec, OutputUri = output,
+                        SourceStage = PipelineStage.Distillation, CheckpointsUri = FolderOf(distilled.CheckpointUri),
+                        BackboneUri = distilled.StudentEmaBackboneUri, ValidationDatasetUri = validation,
+                    });
+                }
+                var teacher = Output<TrainingCompleted>(state, Train);
+                return (teacher.JobId, new ExportModel
+                {
+                    PipelineId = pipeline.Id, JobId = jobId, ParentJobId = teacher.JobId, Spec = spec, OutputUri = output,
+                    SourceStage = PipelineStage.Training, CheckpointsUri = FolderOf(teacher.CheckpointUri),
+                    BackboneUri = teacher.TeacherBackboneUri, ValidationDatasetUri = validation,
+                });
+            case Engine:
+                var exported = Output<ModelExported>(state, Export);
+                return (exported.JobId, new GenerateEngine
+                {
+                    PipelineId = pipeline.Id, JobId = jobId, ParentJobId = exported.JobId, Spec = spec, OutputUri = output,
+                    OnnxModelUri = exported.OnnxModelUri, ModelMetadataUri = exported.MetadataUri,
+                    CalibrationDatasetUri = Output<DatasetStaged>(state, StageTrain).DatasetUri,
+                });
+            case Inference:
+                var engine = Output<EngineGenerated>(state, Engine);
+                var testData = Output<DatasetStaged>(state, StageTest);
+                return (engine.JobId, new RunInference
+                {
+                    PipelineId = pipeline.Id, JobId = jobId, ParentJobId = engine.JobId, Spec = spec, OutputUri = output,
+                    DeployArtifactUri = engine.ArtifactUri, Target = engine.Target, ModelMetadataUri = engine.ModelMetadataUri,
+                    DatasetUri = testData.DatasetUri, ManifestUri = testData.ManifestUri,
+                });
+            default:
+                throw new InvalidOperationException($"Pipeline {pipeline.Id} has an unknown step '{step.Name}'.");
+        }
+    }
+
+    private static T Output<T>(PipelineState state, string step) where T : class
+    {
+        var job = state.Latest(step);
+        if (job is not { Status: JobStatus.Done, Completion: not null })
+        {
+            throw new InvalidOperationException($"Step '{step}' of pipeline {state.Pipeline.Id} has no recorded output.");
+        }
+        return JsonSerializer.Deserialize<T>(job.Completion)
+            ?? throw new InvalidOperationException($"Step '{step}' of pipeline {state.Pipeline.Id} has an empty output record.");
+    }
+
+    private static Uri FolderOf(Uri artifact) => new(artifact, ".");
+
+    private void CancelActiveJobs(PipelineState state, string? reason)
+    {
+        foreach (var job in state.Jobs.Where(j => j.Status is JobStatus.Pending or JobStatus.Running))
+        {
+            job.Status = JobStatus.Canceled;
+            job.ErrorReason = reason;
+            job.CompletedAt = Now;
+            job.UpdatedAt = Now;
+        }
+    }
+
+    private DateTime Now => clock.GetUtcNow().UtcDateTime;
+}

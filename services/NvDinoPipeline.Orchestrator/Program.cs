@@ -1,0 +1,6 @@
+using NvDinoPipeline.Hosting;
+using NvDinoPipeline.Orchestrator;
+
+var builder = Host.CreateApplicationBuilder(args);
+builder.AddNvDinoPipeline(pipeline => pipeline.AddOrchestrator());
+builder.Build().Run();

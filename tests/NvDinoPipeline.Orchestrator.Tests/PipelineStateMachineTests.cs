@@ -1,0 +1,141 @@
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Specs;
+using NvDinoPipeline.Testing;
+using static NvDinoPipeline.Orchestrator.Tests.TestPipelineHosts;
+
+namespace NvDinoPipeline.Orchestrator.Tests;
+
+/// <summary>The pipeline story on the embedded default: in-memory transport, SQLite state, file artifacts.</summary>
+public sealed class PipelineStateMachineTests : IDisposable
+{
+    private static readonly SpecLoader Specs = SpecLoader.CreateDefault();
+    private readonly TempDirectory _folder = new("nvdino-orchestrator");
+
+    public void Dispose() => _folder.Dispose();
+
+    [Fact]
+    public void Plans_distillation_between_training_and_export_only_when_asked()
+    {
+        var plain = PipelineStateMachine.PlanFor(hasTestData: true, distill: false).Select(s => s.Name);
+        var distilled = PipelineStateMachine.PlanFor(hasTestData: false, distill: true);
+        Assert.Equal(["stage-train", "stage-test", "train", "export", "engine", "inference"], plain);
+        Assert.Equal(["stage-train", "train", "distill", "export", "engine"], distilled.Select(s => s.Name));
+        Assert.Equal(["distill"], distilled.Single(s => s.Name == "export").DependsOn);
+    }
+
+    [Fact]
+    public async Task Runs_every_stage_once_in_order_and_completes_the_pipeline()
+    {
+        var standIns = new StandIns();
+        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddStandInWorkers(standIns));
+        await host.StartAsync();
+        var start = NewStart(Specs.Defaults.ToJson());
+        await StartPipelineAsync(host, start);
+
+        var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId, (p, _) => p.Status == JobStatus.Done);
+
+        Assert.Equal(6, jobs.Count);
+        Assert.All(jobs, job => Assert.Equal(JobStatus.Done, job.Status));
+        Assert.All(new[] { "staging-Train", "staging-Test", "training", "export", "engine", "inference" }, key => Assert.Equal(1, standIns.RunsOf(key)));
+        Assert.Equal(jobs.Job("stage-train").Id, jobs.Job("train").ParentJobId);
+        Assert.Equal(jobs.Job("train").Id, jobs.Job("export").ParentJobId);
+        Assert.Equal(jobs.Job("export").Id, jobs.Job("engine").ParentJobId);
+        Assert.Equal(jobs.Job("engine").Id, jobs.Job("inference").ParentJobId);
+        Assert.True(jobs.Job("train").StartedAt >= jobs.Job("stage-train").CompletedAt);
+        Assert.Contains(start.PipelineId.ToString(), jobs.Job("export").Command);
+        Assert.Null(pipeline.ErrorReason);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_failed_stage_fails_the_pipeline_with_its_reason_and_resume_reruns_only_what_did_not_finish()
+    {
+        var standIns = new StandIns();
+        var failures = 0;
+        standIns.Before[PipelineStage.Export] = (_, _) => Interlocked.Increment(ref failures) == 1
+            ? throw new Hosting.Workers.StageInputException("checkpoint 'last.ckpt' is truncated at byte 1024")
+            : Task.CompletedTask;
+        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddStandInWorkers(standIns));
+        await host.StartAsync();
+        var start = NewStart(Specs.Defaults.ToJson());
+        await StartPipelineAsync(host, start);
+
+        var (failed, _) = await WaitForAsync(host, start.PipelineId, (p, _) => p.Status == JobStatus.Error);
+        Assert.Equal(PipelineStage.Export, failed.FailedStage);
+        Assert.Equal("checkpoint 'last.ckpt' is truncated at byte 1024", failed.ErrorReason);
+
+        await SendAsync(host, new ResumePipeline { PipelineId = start.PipelineId });
+        var (_, jobs) = await WaitForAsync(host, start.PipelineId, (p, _) => p.Status == JobStatus.Done);
+
+        Assert.Equal(1, standIns.RunsOf("training"));
+        Assert.Equal(1, standIns.RunsOf("staging-Train"));
+        Assert.Equal(2, standIns.RunsOf("export"));
+        Assert.Equal(JobStatus.Error, jobs.Job("export", 1).Status);
+        Assert.Equal(JobStatus.Done, jobs.Job("export", 2).Status);
+        Assert.Equal(jobs.Job("train").Id, jobs.Job("export", 2).ParentJobId);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task Cancel_stops_the_running_stage_within_seconds_and_marks_the_pipeline_canceled()
+    {
+        var standIns = new StandIns();
+        standIns.Before[PipelineStage.Training] = (_, cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
+        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddStandInWorkers(standIns));
+        await host.StartAsync();
+        var start = NewStart(Specs.Defaults.ToJson());
+        await StartPipelineAsync(host, start);
+        await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running));
+
+        await SendAsync(host, new CancelPipeline { PipelineId = start.PipelineId, Reason = "changed my mind" });
+        var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId,
+            (p, js) => p.Status == JobStatus.Canceled && js.Job("train").Status == JobStatus.Canceled, TimeSpan.FromSeconds(10));
+
+        Assert.Equal("changed my mind", pipeline.ErrorReason);
+        Assert.DoesNotContain(jobs, j => j.Step == "export");
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_pipeline_with_distillation_exports_the_distilled_student()
+    {
+        var standIns = new StandIns();
+        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddStandInWorkers(standIns));
+        await host.StartAsync();
+        var start = NewStart(Specs.Resolve(Array.Empty<string>(), ["pipeline.stages.distill=true"]).ToJson(), withTest: false);
+        await StartPipelineAsync(host, start);
+
+        var (_, jobs) = await WaitForAsync(host, start.PipelineId, (p, _) => p.Status == JobStatus.Done);
+
+        Assert.Equal(jobs.Job("distill").Id, jobs.Job("export").ParentJobId);
+        Assert.Contains("student_ema.safetensors", jobs.Job("export").Command);
+        Assert.DoesNotContain(jobs, j => j.Stage == PipelineStage.Inference);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_restarted_embedded_host_finishes_the_pipeline_its_predecessor_left_running()
+    {
+        var settings = EmbeddedSettings(_folder.Path);
+        var first = new StandIns();
+        first.Before[PipelineStage.Training] = (_, cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
+        var start = NewStart(Specs.Defaults.ToJson());
+        using (var host = Build(settings, p => p.AddOrchestrator().AddStandInWorkers(first)))
+        {
+            await host.StartAsync();
+            await StartPipelineAsync(host, start);
+            await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running));
+            await host.StopAsync();
+        }
+
+        var second = new StandIns();
+        using var restarted = Build(settings, p => p.AddOrchestrator().AddStandInWorkers(second));
+        await restarted.StartAsync();
+        var (_, jobs) = await WaitForAsync(restarted, start.PipelineId, (p, _) => p.Status == JobStatus.Done);
+
+        Assert.Equal(0, second.RunsOf("staging-Train"));
+        Assert.Equal(1, second.RunsOf("training"));
+        Assert.Single(jobs, j => j.Step == "train");
+        await restarted.StopAsync();
+    }
+}

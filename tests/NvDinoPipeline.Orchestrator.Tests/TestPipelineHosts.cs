@@ -1,0 +1,97 @@
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting;
+using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.State;
+
+namespace NvDinoPipeline.Orchestrator.Tests;
+
+/// <summary>Builds pipeline hosts the way the services do, on settings a test chooses.</summary>
+public static class TestPipelineHosts
+{
+    public static Dictionary<string, string?> EmbeddedSettings(string folder) => new()
+    {
+        ["Messaging:Transport"] = "InMemory",
+        ["State:Provider"] = "Sqlite",
+        ["State:ConnectionString"] = $"Data Source={Path.Combine(folder, "state.db")}",
+        ["State:JobLease"] = "00:00:03",
+        ["ArtifactStore:Root"] = new Uri(Path.Combine(folder, "artifacts") + "/").AbsoluteUri,
+        ["Workers:ScratchDirectory"] = Path.Combine(folder, "scratch"),
+        ["Workers:ProgressInterval"] = "00:00:00.050",
+        ["Orchestrator:RecoveryInterval"] = "00:00:01",
+        ["Orchestrator:ControlPollInterval"] = "00:00:00.050",
+    };
+
+    public static IHost Build(IDictionary<string, string?> settings, Action<PipelineHostBuilder> configure)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.AddNvDinoPipeline(configure);
+        return builder.Build();
+    }
+
+    public static async Task StartPipelineAsync(IHost host, StartPipeline start)
+    {
+        var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.Orchestrator));
+        await endpoint.Send(start);
+    }
+
+    public static async Task SendAsync<T>(IHost host, T message) where T : class
+    {
+        var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.Orchestrator));
+        await endpoint.Send(message);
+    }
+
+    public static StartPipeline NewStart(string spec, bool withTest = true) => new()
+    {
+        PipelineId = NewId.NextGuid(),
+        TrainDataUri = new Uri("file:///data/images_train.tar.gz"),
+        TestDataUri = withTest ? new Uri("file:///data/images_test.tar.gz") : null,
+        Spec = spec,
+        RequestedAt = DateTimeOffset.UtcNow,
+    };
+
+    public static async Task<(PipelineRecord Pipeline, List<JobRecord> Jobs)> ReadAsync(IHost host, Guid pipelineId)
+    {
+        var contexts = host.Services.GetRequiredService<IDbContextFactory<StateDbContext>>();
+        await using var db = await contexts.CreateDbContextAsync();
+        var pipeline = await db.Pipelines.AsNoTracking().SingleOrDefaultAsync(p => p.Id == pipelineId);
+        var jobs = await db.Jobs.AsNoTracking().Where(j => j.PipelineId == pipelineId).ToListAsync();
+        return (pipeline!, jobs);
+    }
+
+    /// <summary>Waits until the pipeline (or one of its jobs) satisfies a condition; fails with the state seen last.</summary>
+    public static async Task<(PipelineRecord Pipeline, List<JobRecord> Jobs)> WaitForAsync(IHost host, Guid pipelineId,
+        Func<PipelineRecord, List<JobRecord>, bool> condition, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        (PipelineRecord Pipeline, List<JobRecord> Jobs) last = default;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                last = await ReadAsync(host, pipelineId);
+                if (last.Pipeline is not null && condition(last.Pipeline, last.Jobs))
+                {
+                    return last;
+                }
+            }
+            catch (Exception exception) when (exception is DbUpdateException or InvalidOperationException or Microsoft.Data.Sqlite.SqliteException)
+            {
+            }
+            await Task.Delay(50);
+        }
+        var seen = last.Pipeline is null
+            ? "no pipeline record"
+            : $"pipeline {last.Pipeline.Status} ({last.Pipeline.ErrorReason}); jobs: " +
+              string.Join(", ", last.Jobs!.OrderBy(j => j.CreatedAt).Select(j => $"{j.Step}#{j.Attempt}={j.Status}{(j.ErrorReason is null ? "" : $"({j.ErrorReason})")}"));
+        throw new TimeoutException($"Condition not reached in time: {seen}");
+    }
+
+    public static JobRecord Job(this List<JobRecord> jobs, string step, int attempt = 1) =>
+        jobs.Single(j => j.Step == step && j.Attempt == attempt);
+}
