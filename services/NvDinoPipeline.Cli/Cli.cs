@@ -1,0 +1,141 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Specs;
+using NvDinoPipeline.State;
+
+namespace NvDinoPipeline.Cli;
+
+public static class Cli
+{
+    /// <summary>Runs a command body: user errors print one clear message and exit 2.</summary>
+    public static async Task<int> RunAsync(Func<Task<int>> body)
+    {
+        try
+        {
+            return await body();
+        }
+        catch (CliException exception)
+        {
+            Console.Error.WriteLine($"error: {exception.Message}");
+            return 2;
+        }
+        catch (SpecValidationException exception)
+        {
+            Console.Error.WriteLine("error: the spec is not valid; nothing was started.");
+            foreach (var error in exception.Errors)
+            {
+                Console.Error.WriteLine($"  {error}");
+            }
+            return 2;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("interrupted");
+            return 130;
+        }
+    }
+
+    public static ResolvedSpec ResolveSpec(string[]? files, string[]? overrides)
+    {
+        foreach (var file in files ?? [])
+        {
+            if (!File.Exists(file))
+            {
+                throw new CliException($"--spec: file '{file}' does not exist.");
+            }
+        }
+        return SpecLoader.CreateDefault().Resolve(files ?? [], overrides ?? []);
+    }
+
+    /// <summary>True when a live embedded (or any) orchestrator has beaten recently.</summary>
+    public static async Task<bool> EmbeddedHostRunningAsync(CliServices services, CancellationToken cancellationToken)
+    {
+        var contexts = services.Provider.GetRequiredService<IDbContextFactory<StateDbContext>>();
+        await services.Provider.GetRequiredService<StateDatabase>().EnsureCreatedAsync(cancellationToken);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var since = DateTime.UtcNow.AddSeconds(-45);
+        return await db.Workers.AnyAsync(w => w.LastSeenAt > since && w.Stages.Contains("Orchestrator"), cancellationToken);
+    }
+
+    /// <summary>Shows progress until the pipeline ends; exit code 0 when Done, 1 otherwise.</summary>
+    public static async Task<int> WaitAsync(CliServices services, Guid pipelineId, CancellationToken cancellationToken,
+        bool stopWhenNoWorker = false)
+    {
+        var interactive = !Console.IsOutputRedirected;
+        var lastText = "";
+        var missingSince = DateTime.UtcNow;
+        while (true)
+        {
+            var view = await services.Reader.ReadAsync(pipelineId, cancellationToken);
+            if (view is null)
+            {
+                if (DateTime.UtcNow - missingSince > TimeSpan.FromMinutes(2))
+                {
+                    throw new CliException($"Pipeline {pipelineId} did not appear in the state database; is a host running?");
+                }
+            }
+            else
+            {
+                var text = PipelineRendering.Render(view, bars: true);
+                if (text != lastText)
+                {
+                    if (interactive && lastText.Length > 0)
+                    {
+                        Console.Write($"\u001b[{lastText.Count(c => c == '\n')}A\u001b[J");
+                    }
+                    Console.Write(text);
+                    lastText = text;
+                }
+                if (view.Finished)
+                {
+                    return view.Status == JobStatus.Done ? 0 : 1;
+                }
+                if (stopWhenNoWorker && view.Steps.FirstOrDefault(s => s.Waiting?.StartsWith("waiting for a worker", StringComparison.Ordinal) == true) is { } stuck)
+                {
+                    Console.Error.WriteLine($"{stuck.Step}: this build hosts no {stuck.Stage} worker, so the pipeline cannot go past {stuck.Stage}.");
+                    return 1;
+                }
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
+        }
+    }
+}
+
+/// <summary>Turns what users type (paths, file:// and s3:// URIs) into the URIs messages carry.</summary>
+public static class DataUris
+{
+    public static Uri Parse(string value, string option)
+    {
+        if (value.StartsWith("s3://", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!Uri.TryCreate(value, UriKind.Absolute, out var s3) || string.IsNullOrEmpty(s3.Host))
+            {
+                throw new CliException($"{option}: '{value}' is not a valid s3://bucket/key URI.");
+            }
+            return s3;
+        }
+        string path;
+        if (value.StartsWith("file://", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!Uri.TryCreate(value, UriKind.Absolute, out var file))
+            {
+                throw new CliException($"{option}: '{value}' is not a valid file:// URI.");
+            }
+            path = file.LocalPath;
+        }
+        else if (value.Contains("://", StringComparison.Ordinal))
+        {
+            throw new CliException($"{option}: '{value}' uses an unsupported scheme; use a path, file:// or s3://.");
+        }
+        else
+        {
+            path = Path.GetFullPath(value);
+        }
+        if (!File.Exists(path) && !Directory.Exists(path))
+        {
+            throw new CliException($"{option}: '{path}' does not exist.");
+        }
+        return new Uri(Directory.Exists(path) ? Path.TrimEndingDirectorySeparator(path) + "/" : path);
+    }
+}

@@ -1,0 +1,167 @@
+using System.CommandLine;
+using System.Text.Json;
+using MassTransit;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.Specs;
+
+namespace NvDinoPipeline.Cli.Commands;
+
+public static class PipelineCommands
+{
+    public static Command Build(Option<string?> config)
+    {
+        var pipeline = new Command("pipeline", "Start, inspect, cancel and resume pipelines.");
+        pipeline.Subcommands.Add(Start(config));
+        pipeline.Subcommands.Add(Status(config));
+        pipeline.Subcommands.Add(List(config));
+        pipeline.Subcommands.Add(Watch(config));
+        pipeline.Subcommands.Add(Cancel(config));
+        pipeline.Subcommands.Add(Resume(config));
+        return pipeline;
+    }
+
+    private static Command Start(Option<string?> config)
+    {
+        var train = new Option<string>("--train") { Description = "Training images: an archive, a folder, file:// or s3:// URI.", Required = true };
+        var test = new Option<string?>("--test") { Description = "Images to embed once the model is deployed." };
+        var specs = new Option<string[]>("--spec") { Description = "Spec YAML file(s), merged over the templates in order." };
+        var sets = new Option<string[]>("--set") { Description = "Dotted-key override, e.g. train.num_epochs=3 (repeatable)." };
+        var name = new Option<string?>("--name") { Description = "A name to show in status and list." };
+        var wait = new Option<bool>("--wait") { Description = "Wait for the pipeline to finish, showing progress." };
+        var command = new Command("start", "Start a pipeline and print its id.") { train, test, specs, sets, name, wait };
+        command.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
+        {
+            var spec = Cli.ResolveSpec(result.GetValue(specs), result.GetValue(sets));
+            var start = new StartPipeline
+            {
+                PipelineId = NewId.NextGuid(),
+                TrainDataUri = DataUris.Parse(result.GetValue(train)!, "--train"),
+                TestDataUri = result.GetValue(test) is { } testData ? DataUris.Parse(testData, "--test") : null,
+                Spec = spec.ToJson(),
+                Name = result.GetValue(name),
+                RequestedAt = DateTimeOffset.UtcNow,
+            };
+            var configFile = result.GetValue(config);
+            await using var services = CliServices.Create(configFile);
+            if (result.GetValue(wait) && services.Control.Transport == TransportKind.InMemory && !await Cli.EmbeddedHostRunningAsync(services, cancellationToken))
+            {
+                // No embedded host to hand the request to: be the host for this one pipeline.
+                using var host = EmbeddedHost.Build(configFile);
+                await host.StartAsync(cancellationToken);
+                try
+                {
+                    await services.Control.SendAsync(start, cancellationToken);
+                    Console.WriteLine(start.PipelineId);
+                    return await Cli.WaitAsync(services, start.PipelineId, cancellationToken);
+                }
+                finally
+                {
+                    await host.StopAsync(CancellationToken.None);
+                }
+            }
+            if (services.Control.Transport == TransportKind.InMemory && !await Cli.EmbeddedHostRunningAsync(services, cancellationToken))
+            {
+                Console.Error.WriteLine("note: no embedded host is running; the pipeline starts when `nvdino serve` runs (or use --wait).");
+            }
+            await services.Control.SendAsync(start, cancellationToken);
+            Console.WriteLine(start.PipelineId);
+            return result.GetValue(wait) ? await Cli.WaitAsync(services, start.PipelineId, cancellationToken) : 0;
+        }));
+        return command;
+    }
+
+    private static Command Status(Option<string?> config)
+    {
+        var id = new Argument<Guid>("id") { Description = "The pipeline id." };
+        var json = new Option<bool>("--json") { Description = "Print JSON." };
+        var command = new Command("status", "Show a pipeline's stages, progress and errors.") { id, json };
+        command.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
+        {
+            await using var services = CliServices.Create(result.GetValue(config));
+            var view = await services.Reader.ReadAsync(result.GetValue(id), cancellationToken)
+                ?? throw new CliException($"No pipeline {result.GetValue(id)} in the state database.");
+            Console.Write(result.GetValue(json) ? JsonSerializer.Serialize(view, PipelineView.Json) + Environment.NewLine : PipelineRendering.Render(view, bars: false));
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command List(Option<string?> config)
+    {
+        var limit = new Option<int>("--limit") { Description = "How many of the newest pipelines.", DefaultValueFactory = _ => 20 };
+        var json = new Option<bool>("--json") { Description = "Print JSON." };
+        var command = new Command("list", "List pipelines, newest first.") { limit, json };
+        command.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
+        {
+            await using var services = CliServices.Create(result.GetValue(config));
+            var views = await services.Reader.ListAsync(result.GetValue(limit), cancellationToken);
+            if (result.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(views, PipelineView.Json));
+                return 0;
+            }
+            foreach (var view in views)
+            {
+                var current = view.Steps.FirstOrDefault(s => s.Status is JobStatus.Running or JobStatus.Pending)?.Step ?? "";
+                Console.WriteLine($"{view.Id}  {view.Status,-9} {current,-12} {view.CreatedAt:yyyy-MM-dd HH:mm:ss}  {view.Name}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Watch(Option<string?> config)
+    {
+        var id = new Argument<Guid>("id") { Description = "The pipeline id." };
+        var command = new Command("watch", "Live per-stage progress until the pipeline ends.") { id };
+        command.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
+        {
+            await using var services = CliServices.Create(result.GetValue(config));
+            return await Cli.WaitAsync(services, result.GetValue(id), cancellationToken);
+        }));
+        return command;
+    }
+
+    private static Command Cancel(Option<string?> config)
+    {
+        var id = new Argument<Guid>("id") { Description = "The pipeline id." };
+        var reason = new Option<string?>("--reason") { Description = "Recorded with the cancel." };
+        var command = new Command("cancel", "Cancel a pipeline: running stages stop, keeping their last checkpoint.") { id, reason };
+        command.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
+        {
+            await using var services = CliServices.Create(result.GetValue(config));
+            var view = await services.Reader.ReadAsync(result.GetValue(id), cancellationToken)
+                ?? throw new CliException($"No pipeline {result.GetValue(id)} in the state database.");
+            if (view.Finished)
+            {
+                throw new CliException($"Pipeline {view.Id} is already {view.Status}; nothing to cancel.");
+            }
+            await services.Control.SendAsync(new CancelPipeline { PipelineId = view.Id, Reason = result.GetValue(reason) }, cancellationToken);
+            Console.WriteLine($"cancel requested for {view.Id}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Resume(Option<string?> config)
+    {
+        var id = new Argument<Guid>("id") { Description = "The pipeline id." };
+        var wait = new Option<bool>("--wait") { Description = "Wait for the pipeline to finish, showing progress." };
+        var command = new Command("resume", "Run a failed or canceled pipeline again from the stage that did not finish.") { id, wait };
+        command.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
+        {
+            await using var services = CliServices.Create(result.GetValue(config));
+            var view = await services.Reader.ReadAsync(result.GetValue(id), cancellationToken)
+                ?? throw new CliException($"No pipeline {result.GetValue(id)} in the state database.");
+            if (view.Status is not (JobStatus.Error or JobStatus.Canceled))
+            {
+                throw new CliException($"Pipeline {view.Id} is {view.Status}; only a failed or canceled pipeline can be resumed.");
+            }
+            await services.Control.SendAsync(new ResumePipeline { PipelineId = view.Id }, cancellationToken);
+            Console.WriteLine($"resume requested for {view.Id}");
+            return result.GetValue(wait) ? await Cli.WaitAsync(services, view.Id, cancellationToken) : 0;
+        }));
+        return command;
+    }
+}
