@@ -1,0 +1,37 @@
+using System.Diagnostics;
+
+namespace NvDinoPipeline.Cli.Tests;
+
+public sealed record CommandResult(int ExitCode, string Output, string Error);
+
+/// <summary>Runs the real <c>nvdino</c> binary (built beside the tests) with its own NVDINO_HOME.</summary>
+public sealed class NvdinoProcess(string home)
+{
+    private static readonly string Dll = Path.Combine(AppContext.BaseDirectory, "nvdino.dll");
+
+    public async Task<CommandResult> RunAsync(params string[] args)
+    {
+        using var process = Start(args);
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(timeout.Token);
+        return new CommandResult(process.ExitCode, await output, await error);
+    }
+
+    public Process Start(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Dll);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        info.Environment["NVDINO_HOME"] = home;
+        info.Environment["Messaging__Transport"] = "InMemory";
+        info.Environment["State__Provider"] = "Sqlite";
+        info.Environment.Remove("State__ConnectionString");
+        info.Environment.Remove("ArtifactStore__Root");
+        return Process.Start(info) ?? throw new InvalidOperationException("Could not start nvdino.");
+    }
+}

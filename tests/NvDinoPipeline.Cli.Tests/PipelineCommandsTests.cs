@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using NvDinoPipeline.Testing;
+
+namespace NvDinoPipeline.Cli.Tests;
+
+public sealed class PipelineCommandsTests : IDisposable
+{
+    private readonly TempDirectory _home = new("nvdino-cli");
+    private readonly NvdinoProcess _nvdino;
+
+    public PipelineCommandsTests()
+    {
+        _nvdino = new NvdinoProcess(_home.Path);
+        Directory.CreateDirectory(_home.Combine("images"));
+        File.WriteAllBytes(_home.Combine("images", "a.png"), Commands.Png.Encode(28, 28, (x, y) => ((byte)x, (byte)y, 0)));
+    }
+
+    public void Dispose() => _home.Dispose();
+
+    [Fact]
+    public async Task Start_with_a_bad_spec_names_each_key_and_what_is_allowed_and_sends_nothing()
+    {
+        var result = await _nvdino.RunAsync("pipeline", "start", "--train", _home.Combine("images"),
+            "--set", "train.num_epoch=3", "--set", "train.num_epochs=abc", "--set", "pipeline.deploy.target=tensorflow");
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("train.num_epoch: unknown key; did you mean 'train.num_epochs'?", result.Error);
+        Assert.Contains("train.num_epochs: 'abc' is not an integer", result.Error);
+        Assert.Contains("pipeline.deploy.target", result.Error);
+        Assert.Contains("onnxruntime", result.Error);
+        Assert.Equal("", result.Output);
+        Assert.Equal(0, await CountAsync("control_requests"));
+        Assert.Equal(0, await CountAsync("pipelines"));
+    }
+
+    [Fact]
+    public async Task Start_names_a_missing_data_path()
+    {
+        var missing = _home.Combine("nowhere.tar.gz");
+
+        var result = await _nvdino.RunAsync("pipeline", "start", "--train", missing);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains($"--train: '{missing}' does not exist", result.Error);
+    }
+
+    [Fact]
+    public async Task A_pipeline_started_from_the_command_line_runs_on_the_embedded_host_and_can_be_canceled()
+    {
+        using var serve = _nvdino.Start("serve");
+        try
+        {
+            var started = await _nvdino.RunAsync("pipeline", "start", "--train", _home.Combine("images"), "--name", "cli-test",
+                "--set", "train.num_epochs=1");
+            Assert.Equal(0, started.ExitCode);
+            var id = Guid.Parse(started.Output.Trim());
+
+            var status = await WaitForStatusAsync(id, json => json.GetProperty("steps")[0].GetProperty("status").ValueKind != JsonValueKind.Null);
+            Assert.Equal("cli-test", status.GetProperty("name").GetString());
+            Assert.Equal("Running", status.GetProperty("status").GetString());
+            Assert.Equal("stage-train", status.GetProperty("steps")[0].GetProperty("step").GetString());
+
+            var list = await _nvdino.RunAsync("pipeline", "list");
+            Assert.Contains(id.ToString(), list.Output);
+
+            var cancel = await _nvdino.RunAsync("pipeline", "cancel", id.ToString(), "--reason", "test over");
+            Assert.Equal(0, cancel.ExitCode);
+            var canceled = await WaitForStatusAsync(id, json => json.GetProperty("status").GetString() == "Canceled");
+            Assert.Equal("test over", canceled.GetProperty("error").GetString());
+
+            var again = await _nvdino.RunAsync("pipeline", "cancel", id.ToString());
+            Assert.Equal(2, again.ExitCode);
+            Assert.Contains("already Canceled", again.Error);
+        }
+        finally
+        {
+            serve.Kill(entireProcessTree: true);
+            await serve.WaitForExitAsync();
+        }
+    }
+
+    private async Task<JsonElement> WaitForStatusAsync(Guid id, Func<JsonElement, bool> condition)
+    {
+        var deadline = Stopwatch.StartNew();
+        var last = "";
+        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            var result = await _nvdino.RunAsync("pipeline", "status", id.ToString(), "--json");
+            last = result.Output + result.Error;
+            if (result.ExitCode == 0)
+            {
+                var json = JsonDocument.Parse(result.Output).RootElement;
+                if (condition(json))
+                {
+                    return json;
+                }
+            }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"Status never reached the expected state; last: {last}");
+    }
+
+    private async Task<long> CountAsync(string table)
+    {
+        var database = _home.Combine("state.db");
+        if (!File.Exists(database))
+        {
+            return 0;
+        }
+        await using var connection = new SqliteConnection($"Data Source={database};Mode=ReadOnly;Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT COUNT(*) FROM {table}";
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+}
