@@ -37,9 +37,14 @@ public sealed class StageConsumer<TCommand, TCompleted>(
         using var jobScope = LogContext.PushProperty("JobId", command.JobId);
         var token = context.CancellationToken;
 
-        await jobs.AddIfMissingAsync(NewJob(command, stage), token);
-        var job = await jobs.FindAsync(command.JobId, token)
-            ?? throw new InvalidOperationException($"Job {command.JobId} vanished from the state database.");
+        var job = await jobs.FindAsync(command.JobId, token);
+        if (job is null)
+        {
+            // A command sent by someone other than the orchestrator: the job is recorded here.
+            await jobs.AddIfMissingAsync(NewJob(command, stage), token);
+            job = await jobs.FindAsync(command.JobId, token)
+                ?? throw new InvalidOperationException($"Job {command.JobId} vanished from the state database.");
+        }
         switch (job.Status)
         {
             case JobStatus.Done:
