@@ -93,8 +93,9 @@ for target in "${targets[@]}"; do
 done
 t_build=$((SECONDS - t_build))
 
-# Debian packages whose files tests read (Fashion-MNIST under /usr/share/datasets/fashion-mnist).
-test_packages=(dataset-fashion-mnist)
+# Debian packages the tests use: Fashion-MNIST (/usr/share/datasets/fashion-mnist) and the onnx
+# reference implementation, whose checker validates every exported model.
+test_packages=(dataset-fashion-mnist python3-onnx)
 ensure_test_packages() {
   local missing=() package
   for package in "${test_packages[@]}"; do
