@@ -5,7 +5,7 @@ namespace NvDinoPipeline.Cli.Tests;
 public sealed record CommandResult(int ExitCode, string Output, string Error);
 
 /// <summary>Runs the real <c>nvdino</c> binary (built beside the tests) with its own NVDINO_HOME.</summary>
-public sealed class NvdinoProcess(string home)
+public sealed class NvdinoProcess(string home, IReadOnlyDictionary<string, string>? environment = null)
 {
     private static readonly string Dll = Path.Combine(AppContext.BaseDirectory, "nvdino.dll");
 
@@ -32,6 +32,10 @@ public sealed class NvdinoProcess(string home)
         info.Environment["State__Provider"] = "Sqlite";
         info.Environment.Remove("State__ConnectionString");
         info.Environment.Remove("ArtifactStore__Root");
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
         return Process.Start(info) ?? throw new InvalidOperationException("Could not start nvdino.");
     }
 }
