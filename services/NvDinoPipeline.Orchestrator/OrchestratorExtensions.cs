@@ -13,6 +13,7 @@ public static class OrchestratorExtensions
         var services = pipeline.Services;
         services.AddOptions<OrchestratorOptions>().Bind(pipeline.Configuration.GetSection(OrchestratorOptions.SectionName));
         services.AddSingleton<PipelineStateMachine>();
+        services.AddSingleton(_ => NvDinoPipeline.Specs.SpecLoader.CreateDefault());
         services.AddSingleton<PipelineRepository>();
         services.AddScoped<CommandDispatcher>();
         pipeline.AddBus(bus => bus.AddConsumer<PipelineConsumer, PipelineConsumerDefinition>());

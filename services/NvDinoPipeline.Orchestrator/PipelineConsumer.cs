@@ -11,6 +11,7 @@ public sealed class PipelineConsumer(
     PipelineStateMachine machine,
     PipelineRepository pipelines,
     CommandDispatcher dispatcher,
+    SpecLoader specs,
     ILogger<PipelineConsumer> logger) :
     IConsumer<StartPipeline>,
     IConsumer<CancelPipeline>,
@@ -28,10 +29,12 @@ public sealed class PipelineConsumer(
     {
         var start = context.Message;
         using var scope = LogContext.PushProperty("PipelineId", start.PipelineId);
-        var spec = ResolvedSpec.FromJson(start.Spec);
-        var distill = spec.Get<bool>("pipeline.stages.distill");
-        var inference = spec.Get<bool>("pipeline.stages.inference");
-        var transition = await pipelines.CreateAsync(() => machine.Start(start, distill, inference), start.PipelineId, context.CancellationToken);
+        var problem = Check(start, out var spec);
+        var transition = await pipelines.CreateAsync(
+            () => problem is null
+                ? machine.Start(start, spec!.Get<bool>("pipeline.stages.distill"), spec.Get<bool>("pipeline.stages.inference"))
+                : machine.Reject(start, problem),
+            start.PipelineId, context.CancellationToken);
         if (transition is null)
         {
             logger.LogInformation("Pipeline {PipelineId} was started before; sending its waiting jobs again", start.PipelineId);
@@ -40,9 +43,37 @@ public sealed class PipelineConsumer(
         }
         else
         {
-            logger.LogInformation("Pipeline {PipelineId} started: train {TrainData}, test {TestData}", start.PipelineId, start.TrainDataUri, start.TestDataUri);
+            logger.LogInformation("Pipeline {PipelineId} started: train {TrainData}, test {TestData}{Problem}", start.PipelineId,
+                start.TrainDataUri, start.TestDataUri, problem is null ? "" : $"; rejected: {problem}");
         }
         await ActAsync(context, transition);
+    }
+
+    /// <summary>What makes a start request impossible to run, checked before any stage is asked to work.</summary>
+    private string? Check(StartPipeline start, out ResolvedSpec? spec)
+    {
+        spec = null;
+        foreach (var (name, uri) in new[] { ("train data", start.TrainDataUri), ("test data", start.TestDataUri) })
+        {
+            if (uri is not null && (!uri.IsAbsoluteUri || uri.Scheme is not ("file" or "s3")))
+            {
+                return $"The {name} URI '{uri}' is not a file:// or s3:// URI.";
+            }
+        }
+        try
+        {
+            spec = ResolvedSpec.FromJson(start.Spec);
+            specs.Validate(spec);
+            return null;
+        }
+        catch (SpecValidationException exception)
+        {
+            return "The spec is not valid: " + string.Join("; ", exception.Errors);
+        }
+        catch (Exception exception) when (exception is FormatException or System.Text.Json.JsonException)
+        {
+            return $"The spec is not valid JSON: {exception.Message}";
+        }
     }
 
     public Task Consume(ConsumeContext<CancelPipeline> context) =>

@@ -79,6 +79,31 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         return (state, advance with { Publish = [started, .. advance.Publish] });
     }
 
+    /// <summary>A start request that cannot run (invalid spec, unsupported data URI): recorded as failed.</summary>
+    public (PipelineState State, Transition Transition) Reject(StartPipeline start, string reason)
+    {
+        var now = Now;
+        var pipeline = new PipelineRecord
+        {
+            Id = start.PipelineId,
+            Name = start.Name,
+            Status = JobStatus.Error,
+            Plan = Serialize(PlanFor(start.TestDataUri is not null, distill: false)),
+            Spec = start.Spec,
+            TrainDataUri = start.TrainDataUri.ToString(),
+            TestDataUri = start.TestDataUri?.ToString(),
+            FailedStage = PipelineStage.Staging,
+            ErrorReason = reason,
+            CreatedAt = now,
+            UpdatedAt = now,
+            CompletedAt = now,
+        };
+        return (new PipelineState(pipeline, []), new Transition([],
+        [
+            new PipelineFailed { PipelineId = pipeline.Id, Stage = PipelineStage.Staging, JobId = Guid.Empty, Reason = reason, FailedAt = clock.GetUtcNow() },
+        ]));
+    }
+
     /// <summary>A stage finished: record its result and start whatever was waiting for it.</summary>
     public Transition OnStageCompleted(PipelineState state, IStageMessage completed)
     {

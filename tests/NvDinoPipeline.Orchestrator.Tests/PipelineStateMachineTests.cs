@@ -114,6 +114,25 @@ public sealed class PipelineStateMachineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_start_request_with_an_invalid_spec_fails_the_pipeline_without_running_any_stage()
+    {
+        var standIns = new StandIns();
+        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddStandInWorkers(standIns));
+        await host.StartAsync();
+        var spec = System.Text.RegularExpressions.Regex.Replace(Specs.Defaults.ToJson(), "\"num_epochs\":[0-9]+", "\"num_epochs\":0");
+        Assert.NotEqual(Specs.Defaults.ToJson(), spec);
+        var start = NewStart(spec);
+        await StartPipelineAsync(host, start);
+
+        var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId, (p, _) => p.Status == JobStatus.Error);
+
+        Assert.Contains("train.num_epochs", pipeline.ErrorReason);
+        Assert.Empty(jobs);
+        Assert.Empty(standIns.Runs);
+        await host.StopAsync();
+    }
+
+    [Fact]
     public async Task A_restarted_embedded_host_finishes_the_pipeline_its_predecessor_left_running()
     {
         var settings = EmbeddedSettings(_folder.Path);
