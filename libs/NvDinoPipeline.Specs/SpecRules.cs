@@ -200,7 +200,16 @@ internal static class SpecRules
         new(["train.loss.dino_loss_weight", "train.loss.ibot_loss_weight"], SomethingToLearn),
         new(["model.backbone.teacher_type", "model.backbone.student_type", "model.distill.enable"], StudentMatchesTeacherWithoutDistillation),
         new(["train.optim.lr", "train.optim.min_lr"], MinLrBelowLr),
+        new(["train.optim.warmup_epochs", "train.num_epochs"], WarmupWithinRun),
     ];
+
+    private static IEnumerable<SpecError> WarmupWithinRun(SpecEntries spec)
+    {
+        var (warmup, epochs) = (spec.Int("train.optim.warmup_epochs"), spec.Int("train.num_epochs"));
+        if (warmup > epochs)
+            yield return spec.Error("train.optim.warmup_epochs",
+                $"{warmup} is more than train.num_epochs ({epochs}); the learning-rate warm-up must end within the run");
+    }
 
     private static KeyRule K(string key) => new(key);
 

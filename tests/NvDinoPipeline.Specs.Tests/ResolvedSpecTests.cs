@@ -9,7 +9,7 @@ public sealed class ResolvedSpecTests
         "model.backbone.teacher_type=vit_pico",
         "model.backbone.student_type=vit_pico",
         "model.backbone.img_size=56",
-        "train.num_epochs=3",
+        "train.num_epochs=30",
         "train.optim.lr=1e-3",
         "train.pretrained_model_path=/models/a \"quoted\" name.ckpt",
         "gen_trt_engine.tensorrt.calibration.cal_image_dir=[/cal/a, /cal/b]",

@@ -22,7 +22,7 @@ public sealed class SpecLoaderTests : IDisposable
               transform:
                 global_crops_scale: [0.4, 1.0]
             train:
-              num_epochs: 5
+              num_epochs: 50
             """);
 
         var spec = Loader.Resolve([user], []);
@@ -31,7 +31,7 @@ public sealed class SpecLoaderTests : IDisposable
         Assert.Equal(224, spec.Get<int>("model.backbone.img_size"));
         Assert.Equal("/data/train", spec.Get<string>("dataset.train_dataset.images_dir"));
         Assert.Equal([0.4, 1.0], spec.Get<IReadOnlyList<double>>("dataset.transform.global_crops_scale"));
-        Assert.Equal(5, spec.Get<int>("train.num_epochs"));
+        Assert.Equal(50, spec.Get<int>("train.num_epochs"));
         Assert.Equal(14, spec.Get<int>("model.backbone.patch_size"));
         Assert.Equal(0.04, spec.Get<double>("train.optim.weight_decay"));
     }
@@ -39,14 +39,14 @@ public sealed class SpecLoaderTests : IDisposable
     [Fact]
     public void Later_files_override_earlier_ones_and_set_overrides_beat_every_file()
     {
-        var first = files.Write("first.yaml", "train:\n  num_epochs: 5\n  seed: 7\n");
-        var second = files.Write("second.yaml", "train:\n  num_epochs: 6\n");
+        var first = files.Write("first.yaml", "train:\n  num_epochs: 50\n  seed: 7\n");
+        var second = files.Write("second.yaml", "train:\n  num_epochs: 60\n");
 
-        var spec = Loader.Resolve([first, second], ["train.num_epochs=3"]);
+        var spec = Loader.Resolve([first, second], ["train.num_epochs=30"]);
 
-        Assert.Equal(3, spec.Get<int>("train.num_epochs"));
+        Assert.Equal(30, spec.Get<int>("train.num_epochs"));
         Assert.Equal(7, spec.Get<int>("train.seed"));
-        Assert.Equal(6, Loader.Resolve([first, second], []).Get<int>("train.num_epochs"));
+        Assert.Equal(60, Loader.Resolve([first, second], []).Get<int>("train.num_epochs"));
     }
 
     [Fact]
@@ -117,7 +117,7 @@ public sealed class SpecLoaderTests : IDisposable
     {
         var user = files.Write("typo.yaml", """
             train:
-              num_epochs: 4
+              num_epochs: 40
               optim:
                 wieght_decay: 0.05
             """);
@@ -346,8 +346,8 @@ public sealed class SpecLoaderTests : IDisposable
     [Fact]
     public void Spec_text_documents_resolve_like_files()
     {
-        var spec = Loader.ResolveDocuments([new SpecDocument("request", "train:\n  num_epochs: 2\n")], []);
-        Assert.Equal(2, spec.Get<int>("train.num_epochs"));
+        var spec = Loader.ResolveDocuments([new SpecDocument("request", "train:\n  num_epochs: 20\n")], []);
+        Assert.Equal(20, spec.Get<int>("train.num_epochs"));
 
         var exception = Assert.Throws<SpecValidationException>(() =>
             Loader.ResolveDocuments([new SpecDocument("request", "train:\n  num_epochs: -2\n")], []));
@@ -357,14 +357,22 @@ public sealed class SpecLoaderTests : IDisposable
     [Fact]
     public void Apply_overrides_a_resolved_spec_and_keeps_linked_keys_together()
     {
-        var spec = Loader.Resolve(Array.Empty<string>(), ["train.num_epochs=3"]);
+        var spec = Loader.Resolve(Array.Empty<string>(), ["train.num_epochs=30"]);
 
         var staged = Loader.Apply(spec, ["dataset.train_dataset.images_dir=/staged/train", "pipeline.deploy.precision=fp16"]);
 
-        Assert.Equal(3, staged.Get<int>("train.num_epochs"));
+        Assert.Equal(30, staged.Get<int>("train.num_epochs"));
         Assert.Equal("/staged/train", staged.Get<string>("dataset.train_dataset.images_dir"));
         Assert.Equal("fp16", staged.Get<string>("gen_trt_engine.tensorrt.data_type"));
         Assert.Null(spec.Get<string?>("dataset.train_dataset.images_dir"));
         Assert.Throws<SpecValidationException>(() => Loader.Apply(spec, ["train.num_epochs=0"]));
+    }
+
+    [Fact]
+    public void Rejects_a_learning_rate_warm_up_longer_than_the_run()
+    {
+        var error = Assert.Throws<SpecValidationException>(() => Loader.Resolve(Array.Empty<string>(), ["train.num_epochs=3", "train.optim.warmup_epochs=5"]));
+
+        Assert.Contains(error.Errors, e => e.Key == "train.optim.warmup_epochs" && e.Message.Contains("more than train.num_epochs (3)"));
     }
 }
