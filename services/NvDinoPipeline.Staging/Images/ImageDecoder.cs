@@ -1,0 +1,156 @@
+using System.Buffers.Binary;
+using NvDinoPipeline.Staging.Output;
+using StbImageSharp;
+
+namespace NvDinoPipeline.Staging.Images;
+
+/// <summary>A file that decoded into a usable image, already scaled to the staged size.</summary>
+internal sealed record DecodedImage(ImageFormat Format, int Width, int Height, byte[] Rgb, int StagedWidth, int StagedHeight);
+
+/// <summary>The outcome of validating one file: a decoded image, or the reason it is skipped.</summary>
+internal readonly record struct DecodeResult(DecodedImage? Image, SkipReason Reason, string Detail)
+{
+    public static DecodeResult Ok(DecodedImage image) => new(image, default, "");
+
+    public static DecodeResult Skip(SkipReason reason, string detail) => new(null, reason, detail);
+}
+
+/// <summary>
+/// Validates a file by decoding it once. The header is read first and absurd dimensions are refused before
+/// any pixel buffer exists; truncation that the lenient stb decoders would paper over with grey pixels
+/// (JPEG, BMP, GIF, uncompressed TGA) is detected from the container structure.
+/// </summary>
+internal sealed class ImageDecoder(StagingOptions options)
+{
+    public DecodeResult Decode(string relativePath, byte[] buffer, int length)
+    {
+        var data = buffer.AsSpan(0, length);
+        if (length == 0)
+        {
+            return DecodeResult.Skip(SkipReason.NotAnImage, "the file is empty");
+        }
+        var format = ImageFormats.Detect(data, relativePath, out var refused);
+        if (format is null)
+        {
+            return refused is null
+                ? DecodeResult.Skip(SkipReason.NotAnImage, $"not a {ImageFormats.AcceptedList} file (starts with {Convert.ToHexString(data[..Math.Min(8, length)])})")
+                : DecodeResult.Skip(SkipReason.UnsupportedFormat, $"{refused} images are not staged; accepted are {ImageFormats.AcceptedList}");
+        }
+
+        if (!ImageHeader.TryRead(format.Value, data, out var width, out var height))
+        {
+            return DecodeResult.Skip(SkipReason.Corrupt, $"the {format.Value.Name()} header cannot be read");
+        }
+        if (width <= 0 || height <= 0)
+        {
+            return DecodeResult.Skip(SkipReason.Corrupt, $"the {format.Value.Name()} header claims {width}×{height} pixels");
+        }
+        if (width > options.MaxImageSide || height > options.MaxImageSide)
+        {
+            return DecodeResult.Skip(SkipReason.AbsurdDimensions,
+                $"the header claims {width}×{height} pixels; {StagingOptions.SectionName}:{nameof(StagingOptions.MaxImageSide)} is {options.MaxImageSide}");
+        }
+        if (width * height > options.MaxImagePixels)
+        {
+            return DecodeResult.Skip(SkipReason.AbsurdDimensions,
+                $"the header claims {width}×{height} = {width * height} pixels; {StagingOptions.SectionName}:{nameof(StagingOptions.MaxImagePixels)} is {options.MaxImagePixels}");
+        }
+        if (FindTruncation(format.Value, data, width, height) is { } truncation)
+        {
+            return DecodeResult.Skip(SkipReason.Truncated, truncation);
+        }
+
+        byte[]? pixels = null;
+        int decodedWidth = 0, decodedHeight = 0;
+        try
+        {
+            if (format == ImageFormat.Png)
+            {
+                pixels = PngDecoder.TryDecode(buffer, length, out decodedWidth, out decodedHeight);
+            }
+            if (pixels is null)
+            {
+                var decoded = ImageResult.FromStream(new MemoryStream(buffer, 0, length, writable: false), ColorComponents.RedGreenBlue);
+                (pixels, decodedWidth, decodedHeight) = (decoded?.Data, decoded?.Width ?? 0, decoded?.Height ?? 0);
+            }
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            return DecodeResult.Skip(SkipReason.Corrupt, $"the {format.Value.Name()} data cannot be decoded: {exception.Message}");
+        }
+        if (pixels is null || decodedWidth != width || decodedHeight != height || pixels.Length < width * height * 3)
+        {
+            return DecodeResult.Skip(SkipReason.Corrupt, $"the {format.Value.Name()} data decoded to a different size than its header claims");
+        }
+
+        var (stagedWidth, stagedHeight) = ImageResizer.FitWithin(decodedWidth, decodedHeight, options.MaxSide);
+        var rgb = ImageResizer.Resize(pixels, decodedWidth, decodedHeight, stagedWidth, stagedHeight);
+        return DecodeResult.Ok(new DecodedImage(format.Value, decodedWidth, decodedHeight, rgb, stagedWidth, stagedHeight));
+    }
+
+    /// <summary>Why the file is cut short, or null when its structure is complete.</summary>
+    private static string? FindTruncation(ImageFormat format, ReadOnlySpan<byte> data, long width, long height) => format switch
+    {
+        ImageFormat.Jpeg => JpegTruncation(data),
+        ImageFormat.Png => data.LastIndexOf("IEND"u8) < 0 ? "the PNG has no IEND chunk: the file is cut short" : null,
+        ImageFormat.Bmp => BmpTruncation(data),
+        ImageFormat.Gif => data.TrimEnd((byte)0).EndsWith([(byte)0x3B]) ? null : "the GIF has no trailer byte: the file is cut short",
+        ImageFormat.Tga => TgaTruncation(data, width, height),
+        _ => null,
+    };
+
+    private static string? JpegTruncation(ReadOnlySpan<byte> data)
+    {
+        // Entropy-coded data escapes 0xFF as FF 00, so FF DA and FF D9 only ever occur as markers. The main image's
+        // last scan (after any EXIF thumbnail) must be followed by an end-of-image marker.
+        var lastScan = data.LastIndexOf([(byte)0xFF, (byte)0xDA]);
+        if (lastScan < 0)
+        {
+            return "the JPEG has no scan data";
+        }
+        return data[lastScan..].IndexOf([(byte)0xFF, (byte)0xD9]) < 0
+            ? "the JPEG has no end-of-image marker after its last scan: the file is cut short"
+            : null;
+    }
+
+    private static string? BmpTruncation(ReadOnlySpan<byte> data)
+    {
+        var declaredSize = BinaryPrimitives.ReadUInt32LittleEndian(data[2..]);
+        if (declaredSize > data.Length)
+        {
+            return $"the BMP header declares {declaredSize} bytes but the file has {data.Length}";
+        }
+        if (data.Length < 34 || BinaryPrimitives.ReadUInt32LittleEndian(data[14..]) < 40)
+        {
+            return null;
+        }
+        var pixelOffset = BinaryPrimitives.ReadUInt32LittleEndian(data[10..]);
+        var width = (long)BinaryPrimitives.ReadInt32LittleEndian(data[18..]);
+        var height = Math.Abs((long)BinaryPrimitives.ReadInt32LittleEndian(data[22..]));
+        var bitsPerPixel = BinaryPrimitives.ReadUInt16LittleEndian(data[28..]);
+        var compression = BinaryPrimitives.ReadUInt32LittleEndian(data[30..]);
+        if (compression is not (0 or 3 or 6))
+        {
+            return null;
+        }
+        var rowBytes = (bitsPerPixel * width + 31) / 32 * 4;
+        var needed = pixelOffset + rowBytes * height;
+        return needed > data.Length ? $"the BMP pixel data needs {needed} bytes but the file has {data.Length}" : null;
+    }
+
+    private static string? TgaTruncation(ReadOnlySpan<byte> data, long width, long height)
+    {
+        var imageType = data[2];
+        if (imageType is not (1 or 2 or 3))
+        {
+            return null;
+        }
+        var idLength = data[0];
+        var colorMapLength = BinaryPrimitives.ReadUInt16LittleEndian(data[5..]);
+        var colorMapEntryBits = data[7];
+        var bitsPerPixel = data[16];
+        var needed = 18L + idLength + (data[1] == 1 ? colorMapLength * ((colorMapEntryBits + 7) / 8) : 0)
+            + width * height * ((bitsPerPixel + 7) / 8);
+        return needed > data.Length ? $"the TGA pixel data needs {needed} bytes but the file has {data.Length}" : null;
+    }
+}
