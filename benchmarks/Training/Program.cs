@@ -1,0 +1,325 @@
+using System.Diagnostics;
+using System.Globalization;
+using NvDinoPipeline.Benchmarks.Training;
+using NvDinoPipeline.Model;
+using NvDinoPipeline.Ssl.Augmentation;
+using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Core.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+// NVDINOv2 self-supervised training benchmarks.
+//   dotnet run -c Release --project benchmarks/Training -- knn [--epochs 6] [--train-images 20000] [--batch 64] ...
+//   dotnet run -c Release --project benchmarks/Training -- throughput [--configs knn_net,vit_s14_224] [--steps 3] [--long-minutes 3]
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+var mode = args.FirstOrDefault() ?? "";
+var threads = Int("--threads", Environment.ProcessorCount);
+torch.set_num_threads(threads);
+Console.WriteLine($"{Environment.ProcessorCount} cores, torch threads {threads}, CUDA {torch.cuda.is_available()}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+switch (mode)
+{
+    case "knn":
+        await KnnAsync();
+        break;
+    case "throughput":
+        await ThroughputAsync();
+        break;
+    case "stress":
+        Stress.Run(Int("--seconds", 120), Int("--workers", 2));
+        break;
+    default:
+        Console.Error.WriteLine("usage: knn | throughput (see the comments at the top of Program.cs for options)");
+        return 2;
+}
+return 0;
+
+async Task KnnAsync()
+{
+    var side = Int("--img", 56);
+    var localSide = Int("--local-img", 28);
+    var trainImages = Int("--train-images", 20000);
+    var bankImages = Int("--bank", 60000);
+    var testImages = Int("--test", 10000);
+    var backbone = new BackboneConfig
+    {
+        EmbedDim = Int("--embed", 128), Depth = Int("--depth", 4), NumHeads = Int("--heads", 4),
+        PatchSize = 14, ImgSize = side, DropPathRate = Double("--drop-path", 0.0),
+        // LayerScale at 1e-5 (DINOv2's init for deep ViTs) makes a fresh network's CLS token the same for every image;
+        // this 4-block network trains without it unless --layerscale is given.
+        LayerScaleInit = Arg("--layerscale") is { } layerScale ? double.Parse(layerScale, CultureInfo.InvariantCulture) : null,
+    };
+    var options = new SslTrainerOptions
+    {
+        Backbone = backbone,
+        Head = new SslHeadOptions { NumLayers = 3, HiddenDim = Int("--head-hidden", 512), BottleneckDim = 128, NumPrototypes = Int("--prototypes", 1024) },
+        Optim = new SslOptimOptions
+        {
+            BaseLr = Double("--lr", 0.004), WarmupEpochs = Int("--warmup", 1), MinLr = 1e-6, LayerwiseDecay = Double("--layerwise-decay", 1.0),
+            FreezeLastLayerEpochs = Int("--freeze-last-layer", 1),
+        },
+        Teacher = new SslTeacherOptions
+        {
+            MomentumTeacher = Double("--momentum", 0.99), WarmupTeacherTemp = 0.04, TeacherTemp = Double("--teacher-temp", 0.07),
+            WarmupTeacherTempEpochs = Int("--teacher-temp-warmup", 2),
+        },
+        Epochs = Int("--epochs", 6),
+        BatchSize = Int("--batch", 64),
+        Seed = 1,
+        Precision = Arg("--precision") == "bf16" ? TrainingPrecision.Bf16 : TrainingPrecision.Fp32,
+    };
+    var data = new SslDataOptions
+    {
+        BatchSize = options.BatchSize,
+        PatchSize = 14,
+        Crops = new MultiCropOptions
+        {
+            GlobalCropsSize = side, LocalCropsSize = localSide, LocalCropsNumber = Int("--local-crops", 4),
+            GlobalCropsScale = (0.35, 1.0), LocalCropsScale = (0.1, 0.35), BlurKernelSize = 5,
+        },
+        Workers = Int("--workers", 2),
+        PrefetchBatches = 4,
+    };
+
+    var clock = Stopwatch.StartNew();
+    var train = FashionMnist.Load("train");
+    var test = FashionMnist.Load("t10k", testImages);
+    var bank = train.Images.Take(bankImages).ToList();
+    var bankLabels = train.Labels[..bank.Count];
+    var source = new InMemoryImageSource(train.Images.Take(trainImages).ToList());
+    Console.WriteLine($"Fashion-MNIST: SSL on {source.Count} training images (labels unused), k-NN bank {bank.Count} training images, {test.Images.Count} test images; loaded in {clock.Elapsed.TotalSeconds:F1} s");
+    Console.WriteLine($"ViT {backbone.EmbedDim}/{backbone.Depth}/{backbone.NumHeads} patch 14, {side}px global x2 + {localSide}px local x{data.Crops.LocalCropsNumber}, batch {options.BatchSize}, " +
+                      $"{options.Epochs} epochs, lr {options.ScaledLr:G3}, {options.Head.NumPrototypes} prototypes, {options.Precision}, {data.Workers} loader threads");
+
+    using var pixelsTrain = Knn.Pixels(bank);
+    using var pixelsTest = Knn.Pixels(test.Images);
+    var pixelAccuracy = Knn.Accuracy(pixelsTrain, bankLabels, pixelsTest, test.Labels);
+    Console.WriteLine($"raw pixels k-NN: {pixelAccuracy:P2}");
+
+    var loader = new SslBatchLoader(source, data, options.Seed);
+    using var trainer = new SslTrainer(options, loader.IterationsPerEpoch);
+    Console.WriteLine($"backbone parameters {trainer.Student.Backbone.ParameterCount:N0}, {loader.IterationsPerEpoch} steps per epoch");
+    clock.Restart();
+    var (randomAccuracy, randomStd) = Evaluate(trainer.Teacher.Backbone);
+    Console.WriteLine($"random init k-NN: {randomAccuracy:P2} (embedding {clock.Elapsed.TotalSeconds:F0} s)");
+
+    var directory = Path.Combine(Path.GetTempPath(), $"nvdino-knn-bench-{Environment.ProcessId}");
+    var observer = new ConsoleObserver(trainer.TotalSteps, every: Int("--print-every", 25));
+    clock.Restart();
+    var result = await new TrainingLoop(trainer, loader, new TrainingLoopOptions { CheckpointDirectory = directory, CheckpointInterval = options.Epochs })
+        .RunAsync(observer, CancellationToken.None);
+    var trainSeconds = clock.Elapsed.TotalSeconds;
+    Directory.Delete(directory, recursive: true);
+    Console.WriteLine($"trained {result.StepsTaken} steps ({result.StepsTaken * options.BatchSize} images) in {trainSeconds:F0} s: {result.StepsTaken * options.BatchSize / trainSeconds:F1} images/s");
+
+    var (trainedAccuracy, trainedStd) = Evaluate(trainer.Teacher.Backbone);
+    var studentAccuracy = args.Contains("--student") ? Evaluate(trainer.Student.Backbone).Accuracy : double.NaN;
+    Console.WriteLine();
+    Console.WriteLine("| features (k=20, cosine, weighted T=0.07) | k-NN accuracy | per-dim std of l2-normalised embedding (min / median / mean) |");
+    Console.WriteLine("|---|---|---|");
+    Console.WriteLine($"| raw pixels (784) | {pixelAccuracy:P2} | - |");
+    Console.WriteLine($"| random-init ViT, CLS ({backbone.EmbedDim}) | {randomAccuracy:P2} | {randomStd.Min:G3} / {randomStd.Median:G3} / {randomStd.Mean:G3} |");
+    Console.WriteLine($"| SSL teacher after {options.Epochs} epochs, CLS ({backbone.EmbedDim}) | {trainedAccuracy:P2} | {trainedStd.Min:G3} / {trainedStd.Median:G3} / {trainedStd.Mean:G3} |");
+    if (!double.IsNaN(studentAccuracy))
+        Console.WriteLine($"| SSL student, CLS | {studentAccuracy:P2} | |");
+    Console.WriteLine($"training wall time {trainSeconds / 60:F1} min, peak RSS {Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024 * 1024):F2} GiB");
+
+    (double Accuracy, (double Min, double Median, double Mean) Std) Evaluate(VisionTransformer network)
+    {
+        using var trainFeatures = Knn.Embed(network, bank, side);
+        using var testFeatures = Knn.Embed(network, test.Images, side);
+        return (Knn.Accuracy(trainFeatures, bankLabels, testFeatures, test.Labels), Knn.PerDimensionStd(testFeatures));
+    }
+}
+
+async Task ThroughputAsync()
+{
+    var steps = Int("--steps", 3);
+    var names = (Arg("--configs") ?? "knn_net,vit_s14_224_small_head,vit_s14_224").Split(',');
+    var mmSide = Int("--mm", 2048);
+    Console.WriteLine($"Training steps on pre-built batches (loader excluded); fp32 torch.mm {mmSide}x{mmSide} measured right before and after each config.");
+    Console.WriteLine("Wall-clock rates move with the machine's load; the CPU-time columns divide by the process's CPU seconds instead, which a shared machine disturbs less.");
+    Console.WriteLine();
+    Console.WriteLine("| config | precision | batch | crops | params (backbone) | model GFLOP / image | s / step | images/s | achieved GFLOP/s | mm GFLOP/s | % of mm | achieved GFLOP per CPU-s | mm GFLOP per CPU-s | % of mm (CPU time) | peak RSS GiB |");
+    Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    foreach (var name in names)
+    {
+        foreach (var precision in (Arg("--precision") ?? "fp32").Split(','))
+        {
+            var (options, data) = Config(name, precision == "bf16" ? TrainingPrecision.Bf16 : TrainingPrecision.Fp32);
+            var images = Synthetic(Math.Max(data.BatchSize * (steps + 1), 16), 256);
+            var loader = new SslBatchLoader(images, data, seed: 3);
+            using var trainer = new SslTrainer(options with { Epochs = 1 }, loader.IterationsPerEpoch);
+            var batches = Enumerable.Range(0, steps + 1).Select(i => loader.Build(0, i)).ToList();
+            using (var warmup = batches[0])
+                trainer.Step(warmup);
+            var before = Matmul(mmSide);
+            var masked = 0.0;
+            var clock = Stopwatch.StartNew();
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            for (var i = 1; i <= steps; i++)
+            {
+                using var batch = batches[i];
+                masked += trainer.Step(batch)[TrainingMetrics.MaskedPatches] / data.BatchSize;
+            }
+            var wall = clock.Elapsed.TotalSeconds;
+            var cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+            var after = Matmul(mmSide);
+            var mmWall = (before.Gflops + after.Gflops) / 2;
+            var mmCpu = (before.GflopPerCpuSecond + after.GflopPerCpuSecond) / 2;
+            var imagesPerSecond = data.BatchSize * steps / wall;
+            var flops = Flops.TrainingImage(options, data.Crops.GlobalCropsSize, data.Crops.LocalCropsSize, data.Crops.LocalCropsNumber, masked / steps);
+            var achieved = flops * imagesPerSecond / 1e9;
+            var achievedCpu = flops * data.BatchSize * steps / cpuSeconds / 1e9;
+            var peak = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024 * 1024);
+            Console.WriteLine($"| {name} | {precision} | {data.BatchSize} | 2x{data.Crops.GlobalCropsSize} + {data.Crops.LocalCropsNumber}x{data.Crops.LocalCropsSize} | " +
+                              $"{trainer.Student.Backbone.ParameterCount / 1e6:F1}M | {flops / 1e9:F2} | {wall / steps:F2} | {imagesPerSecond:F2} | {achieved:F1} | {mmWall:F1} | {100 * achieved / mmWall:F0}% | " +
+                              $"{achievedCpu:F1} | {mmCpu:F1} | {100 * achievedCpu / mmCpu:F0}% | {peak:F2} |");
+        }
+    }
+
+    var minutes = Double("--long-minutes", 0);
+    if (minutes > 0)
+        await LongRunAsync(Arg("--long-config") ?? "knn_net", minutes);
+}
+
+async Task LongRunAsync(string name, double minutes)
+{
+    var (options, data) = Config(name, TrainingPrecision.Fp32);
+    var images = Synthetic(2048, 64);
+    var loader = new SslBatchLoader(images, data with { Workers = 1 }, seed: 4);
+    var epochs = 1000;
+    using var trainer = new SslTrainer(options with { Epochs = epochs, Optim = options.Optim with { WarmupEpochs = 1 } }, loader.IterationsPerEpoch);
+    Console.WriteLine();
+    Console.WriteLine($"Memory over a {minutes:F0}-minute run of {name} (loader on a background thread, a dispose scope per step):");
+    Console.WriteLine("| minute | steps | RSS MiB | managed MiB |");
+    Console.WriteLine("|---|---|---|---|");
+    var clock = Stopwatch.StartNew();
+    var nextReport = 0.0;
+    using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(minutes));
+    var observer = new MemoryObserver(step =>
+    {
+        var elapsed = clock.Elapsed.TotalMinutes;
+        if (elapsed < nextReport)
+            return;
+        nextReport += minutes / 10;
+        var process = Process.GetCurrentProcess();
+        Console.WriteLine($"| {elapsed:F1} | {step + 1} | {process.WorkingSet64 / (1024.0 * 1024):F0} | {GC.GetTotalMemory(false) / (1024.0 * 1024):F0} |");
+    });
+    var directory = Path.Combine(Path.GetTempPath(), $"nvdino-long-bench-{Environment.ProcessId}");
+    try
+    {
+        await new TrainingLoop(trainer, loader, new TrainingLoopOptions { CheckpointDirectory = directory, CheckpointInterval = 1000 })
+            .RunAsync(observer, cancel.Token);
+    }
+    catch (OperationCanceledException)
+    {
+    }
+    finally
+    {
+        if (Directory.Exists(directory))
+            Directory.Delete(directory, recursive: true);
+    }
+    var final = Process.GetCurrentProcess();
+    Console.WriteLine($"| {clock.Elapsed.TotalMinutes:F1} | {trainer.GlobalStep} | {final.WorkingSet64 / (1024.0 * 1024):F0} | {GC.GetTotalMemory(false) / (1024.0 * 1024):F0} |");
+}
+
+(SslTrainerOptions Options, SslDataOptions Data) Config(string name, TrainingPrecision precision)
+{
+    // knn_net: the k-NN benchmark's network; vit_s14_224: ViT-S/14 with NVDINOv2's crops (2x224 + 8x98) and TAO's
+    // heads (2048 hidden, 384 bottleneck, 131072 prototypes); vit_s14_224_small_head: the same with 4096 prototypes.
+    var (backbone, head, batch, global, local, locals) = name switch
+    {
+        "knn_net" => (new BackboneConfig { EmbedDim = 128, Depth = 4, NumHeads = 4, ImgSize = 56 },
+            new SslHeadOptions { HiddenDim = 512, BottleneckDim = 128, NumPrototypes = 1024 }, 64, 56, 28, 4),
+        "vit_s14_224" => (BackboneConfig.VitSmall(14, 224) with { DropPathRate = 0.1 }, new SslHeadOptions(), Int("--batch", 8), 224, 98, 8),
+        "vit_s14_224_small_head" => (BackboneConfig.VitSmall(14, 224) with { DropPathRate = 0.1 },
+            new SslHeadOptions { NumPrototypes = 4096 }, Int("--batch", 8), 224, 98, 8),
+        "vit_b14_224" => (BackboneConfig.VitBase(14, 224) with { DropPathRate = 0.1 }, new SslHeadOptions(), Int("--batch", 4), 224, 98, 8),
+        _ => throw new ArgumentException($"unknown config '{name}'; use knn_net, vit_s14_224, vit_s14_224_small_head or vit_b14_224"),
+    };
+    var options = new SslTrainerOptions
+    {
+        Backbone = backbone, Head = head, Epochs = 1, BatchSize = batch, Precision = precision,
+        Optim = new SslOptimOptions { WarmupEpochs = 0 }, Seed = 2,
+    };
+    var data = new SslDataOptions
+    {
+        BatchSize = batch, PatchSize = 14,
+        Crops = new MultiCropOptions { GlobalCropsSize = global, LocalCropsSize = local, LocalCropsNumber = locals },
+        Workers = 0,
+    };
+    return (options, data);
+}
+
+(double Gflops, double GflopPerCpuSecond) Matmul(int n)
+{
+    using var a = torch.randn(n, n);
+    using var b = torch.randn(n, n);
+    a.mm(b).Dispose();
+    var clock = Stopwatch.StartNew();
+    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+    var runs = 0;
+    while (clock.Elapsed.TotalSeconds < 2 || runs < 3)
+    {
+        a.mm(b).Dispose();
+        runs++;
+    }
+    var flops = 2.0 * n * n * n * runs;
+    var cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+    return (flops / clock.Elapsed.TotalSeconds / 1e9, flops / cpuSeconds / 1e9);
+}
+
+InMemoryImageSource Synthetic(int count, int side)
+{
+    var random = new Random(5);
+    var list = new List<DecodedImage>(count);
+    for (var i = 0; i < count; i++)
+    {
+        var pixels = new byte[side * side * 3];
+        random.NextBytes(pixels);
+        list.Add(new DecodedImage(pixels, side, side, 3));
+    }
+    return new InMemoryImageSource(list);
+}
+
+string? Arg(string name)
+{
+    var index = Array.IndexOf(args, name);
+    return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+}
+
+int Int(string name, int fallback) => Arg(name) is { } value ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
+
+double Double(string name, double fallback) => Arg(name) is { } value ? double.Parse(value, CultureInfo.InvariantCulture) : fallback;
+
+internal sealed class ConsoleObserver(long totalSteps, int every) : ITrainingObserver
+{
+    private readonly Stopwatch clock = Stopwatch.StartNew();
+
+    public void OnStep(TrainingStepResult step, double imagesPerSecond)
+    {
+        if ((step.Step + 1) % every != 0)
+            return;
+        Console.WriteLine($"  step {step.Step + 1}/{totalSteps} ({clock.Elapsed.TotalSeconds:F0} s): loss {step[TrainingMetrics.Loss]:F3} " +
+                          $"(dino {step[TrainingMetrics.DinoLocalLoss] + step[TrainingMetrics.DinoGlobalLoss]:F3}, ibot {step[TrainingMetrics.IbotLoss]:F3}, koleo {step[TrainingMetrics.KoleoLoss]:F3}), " +
+                          $"teacher entropy {step[TrainingMetrics.TeacherEntropy]:F2}, lr {step[TrainingMetrics.Lr]:G3}, {imagesPerSecond:F0} images/s");
+    }
+
+    public Task OnEpochEndAsync(EpochSummary summary, CancellationToken cancellationToken)
+    {
+        Console.WriteLine($"epoch {summary.Epoch}: mean loss {summary.Metrics[TrainingMetrics.Loss]:F3}, {summary.Metrics[TrainingMetrics.ImagesPerSecond]:F1} images/s, {summary.Metrics[TrainingMetrics.EpochSeconds]:F0} s");
+        return Task.CompletedTask;
+    }
+
+    public Task OnCheckpointAsync(SavedCheckpoint checkpoint, CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+internal sealed class MemoryObserver(Action<long> onStep) : ITrainingObserver
+{
+    public void OnStep(TrainingStepResult step, double imagesPerSecond) => onStep(step.Step);
+
+    public Task OnEpochEndAsync(EpochSummary summary, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task OnCheckpointAsync(SavedCheckpoint checkpoint, CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,466 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using NvDinoPipeline.Model.Weights;
+using NvDinoPipeline.Ssl.Losses;
+using NvDinoPipeline.Ssl.Optimization;
+using NvDinoPipeline.Ssl.Schedules;
+using NvDinoPipeline.Ssl.Teacher;
+using NvDinoPipeline.Training.Core.Checkpoints;
+using NvDinoPipeline.Training.Core.Data;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace NvDinoPipeline.Training.Core;
+
+/// <summary>
+/// DINOv2 self-supervised training (Oquab et al. 2023, <c>SSLMetaArch.forward_backward</c>): a student
+/// backbone with DINO and iBOT heads learns, by gradient, to match an EMA teacher of itself on multi-crop views.
+/// Each <see cref="Step"/> runs the teacher on the global crops, the student on the masked global and the local
+/// crops, and minimises DINO (class token) + iBOT (masked patches) + KoLeo, then updates the teacher by EMA.
+/// Schedules (lr with warm-up, weight decay, teacher momentum and temperature, last-layer freeze) are indexed by
+/// <see cref="GlobalStep"/>, so a trainer restored from a checkpoint continues exactly where the run stopped.
+/// </summary>
+public sealed class SslTrainer : ITrainableModel, IDisposable
+{
+    public const string CheckpointKind = "nvdinov2-ssl";
+    public const string TeacherBackboneFileName = "teacher_backbone.safetensors";
+    public const string StudentBackboneFileName = "student_backbone.safetensors";
+
+    private const int GlobalCrops = 2;
+
+    private readonly SslTrainerOptions options;
+    private readonly SslSchedules schedules;
+    private readonly ILogger logger;
+    private readonly SslNetwork student;
+    private readonly SslNetwork teacher;
+    private readonly SslNetwork studentCompute;
+    private readonly SslNetwork teacherCompute;
+    private readonly DinoLoss dinoLoss;
+    private readonly IbotPatchLoss ibotLoss;
+    private readonly ScheduledAdamW optimizer;
+    private readonly List<(string Name, Parameter Parameter)> optimizerParameters;
+    private readonly List<(Parameter Master, Parameter Compute)> computePairs = [];
+    private readonly List<(Parameter Master, Parameter Compute)> teacherComputePairs = [];
+    private readonly ScalarType computeType;
+
+    public SslTrainer(SslTrainerOptions options, long iterationsPerEpoch, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (iterationsPerEpoch < 1)
+            throw new ArgumentOutOfRangeException(nameof(iterationsPerEpoch), iterationsPerEpoch, "must be at least 1");
+        this.options = options;
+        this.logger = logger ?? NullLogger.Instance;
+        IterationsPerEpoch = iterationsPerEpoch;
+        schedules = SslSchedules.Create(options.ScheduleOptions(), iterationsPerEpoch);
+        Device = TrainingDevice.Resolve(options.Device);
+        computeType = options.Precision == TrainingPrecision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
+
+        using (TorchRandom.Seeded(TrainingSeeds.ForTorch(options.Seed, -1)))
+        {
+            student = new SslNetwork(options.Backbone, options.Head, "student");
+            teacher = new SslNetwork(options.Backbone, options.Head, "teacher");
+            if (computeType == ScalarType.Float32)
+            {
+                studentCompute = student;
+                teacherCompute = teacher;
+            }
+            else
+            {
+                studentCompute = new SslNetwork(options.Backbone, options.Head, "student_compute");
+                teacherCompute = new SslNetwork(options.Backbone, options.Head, "teacher_compute");
+            }
+        }
+        student.to(Device);
+        teacher.to(Device);
+        TeacherEma.CopyFrom(teacher, student);
+        foreach (var parameter in teacher.parameters())
+            parameter.requires_grad = false;
+        if (!ReferenceEquals(studentCompute, student))
+        {
+            studentCompute.to(computeType).to(Device);
+            teacherCompute.to(computeType).to(Device);
+            foreach (var parameter in teacherCompute.parameters())
+                parameter.requires_grad = false;
+            computePairs.AddRange(Pair(student, studentCompute));
+            teacherComputePairs.AddRange(Pair(teacher, teacherCompute));
+        }
+
+        dinoLoss = new DinoLoss(options.Head.NumPrototypes, options.Loss.StudentTemp, options.Loss.CenterMomentum);
+        ibotLoss = new IbotPatchLoss(options.Head.NumPrototypes, options.Loss.StudentTemp, options.Loss.CenterMomentum);
+        dinoLoss.to(Device);
+        ibotLoss.to(Device);
+
+        // DINOv2's groups: layer-wise decay and the patch-embed multiplier on the backbone, none on the heads; names
+        // carry the part prefix so every parameter has a unique name in the optimizer and the checkpoint.
+        var specs = new List<ParamGroupSpec>();
+        foreach (var (prefix, module) in student.Parts())
+        {
+            var named = module.named_parameters().Select(p => ($"{prefix}.{p.name}", p.parameter));
+            var blocks = prefix == "backbone" ? options.Backbone.Depth : 0;
+            specs.AddRange(ParamGroups.WithDecay(named, blocks, options.Optim.LayerwiseDecay, options.Optim.PatchEmbedLrMult));
+        }
+        var fused = ParamGroups.Fuse(specs);
+        optimizer = new ScheduledAdamW(fused, options.Optim.Beta1, options.Optim.Beta2);
+        optimizerParameters = fused.SelectMany(g => g.Names.Zip(g.Parameters)).ToList();
+
+        student.train();
+        studentCompute.train();
+        teacher.eval();
+        teacherCompute.eval();
+    }
+
+    public SslTrainerOptions Options => options;
+
+    public Device Device { get; }
+
+    public long IterationsPerEpoch { get; }
+
+    public long GlobalStep { get; private set; }
+
+    public int Epochs => options.Epochs;
+
+    /// <summary>Epochs completed.</summary>
+    public int Epoch => (int)(GlobalStep / IterationsPerEpoch);
+
+    public long TotalSteps => options.Epochs * IterationsPerEpoch;
+
+    /// <summary>The float32 student (backbone and heads) that the optimizer updates.</summary>
+    public SslNetwork Student => student;
+
+    /// <summary>The EMA teacher; its backbone is the model a training run delivers.</summary>
+    public SslNetwork Teacher => teacher;
+
+    public SslSchedules Schedules => schedules;
+
+    public DinoLoss DinoLoss => dinoLoss;
+
+    public IbotPatchLoss IbotLoss => ibotLoss;
+
+    /// <summary>Metrics of the last completed epoch, saved with the next checkpoint.</summary>
+    public IReadOnlyDictionary<string, double> LastEpochMetrics { get; private set; } = new Dictionary<string, double>();
+
+    public TrainingStepResult Step(SslBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.Step != GlobalStep)
+            throw new InvalidOperationException($"The batch was drawn for step {batch.Step} but the trainer is at step {GlobalStep}.");
+        if (GlobalStep >= TotalSteps)
+            throw new InvalidOperationException($"The run is complete: {GlobalStep} of {TotalSteps} steps taken.");
+
+        var step = GlobalStep;
+        var epoch = Epoch;
+        var values = schedules.At(step);
+        var loss = options.Loss;
+        using var random = TorchRandom.Seeded(TrainingSeeds.ForTorch(options.Seed, step));
+        using var scope = torch.NewDisposeScope();
+
+        SyncComputeCopies();
+        optimizer.ApplySchedules(values.Lr, values.WeightDecay, values.LastLayerLr);
+        ClearGradients();
+
+        var global = batch.GlobalCrops.to(Device).to(computeType);
+        var local = batch.LocalCrops?.to(Device).to(computeType);
+        var masks = batch.Masks.Masks.to(Device);
+        var maskIndices = batch.Masks.MaskIndices.to(Device);
+        var masksWeight = batch.Masks.MasksWeight.to(Device);
+        var masked = batch.Masks.MaskedPatchCount;
+
+        Tensor teacherDino;
+        Tensor? teacherIbot = null;
+        double teacherEntropy;
+        using (torch.no_grad())
+        {
+            var features = teacherCompute.Backbone.forward_features(global);
+            teacherDino = dinoLoss.TeacherTargets(teacherCompute.DinoHead.forward(features.ClsToken), values.TeacherTemp, loss.Centering, loss.SinkhornIterations);
+            teacherEntropy = -(teacherDino * teacherDino.clamp_min(1e-12).log()).sum(-1).mean().item<float>();
+            if (masked > 0)
+            {
+                var patches = features.PatchTokens.flatten(0, 1).index_select(0, maskIndices);
+                teacherIbot = ibotLoss.TeacherTargets(teacherCompute.IbotHead.forward(patches), values.TeacherTemp, loss.Centering, loss.SinkhornIterations);
+            }
+        }
+
+        var studentGlobal = studentCompute.Backbone.forward_features(global, masks);
+        var studentLocalCls = local is null ? null : studentCompute.DinoHead.forward(studentCompute.Backbone.forward_features(local).ClsToken);
+        var dino = dinoLoss.MultiCropLoss(studentCompute.DinoHead.forward(studentGlobal.ClsToken), studentLocalCls, teacherDino, GlobalCrops);
+        var koleo = KoLeoLoss.PerGlobalCrop(studentGlobal.ClsToken, GlobalCrops);
+        var ibot = teacherIbot is null
+            ? torch.zeros([], ScalarType.Float32, Device)
+            : ibotLoss.ForwardMasked(
+                studentCompute.IbotHead.forward(studentGlobal.PatchTokens.flatten(0, 1).index_select(0, maskIndices)),
+                teacherIbot, masks, masksWeight);
+        var total = loss.DinoLossWeight * dino.Total() + loss.IbotLossWeight * ibot + loss.KoleoLossWeight * koleo;
+
+        var totalValue = total.item<float>();
+        if (!float.IsFinite(totalValue))
+            throw new TrainingDivergedException(step,
+                $"The loss is {totalValue} at step {step} (epoch {epoch}): DINO local {dino.LocalCrops.item<float>()}, DINO global {dino.GlobalCrops.item<float>()}, " +
+                $"iBOT {ibot.item<float>()}, KoLeo {koleo.item<float>()}, lr {values.Lr:G4}. The weights are left as they were before this step.");
+
+        total.backward();
+        CopyGradientsToMaster();
+        var gradNorm = ClipGradients();
+        LastLayerFreeze.CancelGradients(student.named_parameters(), epoch, options.Optim.FreezeLastLayerEpochs);
+        optimizer.Step();
+        TeacherEma.Update(teacher, student, values.TeacherMomentum);
+        GlobalStep = step + 1;
+
+        return new TrainingStepResult(step, epoch, batch.Images, new Dictionary<string, double>
+        {
+            [TrainingMetrics.Loss] = totalValue,
+            [TrainingMetrics.DinoLocalLoss] = dino.LocalCrops.item<float>(),
+            [TrainingMetrics.DinoGlobalLoss] = dino.GlobalCrops.item<float>(),
+            [TrainingMetrics.IbotLoss] = ibot.item<float>(),
+            [TrainingMetrics.KoleoLoss] = koleo.item<float>(),
+            [TrainingMetrics.Lr] = values.Lr,
+            [TrainingMetrics.LastLayerLr] = values.LastLayerLr,
+            [TrainingMetrics.WeightDecay] = values.WeightDecay,
+            [TrainingMetrics.TeacherMomentum] = values.TeacherMomentum,
+            [TrainingMetrics.TeacherTemp] = values.TeacherTemp,
+            [TrainingMetrics.TeacherEntropy] = teacherEntropy,
+            [TrainingMetrics.GradNorm] = gradNorm,
+            [TrainingMetrics.MaskedPatches] = masked,
+        });
+    }
+
+    public void EpochCompleted(EpochSummary summary)
+    {
+        ArgumentNullException.ThrowIfNull(summary);
+        LastEpochMetrics = summary.Metrics;
+    }
+
+    /// <summary>
+    /// Writes <c>epoch_NNN.ckpt</c> (the full state, see <see cref="TrainingCheckpointFile"/>) and the teacher and
+    /// student backbones into <paramref name="directory"/>.
+    /// </summary>
+    public SavedCheckpoint SaveCheckpoint(string directory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, CheckpointFileName(Epoch, GlobalStep % IterationsPerEpoch == 0 ? null : GlobalStep));
+        SaveCheckpointFile(path);
+        var teacherPath = Path.Combine(directory, TeacherBackboneFileName);
+        var studentPath = Path.Combine(directory, StudentBackboneFileName);
+        var metadata = new Dictionary<string, string> { ["nvdino.epoch"] = Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        BackboneWeights.Save(teacher.Backbone, teacherPath, metadata);
+        BackboneWeights.Save(student.Backbone, studentPath, metadata);
+        return new SavedCheckpoint(Epoch, GlobalStep, path, [teacherPath, studentPath]);
+    }
+
+    /// <summary>File name of the checkpoint after <paramref name="epoch"/> epochs (and, mid-epoch, at <paramref name="step"/>).</summary>
+    public static string CheckpointFileName(int epoch, long? step = null) =>
+        step is null
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"epoch_{epoch:D3}.ckpt")
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"epoch_{epoch:D3}_step_{step:D7}.ckpt");
+
+    /// <summary>Writes the full training state to <paramref name="path"/> (atomically: written aside, then renamed).</summary>
+    public void SaveCheckpointFile(string path)
+    {
+        using var scope = torch.NewDisposeScope();
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        foreach (var (name, parameter) in student.named_parameters())
+            tensors.Add(new($"student.{name}", parameter));
+        foreach (var (name, parameter) in teacher.named_parameters())
+            tensors.Add(new($"teacher.{name}", parameter));
+        tensors.Add(new("dino_loss.center", dinoLoss.Center));
+        tensors.Add(new("ibot_patch_loss.center", ibotLoss.Center));
+        var states = OptimizerStates();
+        var steps = new long[states.Count];
+        for (var i = 0; i < states.Count; i++)
+        {
+            var (name, adam) = states[i];
+            tensors.Add(new($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg", adam.exp_avg));
+            tensors.Add(new($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg_sq", adam.exp_avg_sq));
+            steps[i] = adam.step;
+        }
+        tensors.Add(new(TrainingCheckpointFile.StepCountsKey, torch.tensor(steps)));
+
+        var state = new TrainingState
+        {
+            Kind = CheckpointKind,
+            GlobalStep = GlobalStep,
+            Epoch = Epoch,
+            Epochs = options.Epochs,
+            IterationsPerEpoch = IterationsPerEpoch,
+            BatchSize = options.BatchSize,
+            Seed = options.Seed,
+            Precision = options.Precision.ToString().ToLowerInvariant(),
+            OptimizerParameters = states.Select(s => s.Name).ToList(),
+            Metrics = LastEpochMetrics,
+        };
+        TrainingCheckpointFile.Write(path, tensors, state, options.Backbone);
+    }
+
+    /// <summary>
+    /// Restores networks, loss centers, optimizer state and the step from a checkpoint of the same architecture.
+    /// When the checkpoint was taken with another number of steps per epoch (another dataset or batch size), training
+    /// continues after the epochs it completed.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Not a training checkpoint, or a tensor is missing.</exception>
+    /// <exception cref="TensorShapeMismatchException">A tensor does not fit this trainer's architecture.</exception>
+    public TrainingState LoadCheckpoint(string path)
+    {
+        var state = TrainingCheckpointFile.ReadState(path);
+        if (state.Kind != CheckpointKind)
+            throw new InvalidDataException($"'{path}' is a '{state.Kind}' checkpoint, not a self-supervised training checkpoint ('{CheckpointKind}').");
+        using var checkpoint = TensorCheckpoint.Open(path);
+
+        // Check every tensor before changing anything, so a failed load leaves the trainer as it was.
+        var plan = new List<(string Key, Tensor Target)>();
+        foreach (var (name, parameter) in student.named_parameters())
+            plan.Add(($"student.{name}", parameter));
+        foreach (var (name, parameter) in teacher.named_parameters())
+            plan.Add(($"teacher.{name}", parameter));
+        plan.Add(("dino_loss.center", dinoLoss.Center));
+        plan.Add(("ibot_patch_loss.center", ibotLoss.Center));
+        var states = OptimizerStates();
+        var optimizerNames = states.Select(s => s.Name).ToList();
+        if (!optimizerNames.SequenceEqual(state.OptimizerParameters))
+            throw new InvalidDataException(
+                $"'{path}' holds optimizer state for other parameters than this trainer's ({state.OptimizerParameters.Count} vs {optimizerNames.Count}; " +
+                $"first difference: '{state.OptimizerParameters.Except(optimizerNames).Concat(optimizerNames.Except(state.OptimizerParameters)).FirstOrDefault()}').");
+        foreach (var (name, adam) in states)
+        {
+            plan.Add(($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg", adam.exp_avg));
+            plan.Add(($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg_sq", adam.exp_avg_sq));
+        }
+        foreach (var (key, target) in plan)
+        {
+            if (!checkpoint.Entries.TryGetValue(key, out var entry))
+                throw new InvalidDataException($"Checkpoint '{path}' has no tensor '{key}'.");
+            if (!entry.Shape.SequenceEqual(target.shape))
+                throw new TensorShapeMismatchException(key, entry.Shape, target.shape);
+        }
+        if (!checkpoint.Entries.ContainsKey(TrainingCheckpointFile.StepCountsKey))
+            throw new InvalidDataException($"Checkpoint '{path}' has no tensor '{TrainingCheckpointFile.StepCountsKey}'.");
+
+        using (torch.no_grad())
+        {
+            foreach (var (key, target) in plan)
+            {
+                using var value = checkpoint.Read(key);
+                target.copy_(value);
+            }
+            using var counts = checkpoint.Read(TrainingCheckpointFile.StepCountsKey);
+            var steps = counts.data<long>().ToArray();
+            for (var i = 0; i < states.Count; i++)
+                states[i].State.step = steps[i];
+        }
+
+        GlobalStep = state.IterationsPerEpoch == IterationsPerEpoch
+            ? state.GlobalStep
+            : state.GlobalStep / state.IterationsPerEpoch * IterationsPerEpoch;
+        if (state.IterationsPerEpoch != IterationsPerEpoch)
+            logger.LogWarning(
+                "Checkpoint {Path} was taken with {CheckpointIterations} steps per epoch, this run has {Iterations}; continuing after epoch {Epoch} at step {Step}",
+                path, state.IterationsPerEpoch, IterationsPerEpoch, Epoch, GlobalStep);
+        if (state.Seed != options.Seed)
+            logger.LogWarning("Checkpoint {Path} was trained with seed {CheckpointSeed}, this trainer uses {Seed}; data order and augmentation differ from the original run",
+                path, state.Seed, options.Seed);
+        LastEpochMetrics = state.Metrics;
+        return state;
+    }
+
+    /// <summary>
+    /// Loads pretrained backbone weights (safetensors or a PyTorch .pth state dict, DINOv2/TAO key names) into the
+    /// student and copies them to the teacher. Missing and unexpected keys are reported, not fatal.
+    /// </summary>
+    /// <exception cref="TensorShapeMismatchException">A tensor does not fit the backbone; the message names it.</exception>
+    public LoadReport LoadPretrainedBackbone(string path)
+    {
+        var report = BackboneWeights.Load(student.Backbone, path);
+        TeacherEma.CopyFrom(teacher.Backbone, student.Backbone);
+        return report;
+    }
+
+    public void Dispose()
+    {
+        optimizer.Dispose();
+        if (!ReferenceEquals(studentCompute, student))
+            studentCompute.Dispose();
+        if (!ReferenceEquals(teacherCompute, teacher))
+            teacherCompute.Dispose();
+        student.Dispose();
+        teacher.Dispose();
+        dinoLoss.Dispose();
+        ibotLoss.Dispose();
+    }
+
+    private List<(string Name, AdamW.State State)> OptimizerStates()
+    {
+        // TorchSharp keeps AdamW's per-parameter state in the order the groups list their parameters.
+        var states = optimizer.Optimizer.state_dict().State;
+        if (states.Count != optimizerParameters.Count)
+            throw new InvalidOperationException($"The optimizer holds {states.Count} parameter states for {optimizerParameters.Count} parameters.");
+        var result = new List<(string, AdamW.State)>(states.Count);
+        for (var i = 0; i < states.Count; i++)
+        {
+            var adam = (AdamW.State)states[i];
+            if (!adam.exp_avg.shape.SequenceEqual(optimizerParameters[i].Parameter.shape))
+                throw new InvalidOperationException($"Optimizer state {i} does not match parameter '{optimizerParameters[i].Name}'.");
+            result.Add((optimizerParameters[i].Name, adam));
+        }
+        return result;
+    }
+
+    // DINOv2 zeroes with set_to_none: a parameter that receives no gradient this step (the iBOT head without masked
+    // patches, a frozen last layer) is skipped by AdamW instead of being decayed and moved by stale momentum.
+    private void ClearGradients()
+    {
+        foreach (var parameter in student.parameters())
+            parameter.grad = null;
+        if (!ReferenceEquals(studentCompute, student))
+        {
+            foreach (var parameter in studentCompute.parameters())
+                parameter.grad = null;
+        }
+    }
+
+    private void SyncComputeCopies()
+    {
+        if (computePairs.Count == 0)
+            return;
+        using var noGrad = torch.no_grad();
+        foreach (var (master, compute) in computePairs)
+            compute.copy_(master);
+        foreach (var (master, compute) in teacherComputePairs)
+            compute.copy_(master);
+    }
+
+    private void CopyGradientsToMaster()
+    {
+        foreach (var (master, compute) in computePairs)
+            master.grad = compute.grad?.to(ScalarType.Float32);
+    }
+
+    // DINOv2 clips each part of the student (backbone, DINO head, iBOT head) on its own.
+    private double ClipGradients()
+    {
+        var squared = 0.0;
+        foreach (var (_, module) in student.Parts())
+        {
+            var parameters = module.parameters().Where(p => p.grad is not null).ToList();
+            if (parameters.Count == 0)
+                continue;
+            // An infinite limit measures the norm without clipping.
+            var limit = options.Optim.ClipGradNorm > 0 ? options.Optim.ClipGradNorm : double.PositiveInfinity;
+            var norm = torch.nn.utils.clip_grad_norm_(parameters, limit);
+            squared += norm * norm;
+        }
+        return Math.Sqrt(squared);
+    }
+
+    private static IEnumerable<(Parameter Master, Parameter Compute)> Pair(SslNetwork master, SslNetwork compute)
+    {
+        var byName = compute.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        return master.named_parameters().Select(p => (p.parameter, byName[p.name]));
+    }
+}
+
+/// <summary>The loss became NaN or infinite; the step was not applied.</summary>
+public sealed class TrainingDivergedException(long step, string message) : Exception(message)
+{
+    public long Step { get; } = step;
+}

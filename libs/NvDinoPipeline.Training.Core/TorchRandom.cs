@@ -1,0 +1,25 @@
+using TorchSharp;
+
+namespace NvDinoPipeline.Training.Core;
+
+/// <summary>
+/// libtorch's default generator is one per process, and stochastic depth draws from it. A trainer seeds it and draws
+/// from it only while holding this lock, so two trainers in one process (two jobs, or training next to distillation)
+/// never take numbers from each other's sequence, and every step stays reproducible. The price is that their steps
+/// take turns, which costs nothing on a CPU whose cores each step already uses.
+/// </summary>
+public static class TorchRandom
+{
+    private static readonly Lock Gate = new();
+
+    /// <summary>Takes the lock and seeds the CPU (and CUDA) generators; dispose the scope to release it.</summary>
+    public static Lock.Scope Seeded(long seed)
+    {
+        var scope = Gate.EnterScope();
+        // The returned handle wraps the default generator; freeing it here keeps it off the finalizer thread.
+        torch.manual_seed(seed).Dispose();
+        if (torch.cuda.is_available())
+            torch.cuda.manual_seed_all(seed);
+        return scope;
+    }
+}

@@ -1,0 +1,6 @@
+using NvDinoPipeline.Hosting;
+using NvDinoPipeline.Training;
+
+var builder = Host.CreateApplicationBuilder(args);
+builder.AddNvDinoPipeline(pipeline => pipeline.AddTrainingWorker());
+builder.Build().Run();

@@ -1,0 +1,363 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Workers;
+using NvDinoPipeline.Model.Weights;
+using NvDinoPipeline.Specs;
+using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Storage;
+using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Core.Checkpoints;
+using NvDinoPipeline.Training.Core.Data;
+
+namespace NvDinoPipeline.Training;
+
+/// <summary>
+/// Trains an NVDINOv2 backbone on a staged dataset (TAO's <c>nvdinov2 train</c>). Writes into the job folder
+/// <c>checkpoints/epoch_NNN.ckpt</c> every <c>train.checkpoint_interval</c> epochs (and after the last), the latest
+/// <c>teacher_backbone.safetensors</c> and <c>student_backbone.safetensors</c>, and <c>metrics.jsonl</c> (one line per
+/// epoch). A job that starts again (crash, restart, another worker) continues from its newest checkpoint, in the
+/// job's scratch folder or its artifact folder, and continues the same run step for step.
+/// </summary>
+public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOptions> options, ILogger<TrainingRunner> logger)
+    : IStageRunner<TrainModel, TrainingCompleted>
+{
+    public const string CheckpointsFolder = "checkpoints/";
+    public const string MetricsFileName = "metrics.jsonl";
+
+    public async Task<StageResult<TrainingCompleted>> RunAsync(TrainModel command, StageContext context, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var jobFolder = context.OutputUri.AbsoluteUri.EndsWith('/') ? context.OutputUri : new Uri(context.OutputUri.AbsoluteUri + "/");
+        var spec = ReadSpec(context.Spec);
+        CheckHardware(spec, settings);
+        TrainingDevice.SetCpuThreads(spec.NumThreads);
+        var started = Stopwatch.StartNew();
+
+        var scratch = context.ScratchDirectory;
+        var checkpointDirectory = Path.Combine(scratch, "checkpoints");
+        Directory.CreateDirectory(checkpointDirectory);
+        await context.ReportNowAsync(new StageProgress(0, $"opening the dataset {command.DatasetUri}"), cancellationToken);
+        using var images = await OpenDatasetAsync(command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
+        var batchSize = spec.Data.BatchSize;
+        if (images.Count < batchSize)
+            throw new StageInputException(
+                $"dataset.batch_size: {batchSize} is larger than the dataset {command.DatasetUri}, which holds {images.Count} images; " +
+                $"lower dataset.batch_size to at most {images.Count}.");
+        var iterations = (long)(images.Count / batchSize);
+
+        var resume = await FindResumeCheckpointAsync(jobFolder, checkpointDirectory, spec, scratch, cancellationToken);
+        var trainerOptions = spec.Trainer with { Device = string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device };
+        if (resume is not null)
+            trainerOptions = trainerOptions with { Seed = resume.State.Seed };
+
+        using var trainer = new SslTrainer(trainerOptions, iterations, logger);
+        logger.LogInformation(
+            "Training {Backbone} ({Parameters} parameters, patch {Patch}) on {Images} images of {DatasetUri}: {Epochs} epochs of {Iterations} steps, batch {Batch}, {Precision} on {Device}, seed {Seed}, job {JobId} of pipeline {PipelineId}",
+            spec.Trainer.Backbone.EmbedDim + "/" + spec.Trainer.Backbone.Depth, trainer.Student.Backbone.ParameterCount, spec.Trainer.Backbone.PatchSize,
+            images.Count, command.DatasetUri, spec.Trainer.Epochs, iterations, batchSize, trainerOptions.Precision, trainer.Device.type, trainerOptions.Seed,
+            command.JobId, command.PipelineId);
+
+        var startMessage = "training from scratch";
+        if (resume is not null)
+        {
+            LoadCheckpoint(trainer, resume);
+            startMessage = $"resuming {resume.Description} at epoch {trainer.Epoch} (step {trainer.GlobalStep} of {trainer.TotalSteps})";
+            logger.LogInformation("Resuming {Source} at epoch {Epoch}, step {Step}, job {JobId}", resume.Description, trainer.Epoch, trainer.GlobalStep, command.JobId);
+        }
+        else if (spec.PretrainedModelPath is { } pretrained)
+        {
+            startMessage = await LoadPretrainedAsync(trainer, pretrained, scratch, cancellationToken);
+        }
+
+        var metricsPath = Path.Combine(scratch, MetricsFileName);
+        await PrepareMetricsFileAsync(jobFolder.Append(MetricsFileName), metricsPath, trainer.Epoch, cancellationToken);
+        var progress = new TrainingProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
+        await progress.ReportNowAsync(startMessage, cancellationToken);
+
+        var loader = new SslBatchLoader(images, spec.Data, trainerOptions.Seed);
+        var loop = new TrainingLoop(trainer, loader, new TrainingLoopOptions
+        {
+            CheckpointDirectory = checkpointDirectory,
+            CheckpointInterval = spec.CheckpointInterval,
+        }, logger);
+        var observer = new Observer(store, progress, jobFolder, metricsPath, logger);
+
+        TrainingLoopResult result;
+        using (var pumpStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            var pump = progress.PumpAsync(settings.ProgressInterval, pumpStop.Token);
+            try
+            {
+                result = await Task.Factory.StartNew(() => loop.RunAsync(observer, cancellationToken), cancellationToken,
+                    TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+            }
+            catch (TrainingDivergedException exception)
+            {
+                throw new StageInputException(
+                    $"Training diverged: {exception.Message} Lower train.optim.lr, raise train.teacher.warmup_teacher_temp_epochs or dataset.batch_size, " +
+                    $"or set train.optim.clip_grad_norm; the last checkpoint in {jobFolder.Append(CheckpointsFolder)} is kept.", exception);
+            }
+            finally
+            {
+                await pumpStop.CancelAsync();
+                await pump;
+            }
+        }
+
+        var checkpointUri = observer.LastCheckpointUri ?? throw new InvalidOperationException("Training ended without a checkpoint.");
+        var teacherUri = jobFolder.Append(SslTrainer.TeacherBackboneFileName);
+        var studentUri = jobFolder.Append(SslTrainer.StudentBackboneFileName);
+        var metricsUri = jobFolder.Append(MetricsFileName);
+        var metrics = new Dictionary<string, double>(result.LastEpoch?.Metrics ?? trainer.LastEpochMetrics, StringComparer.Ordinal)
+        {
+            ["epochs"] = trainer.Epoch,
+            ["steps"] = trainer.GlobalStep,
+            ["steps_this_attempt"] = result.StepsTaken,
+            ["images"] = images.Count,
+            ["parameters"] = trainer.Student.Backbone.ParameterCount,
+            ["seconds"] = started.Elapsed.TotalSeconds,
+        };
+        await progress.ReportNowAsync($"done: {trainer.Epoch} epochs, {trainer.GlobalStep} steps", cancellationToken, fraction: 1.0, metrics);
+        logger.LogInformation("Training job {JobId} of pipeline {PipelineId} done: {Epochs} epochs, final loss {Loss:F4}, checkpoint {CheckpointUri}",
+            command.JobId, command.PipelineId, trainer.Epoch, metrics.GetValueOrDefault(TrainingMetrics.Loss), checkpointUri);
+
+        var completed = new TrainingCompleted
+        {
+            PipelineId = command.PipelineId,
+            JobId = command.JobId,
+            ParentJobId = command.ParentJobId,
+            CheckpointUri = checkpointUri,
+            TeacherBackboneUri = teacherUri,
+            StudentBackboneUri = studentUri,
+            Epochs = trainer.Epoch,
+            Metrics = metrics,
+        };
+        var artifacts = new Dictionary<string, Uri>
+        {
+            ["checkpoint"] = checkpointUri,
+            ["teacher_backbone"] = teacherUri,
+            ["student_backbone"] = studentUri,
+            ["metrics"] = metricsUri,
+        };
+        return new StageResult<TrainingCompleted>(completed, artifacts, metrics);
+    }
+
+    private static TrainingSpec ReadSpec(ResolvedSpec spec)
+    {
+        try
+        {
+            return TrainingSpec.Read(spec);
+        }
+        catch (SpecValidationException exception)
+        {
+            throw new StageInputException(exception.Message, exception);
+        }
+    }
+
+    private static void CheckHardware(TrainingSpec spec, TrainingOptions settings)
+    {
+        if (spec.NumNodes > 1)
+            throw new StageUnavailableException(
+                $"train.num_nodes = {spec.NumNodes}: this worker trains on one device of one host; multi-node training is not available. Set train.num_nodes=1.");
+        var cuda = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0;
+        if (spec.NumGpus > 1)
+            throw new StageUnavailableException(
+                $"train.num_gpus = {spec.NumGpus}: this worker trains on one device (this host has {cuda} CUDA device(s)); data-parallel training over several GPUs is not available. Set train.num_gpus=1.");
+        try
+        {
+            TrainingDevice.Resolve(string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device);
+        }
+        catch (ArgumentException exception)
+        {
+            throw new StageUnavailableException($"Training:Device is '{settings.Device}': {exception.Message}", exception);
+        }
+    }
+
+    private async Task<ShardImageSource> OpenDatasetAsync(Uri datasetUri, string scratch, CancellationToken cancellationToken)
+    {
+        try
+        {
+            Directory.CreateDirectory(scratch);
+            var reader = await ShardReader.OpenAsync(store, datasetUri, scratch, cancellationToken);
+            if (reader.Count == 0)
+            {
+                reader.Dispose();
+                throw new StageInputException($"The staged dataset {datasetUri} holds no images.");
+            }
+            return new ShardImageSource(reader);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
+        {
+            throw new StageInputException($"The staged dataset {datasetUri} cannot be read: {exception.Message}", exception);
+        }
+    }
+
+    /// <summary>
+    /// The newest checkpoint of this job (its scratch copy or the uploaded ones), else <c>train.resume_training_checkpoint_path</c>.
+    /// A restart of the job continues its own run even when the spec names another checkpoint to start from.
+    /// </summary>
+    private async Task<ResumePoint?> FindResumeCheckpointAsync(Uri jobFolder, string checkpointDirectory, TrainingSpec spec, string scratch, CancellationToken cancellationToken)
+    {
+        ResumePoint? best = null;
+        foreach (var file in Directory.EnumerateFiles(checkpointDirectory, "*.ckpt"))
+        {
+            if (TryReadState(file) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
+                best = new ResumePoint(file, state, $"this job's checkpoint {Path.GetFileName(file)}", null);
+        }
+
+        var uploaded = new List<(int Epoch, Uri Uri)>();
+        await foreach (var item in store.ListAsync(jobFolder.Append(CheckpointsFolder), cancellationToken))
+        {
+            var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
+            if (name.StartsWith("epoch_", StringComparison.Ordinal) && name.EndsWith(".ckpt", StringComparison.Ordinal)
+                && int.TryParse(name.AsSpan(6, name.Length - 11), NumberStyles.None, CultureInfo.InvariantCulture, out var epoch))
+                uploaded.Add((epoch, item.Uri));
+        }
+        if (uploaded.Count > 0)
+        {
+            var (epoch, uri) = uploaded.MaxBy(u => u.Epoch);
+            if (best is null || best.State.Epoch < epoch)
+            {
+                var local = await store.GetLocalPathAsync(uri, Path.Combine(scratch, "downloads"), cancellationToken);
+                if (TryReadState(local) is { } state)
+                    best = new ResumePoint(local, state, $"this job's checkpoint {uri}", null);
+            }
+        }
+        if (best is not null || spec.ResumeCheckpointPath is not { } configured)
+            return best;
+
+        const string key = "train.resume_training_checkpoint_path";
+        var path = await LocalPathAsync(configured, key, scratch, cancellationToken);
+        try
+        {
+            return new ResumePoint(path, TrainingCheckpointFile.ReadState(path), $"{key} {configured}", key);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or IOException)
+        {
+            throw new StageInputException($"{key}: '{configured}' is not a training checkpoint: {exception.Message}", exception);
+        }
+    }
+
+    private void LoadCheckpoint(SslTrainer trainer, ResumePoint resume)
+    {
+        try
+        {
+            trainer.LoadCheckpoint(resume.Path);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or TensorShapeMismatchException)
+        {
+            var key = resume.SpecKey is null ? "" : $"{resume.SpecKey}: ";
+            throw new StageInputException($"{key}cannot resume from {resume.Description}: {exception.Message}", exception);
+        }
+    }
+
+    private async Task<string> LoadPretrainedAsync(SslTrainer trainer, string pretrained, string scratch, CancellationToken cancellationToken)
+    {
+        const string key = "train.pretrained_model_path";
+        var path = await LocalPathAsync(pretrained, key, scratch, cancellationToken);
+        LoadReport report;
+        try
+        {
+            report = trainer.LoadPretrainedBackbone(path);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or TensorShapeMismatchException or NotSupportedException)
+        {
+            throw new StageInputException($"{key}: '{pretrained}' cannot be loaded: {exception.Message}", exception);
+        }
+        if (report.Loaded.Count == 0)
+            throw new StageInputException(
+                $"{key}: '{pretrained}' holds no tensor of this backbone (key prefix '{report.KeyPrefix}', {report.Unexpected.Count} unexpected keys such as " +
+                $"{string.Join(", ", report.Unexpected.Take(3))}); is it a checkpoint of another architecture?");
+        logger.LogInformation(
+            "Loaded pretrained backbone {Path}: {Loaded} tensors, missing {Missing}, unexpected {Unexpected}, adapted {Interpolated}",
+            pretrained, report.Loaded.Count, report.Missing, report.Unexpected, report.Interpolated);
+        var message = $"loaded {report.Loaded.Count} pretrained tensors from {pretrained}";
+        if (report.Missing.Count > 0)
+            message += $"; missing (left at their initial values): {string.Join(", ", report.Missing)}";
+        if (report.Unexpected.Count > 0)
+            message += $"; unexpected (ignored): {string.Join(", ", report.Unexpected)}";
+        if (report.Interpolated.Count > 0)
+            message += $"; adapted: {string.Join(", ", report.Interpolated)}";
+        return message;
+    }
+
+    /// <summary>A local file for a path or URI named by a spec key; a missing file is an input error naming the key.</summary>
+    private async Task<string> LocalPathAsync(string value, string key, string scratch, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "file" or "s3")
+                return await store.GetLocalPathAsync(uri, Path.Combine(scratch, "downloads"), cancellationToken);
+            var path = Path.GetFullPath(value);
+            return File.Exists(path) ? path : throw new FileNotFoundException($"the file {path} does not exist", path);
+        }
+        catch (Exception exception) when (exception is FileNotFoundException or ArgumentException or ArtifactStoreException)
+        {
+            throw new StageInputException($"{key}: '{value}' cannot be read: {exception.Message}", exception);
+        }
+    }
+
+    /// <summary>Keeps the metrics of the epochs the run continues from (scratch copy first, else the uploaded one).</summary>
+    private async Task PrepareMetricsFileAsync(Uri uploaded, string localPath, int completedEpochs, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(localPath) && completedEpochs > 0 && await store.GetInfoAsync(uploaded, cancellationToken) is not null)
+        {
+            await using var source = await store.OpenReadAsync(uploaded, cancellationToken);
+            await using var target = File.Create(localPath);
+            await source.CopyToAsync(target, cancellationToken);
+        }
+        if (!File.Exists(localPath))
+        {
+            await File.WriteAllTextAsync(localPath, "", cancellationToken);
+            return;
+        }
+        var kept = (await File.ReadAllLinesAsync(localPath, cancellationToken))
+            .Where(line => MetricsLine.EpochOf(line) is { } epoch && epoch <= completedEpochs);
+        await File.WriteAllLinesAsync(localPath, kept, cancellationToken);
+    }
+
+    private static TrainingState? TryReadState(string path)
+    {
+        try
+        {
+            return TrainingCheckpointFile.ReadState(path);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or IOException)
+        {
+            return null;
+        }
+    }
+
+    private sealed record ResumePoint(string Path, TrainingState State, string Description, string? SpecKey);
+
+    /// <summary>Uploads each checkpoint, appends epoch figures to metrics.jsonl and feeds the progress reports.</summary>
+    private sealed class Observer(IArtifactStore store, TrainingProgress progress, Uri jobFolder, string metricsPath, ILogger logger) : ITrainingObserver
+    {
+        public Uri? LastCheckpointUri { get; private set; }
+
+        public void OnStep(TrainingStepResult step, double imagesPerSecond) => progress.Update(step, imagesPerSecond);
+
+        public async Task OnEpochEndAsync(EpochSummary summary, CancellationToken cancellationToken)
+        {
+            await File.AppendAllTextAsync(metricsPath, MetricsLine.Format(summary) + "\n", cancellationToken);
+            await progress.EpochEndAsync(summary, cancellationToken);
+        }
+
+        public async Task OnCheckpointAsync(SavedCheckpoint checkpoint, CancellationToken cancellationToken)
+        {
+            var checkpointUri = jobFolder.Append(CheckpointsFolder + SslTrainer.CheckpointFileName(checkpoint.Epoch));
+            var clock = Stopwatch.StartNew();
+            var info = await store.PutFileAsync(checkpointUri, checkpoint.CheckpointPath, cancellationToken);
+            foreach (var backbone in checkpoint.BackbonePaths)
+                await store.PutFileAsync(jobFolder.Append(Path.GetFileName(backbone)), backbone, cancellationToken);
+            await store.PutFileAsync(jobFolder.Append(MetricsFileName), metricsPath, cancellationToken);
+            LastCheckpointUri = checkpointUri;
+            logger.LogInformation("Checkpoint of epoch {Epoch} uploaded to {CheckpointUri} ({Bytes} bytes, {Seconds:F1} s)",
+                checkpoint.Epoch, checkpointUri, info.Size, clock.Elapsed.TotalSeconds);
+            await progress.ReportNowAsync($"checkpoint of epoch {checkpoint.Epoch} saved to {checkpointUri}", cancellationToken);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+// Training draws drop-path masks from libtorch's process-wide generator, seeded per step; test classes running at
+// the same time would draw from it in between and break the step-for-step comparisons.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]

@@ -1,0 +1,125 @@
+using NvDinoPipeline.Testing;
+using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Core.Checkpoints;
+using NvDinoPipeline.Training.Core.Data;
+
+namespace NvDinoPipeline.Training.Tests;
+
+public sealed class TrainingLoopTests
+{
+    [Fact]
+    public async Task A_canceled_run_keeps_its_last_checkpoint_and_resuming_it_repeats_the_uninterrupted_losses()
+    {
+        using var folder = new TempDirectory("nvdino-loop");
+        var options = TinyTraining.Trainer(epochs: 3);
+        var images = TinyTraining.Images(12);
+        var data = TinyTraining.Data(workers: 2);
+
+        var uninterrupted = new Recorder();
+        using (var trainer = new SslTrainer(options, 3))
+        {
+            var loop = new TrainingLoop(trainer, new SslBatchLoader(images, data, options.Seed),
+                new TrainingLoopOptions { CheckpointDirectory = folder.Combine("a") });
+            var result = await loop.RunAsync(uninterrupted, CancellationToken.None);
+            Assert.Equal(9, result.StepsTaken);
+            Assert.Equal(3, result.Checkpoint.Epoch);
+        }
+        Assert.Equal([1, 2, 3], uninterrupted.Checkpoints.Select(c => c.Epoch));
+
+        // Canceled during epoch 2, after the checkpoint of epoch 1 and one more step.
+        using var cancel = new CancellationTokenSource();
+        var interrupted = new Recorder { CancelAfterSteps = 4, Cancel = cancel };
+        var directory = folder.Combine("b");
+        using (var trainer = new SslTrainer(options, 3))
+        {
+            var loop = new TrainingLoop(trainer, new SslBatchLoader(images, data, options.Seed),
+                new TrainingLoopOptions { CheckpointDirectory = directory });
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => loop.RunAsync(interrupted, cancel.Token));
+            Assert.Equal(4, trainer.GlobalStep);
+        }
+        var kept = Assert.Single(Directory.GetFiles(directory, "*.ckpt"));
+        Assert.Equal("epoch_001.ckpt", Path.GetFileName(kept));
+        Assert.Equal(3, TrainingCheckpointFile.ReadState(kept).GlobalStep);
+
+        var resumed = new Recorder();
+        using (var trainer = new SslTrainer(options, 3))
+        {
+            trainer.LoadCheckpoint(kept);
+            var loop = new TrainingLoop(trainer, new SslBatchLoader(images, data, options.Seed),
+                new TrainingLoopOptions { CheckpointDirectory = directory });
+            var result = await loop.RunAsync(resumed, CancellationToken.None);
+            Assert.Equal(6, result.StepsTaken);
+        }
+        Assert.Equal([3L, 4, 5, 6, 7, 8], resumed.Steps.Select(s => s.Step));
+        foreach (var step in resumed.Steps)
+        {
+            var expected = uninterrupted.Steps.Single(s => s.Step == step.Step);
+            Assert.Equal(expected[TrainingMetrics.Loss], step[TrainingMetrics.Loss], 5);
+            Assert.Equal(expected[TrainingMetrics.IbotLoss], step[TrainingMetrics.IbotLoss], 5);
+        }
+        Assert.Equal("epoch_003.ckpt", Path.GetFileName(Assert.Single(Directory.GetFiles(directory, "*.ckpt"))));
+    }
+
+    [Fact]
+    public void Batches_are_the_same_whichever_threads_build_them()
+    {
+        var options = TinyTraining.Trainer();
+        var images = TinyTraining.Images(8);
+        var inline = new SslBatchLoader(images, TinyTraining.Data(workers: 0), options.Seed).Epoch(1).ToList();
+        var background = new SslBatchLoader(images, TinyTraining.Data(workers: 2), options.Seed).Epoch(1).ToList();
+        try
+        {
+            Assert.Equal(inline.Count, background.Count);
+            for (var i = 0; i < inline.Count; i++)
+            {
+                Assert.Equal(inline[i].Step, background[i].Step);
+                Assert.True(inline[i].GlobalCrops.equal(background[i].GlobalCrops).all().item<bool>());
+                Assert.True(inline[i].LocalCrops!.equal(background[i].LocalCrops!).all().item<bool>());
+                Assert.True(inline[i].Masks.Masks.equal(background[i].Masks.Masks).all().item<bool>());
+            }
+            Assert.Equal([8, 8, 3, 28, 28], [inline[0].Masks.Masks.shape[0], .. inline[0].GlobalCrops.shape]);
+        }
+        finally
+        {
+            inline.Concat(background).ToList().ForEach(b => b.Dispose());
+        }
+    }
+
+    [Fact]
+    public void Each_epoch_visits_every_image_once_in_a_new_order()
+    {
+        var loader = new SslBatchLoader(TinyTraining.Images(10), TinyTraining.Data(), seed: 5);
+        var first = loader.EpochOrder(0);
+        var second = loader.EpochOrder(1);
+        Assert.Equal(Enumerable.Range(0, 10), first.Order());
+        Assert.Equal(Enumerable.Range(0, 10), second.Order());
+        Assert.NotEqual(first, second);
+        Assert.Equal(2, loader.IterationsPerEpoch);
+    }
+
+    private sealed class Recorder : ITrainingObserver
+    {
+        public List<TrainingStepResult> Steps { get; } = [];
+
+        public List<SavedCheckpoint> Checkpoints { get; } = [];
+
+        public int? CancelAfterSteps { get; init; }
+
+        public CancellationTokenSource? Cancel { get; init; }
+
+        public void OnStep(TrainingStepResult step, double imagesPerSecond)
+        {
+            Steps.Add(step);
+            if (Steps.Count == CancelAfterSteps)
+                Cancel!.Cancel();
+        }
+
+        public Task OnEpochEndAsync(EpochSummary summary, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task OnCheckpointAsync(SavedCheckpoint checkpoint, CancellationToken cancellationToken)
+        {
+            Checkpoints.Add(checkpoint);
+            return Task.CompletedTask;
+        }
+    }
+}

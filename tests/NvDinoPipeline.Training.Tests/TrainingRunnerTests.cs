@@ -1,0 +1,179 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Workers;
+using NvDinoPipeline.Model.Weights;
+using NvDinoPipeline.Specs;
+using NvDinoPipeline.Storage;
+using NvDinoPipeline.Testing;
+using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Core.Checkpoints;
+
+namespace NvDinoPipeline.Training.Tests;
+
+public sealed class TrainingRunnerTests : IDisposable
+{
+    private readonly TempDirectory folder = new("nvdino-training");
+    private readonly ArtifactStore store;
+
+    public TrainingRunnerTests()
+    {
+        store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri }));
+    }
+
+    public void Dispose()
+    {
+        store.Dispose();
+        folder.Dispose();
+    }
+
+    [Fact]
+    public async Task Training_a_staged_dataset_writes_checkpoints_backbones_and_metrics_and_reports_progress()
+    {
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(12));
+        var job = NewJob(dataset, TinyTraining.Spec("train.num_epochs=2"));
+
+        var result = await Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None);
+
+        var completed = result.Completed;
+        Assert.Equal((job.Command.PipelineId, job.Command.JobId, 2), (completed.PipelineId, completed.JobId, completed.Epochs));
+        Assert.Equal(job.Output.Append("checkpoints/epoch_002.ckpt"), completed.CheckpointUri);
+        Assert.NotNull(await store.GetInfoAsync(job.Output.Append("checkpoints/epoch_001.ckpt"), CancellationToken.None));
+        var checkpoint = await store.GetLocalPathAsync(completed.CheckpointUri, folder.Path, CancellationToken.None);
+        Assert.Equal((2, 6L), (TrainingCheckpointFile.ReadState(checkpoint).Epoch, TrainingCheckpointFile.ReadState(checkpoint).GlobalStep));
+        var teacher = await store.GetLocalPathAsync(completed.TeacherBackboneUri, folder.Path, CancellationToken.None);
+        Assert.Equal(TinyTraining.Backbone, BackboneWeights.ReadConfig(teacher));
+        Assert.NotNull(await store.GetInfoAsync(completed.StudentBackboneUri, CancellationToken.None));
+
+        var metricsLines = File.ReadAllLines(await store.GetLocalPathAsync(job.Output.Append("metrics.jsonl"), folder.Path, CancellationToken.None));
+        Assert.Equal(2, metricsLines.Length);
+        Assert.Contains("\"ibot_loss\"", metricsLines[1]);
+        Assert.True(double.IsFinite(completed.Metrics[TrainingMetrics.Loss]));
+        Assert.Equal(6, completed.Metrics["steps"]);
+
+        Assert.Contains(job.Reports, r => r.Message!.StartsWith("epoch 1/2 done", StringComparison.Ordinal) && r.Metrics![TrainingMetrics.ImagesPerSecond] > 0);
+        Assert.Contains(job.Reports, r => r.Metrics is { } m && m.ContainsKey(TrainingMetrics.Lr) && m.ContainsKey(TrainingMetrics.KoleoLoss) && m.ContainsKey(TrainingMetrics.Step));
+        Assert.Equal(1.0, job.Reports.Last().Fraction);
+    }
+
+    [Fact]
+    public async Task A_canceled_job_keeps_its_last_checkpoint_and_a_restart_elsewhere_continues_the_run()
+    {
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(12));
+        var job = NewJob(dataset, TinyTraining.Spec("train.num_epochs=3"));
+        using var cancel = new CancellationTokenSource();
+        job.OnReport = report =>
+        {
+            if (report.Message!.Contains("checkpoint of epoch 1 saved", StringComparison.Ordinal))
+                cancel.Cancel();
+        };
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Runner().RunAsync(job.Command, job.Context("scratch-a"), cancel.Token));
+        var checkpoints = await ListAsync(job.Output.Append("checkpoints/"));
+        Assert.Equal(["epoch_001.ckpt"], checkpoints);
+
+        // Another worker, with an empty scratch folder, picks the job up.
+        job.OnReport = null;
+        var result = await Runner().RunAsync(job.Command, job.Context("scratch-b"), CancellationToken.None);
+        Assert.Contains(job.Reports, r => r.Message!.Contains("resuming this job's checkpoint", StringComparison.Ordinal) && r.Message.Contains("at epoch 1", StringComparison.Ordinal));
+        Assert.Equal(3, result.Completed.Epochs);
+        Assert.Equal(6, result.Completed.Metrics["steps_this_attempt"]);
+        Assert.Equal(["epoch_001.ckpt", "epoch_002.ckpt", "epoch_003.ckpt"], await ListAsync(job.Output.Append("checkpoints/")));
+        var metrics = File.ReadAllLines(await store.GetLocalPathAsync(job.Output.Append("metrics.jsonl"), folder.Path, CancellationToken.None));
+        Assert.Equal(3, metrics.Length);
+    }
+
+    [Fact]
+    public async Task A_batch_larger_than_the_dataset_fails_naming_the_batch_size()
+    {
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(3));
+        var job = NewJob(dataset, TinyTraining.Spec());
+        var error = await Assert.ThrowsAsync<StageInputException>(() => Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None));
+        Assert.StartsWith("dataset.batch_size: 4 is larger than the dataset", error.Message);
+        Assert.Contains("holds 3 images", error.Message);
+    }
+
+    [Theory]
+    [InlineData("train.precision=fp16", "train.precision: 'fp16' is not supported for training")]
+    [InlineData("dataset.transform.n_global_crops=3", "dataset.transform.n_global_crops: 3 is not supported")]
+    [InlineData("train.pretrained_model_path=/nonexistent/dinov2_vits14.pth", "train.pretrained_model_path: '/nonexistent/dinov2_vits14.pth' cannot be read")]
+    [InlineData("train.resume_training_checkpoint_path=/nonexistent/epoch_010.ckpt", "train.resume_training_checkpoint_path: '/nonexistent/epoch_010.ckpt' cannot be read")]
+    public async Task A_spec_the_trainer_cannot_follow_fails_naming_the_key(string setting, string expected)
+    {
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(8));
+        var job = NewJob(dataset, TinyTraining.Spec(setting));
+        var error = await Assert.ThrowsAsync<StageInputException>(() => Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None));
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public async Task Several_gpus_are_reported_as_unavailable_on_this_worker()
+    {
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(8));
+        var job = NewJob(dataset, TinyTraining.Spec("train.num_gpus=2"));
+        var error = await Assert.ThrowsAsync<StageUnavailableException>(() => Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None));
+        Assert.StartsWith("train.num_gpus = 2", error.Message);
+    }
+
+    [Fact]
+    public async Task A_dataset_that_is_not_there_fails_naming_it()
+    {
+        var missing = new Uri("file://" + folder.Combine("nothing-staged") + "/");
+        var job = NewJob(missing, TinyTraining.Spec());
+        var error = await Assert.ThrowsAsync<StageInputException>(() => Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None));
+        Assert.Contains(missing.ToString(), error.Message);
+    }
+
+    private TrainingRunner Runner() =>
+        new(store, Options.Create(new TrainingOptions { ProgressInterval = TimeSpan.FromMilliseconds(20), Device = "cpu" }), NullLogger<TrainingRunner>.Instance);
+
+    private async Task<List<string>> ListAsync(Uri prefix)
+    {
+        var names = new List<string>();
+        await foreach (var item in store.ListAsync(prefix, CancellationToken.None))
+            names.Add(item.Uri.Segments[^1]);
+        return [.. names.Order(StringComparer.Ordinal)];
+    }
+
+    private TestJob NewJob(Uri dataset, ResolvedSpec spec)
+    {
+        var pipelineId = Guid.NewGuid();
+        var jobId = Guid.NewGuid();
+        var output = store.JobFolder(pipelineId, jobId);
+        var command = new TrainModel
+        {
+            PipelineId = pipelineId,
+            JobId = jobId,
+            ParentJobId = Guid.NewGuid(),
+            Spec = spec.ToJson(),
+            OutputUri = output,
+            DatasetUri = dataset,
+            ManifestUri = new Uri(dataset, "../manifest.jsonl"),
+        };
+        return new TestJob(command, spec, output, folder);
+    }
+
+    private sealed class TestJob(TrainModel command, ResolvedSpec spec, Uri output, TempDirectory folder)
+    {
+        public TrainModel Command => command;
+
+        public Uri Output => output;
+
+        public ConcurrentQueue<StageProgress> Reports { get; } = new();
+
+        public Action<StageProgress>? OnReport { get; set; }
+
+        public StageContext Context(string scratch)
+        {
+            var path = folder.Combine(scratch);
+            Directory.CreateDirectory(path);
+            return new StageContext(command, PipelineStage.Training, spec, output, path, NullLogger.Instance, (progress, _, _) =>
+            {
+                Reports.Enqueue(progress);
+                OnReport?.Invoke(progress);
+                return Task.CompletedTask;
+            });
+        }
+    }
+}

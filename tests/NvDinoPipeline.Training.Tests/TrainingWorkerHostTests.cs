@@ -1,0 +1,71 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting;
+using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.State;
+using NvDinoPipeline.Storage;
+using NvDinoPipeline.Testing;
+
+namespace NvDinoPipeline.Training.Tests;
+
+public sealed class TrainingWorkerHostTests
+{
+    [Fact]
+    public async Task A_train_model_command_sent_to_the_worker_host_ends_as_a_done_job_with_its_artifacts()
+    {
+        using var folder = new TempDirectory("nvdino-training-host");
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Messaging:Transport"] = "InMemory",
+            ["State:Provider"] = "Sqlite",
+            ["State:ConnectionString"] = $"Data Source={folder.Combine("state.db")}",
+            ["ArtifactStore:Root"] = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri,
+            ["Workers:ScratchDirectory"] = folder.Combine("scratch"),
+            ["Training:ProgressInterval"] = "00:00:00.100",
+            ["Training:Device"] = "cpu",
+        });
+        builder.AddNvDinoPipeline(pipeline => pipeline.AddTrainingWorker());
+        using var host = builder.Build();
+        await host.StartAsync();
+        try
+        {
+            var store = host.Services.GetRequiredService<IArtifactStore>();
+            var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(8));
+            var pipelineId = Guid.NewGuid();
+            var jobId = Guid.NewGuid();
+            var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.TrainModel));
+            await endpoint.Send(new TrainModel
+            {
+                PipelineId = pipelineId,
+                JobId = jobId,
+                Spec = TinyTraining.Spec("train.num_epochs=1").ToJson(),
+                OutputUri = store.JobFolder(pipelineId, jobId),
+                DatasetUri = dataset,
+                ManifestUri = new Uri(dataset, "../manifest.jsonl"),
+            });
+
+            var jobs = host.Services.GetRequiredService<JobStore>();
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            JobRecord? job = null;
+            while (DateTime.UtcNow < deadline)
+            {
+                job = await jobs.FindAsync(jobId, CancellationToken.None);
+                if (job?.Status is JobStatus.Done or JobStatus.Error)
+                    break;
+                await Task.Delay(100);
+            }
+            Assert.True(job?.Status == JobStatus.Done, $"job status {job?.Status}: {job?.ErrorReason}");
+            Assert.Contains("teacher_backbone", job!.Artifacts);
+            Assert.Contains(nameof(TrainingCompleted.TeacherBackboneUri), job.Completion);
+            Assert.NotNull(await store.GetInfoAsync(store.JobFolder(pipelineId, jobId).Append("checkpoints/epoch_001.ckpt"), CancellationToken.None));
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+}
