@@ -4,8 +4,10 @@ using NvDinoPipeline.Onnx;
 
 // Exports randomly initialised DINOv2 backbones at their real sizes and reports how long building, writing and
 // loading take, how large the files are and how fast ONNX Runtime runs them on this machine's CPU.
-//   dotnet run -c Release --project benchmarks/Export [-- --models vit_s,vit_b,vit_l,vit_g] [--runs 5]
+// Then runs the export worker's own path (checkpoint file → ExportRunner → parity-checked model) on --worker-models.
+//   dotnet run -c Release --project benchmarks/Export [-- --models vit_s,vit_b,vit_l,vit_g] [--runs 5] [--worker-models vit_s,vit_l|none]
 var models = ArgValue("--models")?.Split(',') ?? ["vit_s", "vit_b", "vit_l"];
+var workerModels = ArgValue("--worker-models") is { } w ? (w == "none" ? [] : w.Split(',')) : new[] { "vit_s", "vit_l" };
 var runs = int.Parse(ArgValue("--runs") ?? "5", CultureInfo.InvariantCulture);
 var folder = Path.Combine(Path.GetTempPath(), $"nvdino-export-bench-{Environment.ProcessId}");
 Directory.CreateDirectory(folder);
@@ -65,6 +67,25 @@ try
 finally
 {
     Directory.Delete(folder, recursive: true);
+}
+
+if (workerModels.Length > 0)
+{
+    WorkerPath.PrintHeader();
+    foreach (var name in workerModels)
+    {
+        var workerFolder = Path.Combine(Path.GetTempPath(), $"nvdino-export-worker-bench-{Environment.ProcessId}-{name}");
+        Directory.CreateDirectory(workerFolder);
+        try
+        {
+            await WorkerPath.RunAsync(name, workerFolder);
+        }
+        finally
+        {
+            Directory.Delete(workerFolder, recursive: true);
+            GC.Collect();
+        }
+    }
 }
 
 string? ArgValue(string flag)

@@ -1,0 +1,185 @@
+using System.Globalization;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Workers;
+using NvDinoPipeline.Model;
+using NvDinoPipeline.Onnx;
+using NvDinoPipeline.Specs;
+
+namespace NvDinoPipeline.Export;
+
+/// <summary>Which checkpoint of the source job is exported (<c>export.checkpoint</c>, as in TAO).</summary>
+public enum CheckpointSelectionKind
+{
+    /// <summary>The backbone the source job finished with (<c>ExportModel.BackboneUri</c>).</summary>
+    Latest,
+
+    /// <summary>The epoch checkpoint with the lowest mean training loss.</summary>
+    Best,
+
+    /// <summary>The checkpoint written after a given epoch.</summary>
+    Epoch,
+
+    /// <summary>A file named by path or URI; relative paths are resolved in the source job's folder.</summary>
+    Path,
+}
+
+public sealed record CheckpointSelection(CheckpointSelectionKind Kind, int? Epoch = null, string? Path = null)
+{
+    public const string SpecKey = "export.checkpoint";
+
+    public static CheckpointSelection Parse(string value)
+    {
+        var text = value.Trim();
+        if (text.Length == 0)
+        {
+            throw new StageInputException($"{SpecKey} is empty; use latest, best, an epoch number or a checkpoint path.");
+        }
+        if (text.Equals("latest", StringComparison.OrdinalIgnoreCase))
+        {
+            return new(CheckpointSelectionKind.Latest);
+        }
+        if (text.Equals("best", StringComparison.OrdinalIgnoreCase))
+        {
+            return new(CheckpointSelectionKind.Best);
+        }
+        if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var epoch))
+        {
+            return epoch >= 1
+                ? new(CheckpointSelectionKind.Epoch, Epoch: epoch)
+                : throw new StageInputException($"{SpecKey} = {text}: epochs are counted from 1.");
+        }
+        return new(CheckpointSelectionKind.Path, Path: text);
+    }
+
+    public override string ToString() => Kind switch
+    {
+        CheckpointSelectionKind.Epoch => $"{SpecKey} = {Epoch}",
+        CheckpointSelectionKind.Path => $"{SpecKey} = {Path}",
+        _ => $"{SpecKey} = {Kind.ToString().ToLowerInvariant()}",
+    };
+}
+
+/// <summary>The <c>export.*</c> keys of a job's spec (TAO's <c>nvdinov2 export</c>), checked before any work starts.</summary>
+public sealed record ExportSettings
+{
+    public const string DefaultOnnxFile = "model.onnx";
+
+    public required CheckpointSelection Checkpoint { get; init; }
+
+    /// <summary><c>export.onnx_file</c>: null writes <c>model.onnx</c> into the job folder.</summary>
+    public string? OnnxFile { get; init; }
+
+    public int Opset { get; init; } = 17;
+
+    /// <summary>-1 exports a dynamic batch axis.</summary>
+    public int BatchSize { get; init; } = -1;
+
+    public required int InputHeight { get; init; }
+
+    public required int InputWidth { get; init; }
+
+    public bool DynamicHeightWidth { get; init; }
+
+    public bool IncludePatchTokens { get; init; }
+
+    /// <summary>
+    /// The architecture the spec says the exported network has (<c>model.backbone.*</c>: the teacher after training,
+    /// the student after distillation); null when the spec has no model section.
+    /// </summary>
+    public BackboneConfig? ExpectedBackbone { get; init; }
+
+    /// <summary>The spec key naming <see cref="ExpectedBackbone"/>'s type.</summary>
+    public string? ExpectedBackboneKey { get; init; }
+
+    public bool DynamicBatch => BatchSize == -1;
+
+    /// <summary>Reads the export keys; every problem is a <see cref="StageInputException"/> naming the key.</summary>
+    public static ExportSettings Read(ResolvedSpec spec, PipelineStage sourceStage)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var opset = Get<int>(spec, "export.opset_version");
+        if (opset is < VitExportOptions.MinOpset or > VitExportOptions.MaxOpset)
+        {
+            throw new StageInputException(
+                $"export.opset_version {opset} is not supported by the ONNX writer; use {VitExportOptions.MinOpset}..{VitExportOptions.MaxOpset}.");
+        }
+        var batch = Get<int>(spec, "export.batch_size");
+        if (batch is 0 or < -1)
+        {
+            throw new StageInputException($"export.batch_size {batch} is neither -1 (dynamic batch) nor a batch size >= 1.");
+        }
+        var channels = Get<int>(spec, "export.input_channel");
+        if (channels != 3)
+        {
+            throw new StageInputException($"export.input_channel {channels} is not supported; the backbone reads RGB images (3).");
+        }
+        var height = Get<int>(spec, "export.input_height");
+        var width = Get<int>(spec, "export.input_width");
+        if (height < 1 || width < 1)
+        {
+            throw new StageInputException($"export.input_height/input_width {height}×{width} must be positive.");
+        }
+        var typeKey = sourceStage == PipelineStage.Distillation ? "model.backbone.student_type" : "model.backbone.teacher_type";
+        return new ExportSettings
+        {
+            Checkpoint = CheckpointSelection.Parse(Get<string>(spec, CheckpointSelection.SpecKey) ?? ""),
+            OnnxFile = Get<string?>(spec, "export.onnx_file") is { Length: > 0 } file ? file : null,
+            Opset = opset,
+            BatchSize = batch,
+            InputHeight = height,
+            InputWidth = width,
+            DynamicHeightWidth = Get<bool>(spec, "export.dynamic_hw"),
+            IncludePatchTokens = Get<bool>(spec, "export.include_patch_tokens"),
+            ExpectedBackbone = ReadBackbone(spec, typeKey),
+            ExpectedBackboneKey = typeKey,
+        };
+    }
+
+    /// <summary>The backbone a training spec describes, or null when the spec has no <c>model.backbone</c> section.</summary>
+    private static BackboneConfig? ReadBackbone(ResolvedSpec spec, string typeKey)
+    {
+        if (!spec.TryGet<string>(typeKey, out var type))
+        {
+            return null;
+        }
+        try
+        {
+            FfnLayer? ffn = spec.TryGet<string>("model.backbone.ffn_layer", out var ffnName)
+                ? ffnName switch
+                {
+                    "swiglu" or "swiglufused" => FfnLayer.SwiGlu,
+                    "mlp" => FfnLayer.Mlp,
+                    _ => throw new ArgumentException($"model.backbone.ffn_layer '{ffnName}' is neither mlp nor swiglu."),
+                }
+                : null;
+            var config = BackboneConfig.FromName(
+                type,
+                spec.TryGet<int>("model.backbone.patch_size", out var patch) ? patch : 14,
+                spec.TryGet<int>("model.backbone.img_size", out var img) ? img : 518,
+                ffn,
+                spec.TryGet<int>("model.backbone.num_register_tokens", out var registers) ? registers : 0,
+                spec.ContainsKey("model.backbone.layerscale_init") ? spec.Get<double?>("model.backbone.layerscale_init") : 1e-5);
+            return config with
+            {
+                InterpolateOffset = spec.TryGet<double>("model.backbone.interpolate_offset", out var offset) ? offset : config.InterpolateOffset,
+                InterpolateAntialias = spec.TryGet<bool>("model.backbone.interpolate_antialias", out var antialias) && antialias,
+            };
+        }
+        catch (Exception exception) when (exception is ArgumentException or InvalidCastException)
+        {
+            throw new StageInputException($"The spec's model.backbone section does not describe a backbone: {exception.Message}", exception);
+        }
+    }
+
+    private static T Get<T>(ResolvedSpec spec, string key)
+    {
+        try
+        {
+            return spec.Get<T>(key);
+        }
+        catch (Exception exception) when (exception is KeyNotFoundException or InvalidCastException)
+        {
+            throw new StageInputException($"The export spec cannot be used: {exception.Message}", exception);
+        }
+    }
+}
