@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
@@ -8,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting;
 using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.Inference.Output;
 
 namespace NvDinoPipeline.Cli.Commands;
 
@@ -17,23 +20,33 @@ public static class ResultsCommands
     {
         var results = new Command("results", "Read a pipeline's embeddings.");
         var id = new Argument<Guid>("id") { Description = "The pipeline id." };
-        var output = new Option<string?>("--out") { Description = "Write JSON lines to this file instead of standard output." };
-        var follow = new Command("follow", "Consume the results queue and write one JSON line per embedding until the pipeline ends.") { id, output };
+        var output = new Option<string?>("--out") { Description = "Write to this file instead of standard output." };
+        var format = new Option<ResultFormat>("--format")
+        {
+            Description = "jsonl: one {key, input_path, content_sha256, embedding} object per line; csv: TAO's input_path,features.",
+            DefaultValueFactory = _ => ResultFormat.Jsonl,
+        };
+        var follow = new Command("follow", "Consume the results queue and write each embedding once until the pipeline ends.") { id, output, format };
         follow.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
         {
             await using var services = CliServices.Create(result.GetValue(config));
             await using var writer = result.GetValue(output) is { } path ? new StreamWriter(path) : new StreamWriter(Console.OpenStandardOutput());
-            var sink = new ResultSink(writer);
-            var pipelineId = result.GetValue(id);
-            if (services.Control.Transport == TransportKind.InMemory)
-            {
-                return await ReadStoredAsync(services, pipelineId, sink, cancellationToken);
-            }
-            return await FollowQueueAsync(services, pipelineId, sink, cancellationToken);
+            var sink = new ResultSink(writer, result.GetValue(format));
+            return await FollowAsync(services, result.GetValue(id), sink, cancellationToken);
         }));
         results.Subcommands.Add(follow);
         return results;
     }
+
+    /// <summary>
+    /// Writes every result of the pipeline's inference stage to <paramref name="sink"/> once: on RabbitMQ as
+    /// the batches arrive (and then whatever was published before this started), on the in-memory transport
+    /// from the stored embeddings once inference is done. 0 when the pipeline ended Done, 1 otherwise.
+    /// </summary>
+    public static Task<int> FollowAsync(CliServices services, Guid pipelineId, ResultSink sink, CancellationToken cancellationToken) =>
+        services.Control.Transport == TransportKind.InMemory
+            ? ReadStoredAsync(services, pipelineId, sink, cancellationToken)
+            : FollowQueueAsync(services, pipelineId, sink, cancellationToken);
 
     /// <summary>
     /// RabbitMQ: a queue of our own bound to the results exchange; it lives as long as this command.
@@ -73,7 +86,7 @@ public static class ResultsCommands
     }
 
     /// <summary>Reads the embeddings the inference stage stored (binary file and its index) once it is done.</summary>
-    private static async Task<int> ReadStoredAsync(CliServices services, Guid pipelineId, ResultSink sink, CancellationToken cancellationToken)
+    public static async Task<int> ReadStoredAsync(CliServices services, Guid pipelineId, ResultSink sink, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -83,21 +96,25 @@ public static class ResultsCommands
                 ?? throw new CliException($"Pipeline {pipelineId} has no inference stage (it was started without --test).");
             if (inference.Status == JobStatus.Done)
             {
-                var embeddings = new Uri(inference.Artifacts["embeddings"]);
-                var index = new Uri(inference.Artifacts["embeddings_index"]);
-                await using var vectors = await services.Artifacts.OpenReadAsync(embeddings, cancellationToken);
-                await using var lines = await services.Artifacts.OpenReadAsync(index, cancellationToken);
-                using var reader = new StreamReader(lines);
-                var dimension = (int)inference.Metrics["dimension"];
-                var buffer = new byte[dimension * sizeof(float)];
-                while (await reader.ReadLineAsync(cancellationToken) is { Length: > 0 } line)
+                if (!inference.Artifacts.TryGetValue(EmbeddingFiles.EmbeddingsArtifact, out var embeddings)
+                    || !inference.Artifacts.TryGetValue(EmbeddingFiles.IndexArtifact, out var index)
+                    || !inference.Metrics.TryGetValue(EmbeddingFiles.DimensionMetric, out var dimension))
                 {
-                    var entry = JsonSerializer.Deserialize<IndexEntry>(line, IndexEntry.Json)
-                        ?? throw new CliException($"Malformed line in {index}: {line}");
-                    await vectors.ReadExactlyAsync(buffer, cancellationToken);
-                    var embedding = new float[dimension];
-                    Buffer.BlockCopy(buffer, 0, embedding, 0, buffer.Length);
-                    await sink.WriteAsync(new EmbeddingResult { Key = entry.Key, InputPath = entry.InputPath, ContentSha256 = entry.ContentSha256, Embedding = embedding });
+                    throw new CliException($"The inference job {inference.JobId} of pipeline {pipelineId} records no " +
+                        $"'{EmbeddingFiles.EmbeddingsArtifact}', '{EmbeddingFiles.IndexArtifact}' or '{EmbeddingFiles.DimensionMetric}'.");
+                }
+                await using var vectors = await services.Artifacts.OpenReadAsync(new Uri(embeddings), cancellationToken);
+                await using var lines = await services.Artifacts.OpenReadAsync(new Uri(index), cancellationToken);
+                try
+                {
+                    await foreach (var result in EmbeddingFiles.ReadAsync(vectors, lines, (int)dimension, cancellationToken))
+                    {
+                        await sink.WriteAsync(result);
+                    }
+                }
+                catch (InvalidDataException exception)
+                {
+                    throw new CliException($"{embeddings} and its index {index} do not match: {exception.Message}");
                 }
                 return 0;
             }
@@ -110,18 +127,24 @@ public static class ResultsCommands
         }
     }
 
-    private sealed record IndexEntry(string Key, string InputPath, string ContentSha256)
-    {
-        public static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-    }
 }
 
-/// <summary>Writes each result once, whatever the number of deliveries.</summary>
-public sealed class ResultSink(TextWriter writer)
+public enum ResultFormat
+{
+    Jsonl,
+    Csv,
+}
+
+/// <summary>Writes each result once, whatever the number of deliveries: results are told apart by their key.</summary>
+public sealed class ResultSink(TextWriter writer, ResultFormat format = ResultFormat.Jsonl)
 {
     private readonly HashSet<string> _seen = [];
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     public int Count => _seen.Count;
 
@@ -130,16 +153,46 @@ public sealed class ResultSink(TextWriter writer)
         await _gate.WaitAsync();
         try
         {
-            if (_seen.Add(result.Key))
+            if (!_seen.Add(result.Key))
+            {
+                return;
+            }
+            if (format == ResultFormat.Jsonl)
             {
                 await writer.WriteLineAsync(JsonSerializer.Serialize(result, Json));
-                await writer.FlushAsync();
             }
+            else
+            {
+                if (_seen.Count == 1)
+                {
+                    await writer.WriteLineAsync("input_path,features");
+                }
+                await writer.WriteLineAsync(CsvLine(result));
+            }
+            await writer.FlushAsync();
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>A line of TAO's <c>inference.csv</c>: the path (quoted when it must be), the vector as a quoted JSON array.</summary>
+    private static string CsvLine(EmbeddingResult result)
+    {
+        var line = new StringBuilder();
+        var path = result.InputPath;
+        line.Append(path.AsSpan().IndexOfAny(",\"\r\n") < 0 ? path : $"\"{path.Replace("\"", "\"\"", StringComparison.Ordinal)}\"");
+        line.Append(",\"[");
+        for (var i = 0; i < result.Embedding.Length; i++)
+        {
+            if (i > 0)
+            {
+                line.Append(',');
+            }
+            line.Append(result.Embedding[i].ToString(CultureInfo.InvariantCulture));
+        }
+        return line.Append("]\"").ToString();
     }
 }
 

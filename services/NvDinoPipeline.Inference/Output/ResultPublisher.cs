@@ -1,0 +1,55 @@
+using MassTransit;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Workers;
+
+namespace NvDinoPipeline.Inference.Output;
+
+/// <summary>
+/// Publishes result batches on the results exchange with several publishes in flight: each one waits for
+/// the broker's confirm, and awaiting them one by one would hold the model back.
+/// </summary>
+public sealed class ResultPublisher(IPublishEndpoint endpoint, int inFlight)
+{
+    private readonly SemaphoreSlim _slots = new(inFlight, inFlight);
+    private readonly List<Task> _pending = [];
+
+    public int Published { get; private set; }
+
+    /// <summary>
+    /// Starts publishing <paramref name="batch"/>; waits only while <c>inFlight</c> publishes are unconfirmed.
+    /// <paramref name="cancellationToken"/> must outlive the publish (pass the job's token, not a short-lived one).
+    /// </summary>
+    /// <exception cref="TransientStageException">An earlier publish failed (the job is retried; keys make the repeats harmless).</exception>
+    public async Task PublishAsync(EmbeddingsBatch batch, CancellationToken cancellationToken)
+    {
+        await _slots.WaitAsync(cancellationToken);
+        if (_pending.FirstOrDefault(t => t.IsFaulted) is { } failed)
+        {
+            _slots.Release();
+            await failed;
+        }
+        _pending.RemoveAll(t => t.IsCompletedSuccessfully);
+        _pending.Add(PublishOneAsync(batch, cancellationToken));
+        Published++;
+    }
+
+    /// <summary>Waits until the broker confirmed every batch.</summary>
+    public Task CompleteAsync() => Task.WhenAll(_pending);
+
+    private async Task PublishOneAsync(EmbeddingsBatch batch, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await endpoint.Publish(batch, cancellationToken);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            throw new TransientStageException(
+                $"Publishing result batch {batch.BatchIndex} of job {batch.JobId} failed: {exception.Message}", exception);
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+}
