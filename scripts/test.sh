@@ -95,7 +95,7 @@ t_build=$((SECONDS - t_build))
 
 # Debian packages the tests use: Fashion-MNIST (/usr/share/datasets/fashion-mnist) and the onnx
 # reference implementation, whose checker validates every exported model.
-test_packages=(dataset-fashion-mnist python3-onnx)
+test_packages=(dataset-fashion-mnist python3-onnx docker-compose)
 ensure_test_packages() {
   local missing=() package
   for package in "${test_packages[@]}"; do

@@ -21,6 +21,7 @@ public static class PipelineHostExtensions
     {
         NvDinoHome.AddDefaults(builder.Configuration);
         builder.AddPipelineLogging();
+        builder.AddPipelineHealth();
         var services = builder.Services;
         services.AddPipelineState(builder.Configuration);
         services.AddArtifactStore(builder.Configuration);

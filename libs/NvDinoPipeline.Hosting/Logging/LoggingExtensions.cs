@@ -25,6 +25,8 @@ public static class LoggingExtensions
                 .MinimumLevel.Information()
                 .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
                 .MinimumLevel.Override("MassTransit", LogEventLevel.Warning)
+                // Readiness answers 503 while the bus starts or stops; that is the answer, not an error.
+                .MinimumLevel.Override("Microsoft.Extensions.Diagnostics.HealthChecks", LogEventLevel.Fatal)
                 .ReadFrom.Configuration(builder.Configuration)
                 .Enrich.FromLogContext()
                 .Enrich.With<JobTagEnricher>()

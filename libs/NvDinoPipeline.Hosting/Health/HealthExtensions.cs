@@ -1,0 +1,44 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using NvDinoPipeline.Hosting.Health;
+
+namespace NvDinoPipeline.Hosting;
+
+public static class HealthExtensions
+{
+    /// <summary>
+    /// Health and readiness endpoints (section <c>Health</c>, off unless <c>Health:Port</c> is set), the
+    /// time a stopping process is given to hand its jobs back (section <c>Shutdown</c>), and the hand-back
+    /// of the messages it was handling to their queues. Call it before the bus is added, so the endpoints
+    /// answer while the rest starts and keep answering while it stops.
+    /// </summary>
+    public static IHostApplicationBuilder AddPipelineHealth(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<HealthOptions>()
+            .Bind(builder.Configuration.GetSection(HealthOptions.SectionName))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddOptions<ShutdownOptions>()
+            .Bind(builder.Configuration.GetSection(ShutdownOptions.SectionName))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddSingleton<IConfigureOptions<HostOptions>, ConfigureShutdownTimeout>();
+
+        var timeout = builder.Configuration.GetSection(HealthOptions.SectionName).Get<HealthOptions>()?.CheckTimeout
+            ?? new HealthOptions().CheckTimeout;
+        services.AddHealthChecks()
+            .AddCheck<StateDatabaseHealthCheck>(StateDatabaseHealthCheck.Name, tags: [HealthTags.Ready], timeout: timeout);
+        services.AddHostedService<HealthEndpoint>();
+        services.AddSingleton<IConfigureReceiveEndpoint, HandBackOnShutdown>();
+        return builder;
+    }
+
+    private sealed class ConfigureShutdownTimeout(IOptions<ShutdownOptions> shutdown) : IConfigureOptions<HostOptions>
+    {
+        public void Configure(HostOptions options) => options.ShutdownTimeout = shutdown.Value.Timeout;
+    }
+}

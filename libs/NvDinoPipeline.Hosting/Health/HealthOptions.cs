@@ -1,0 +1,54 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace NvDinoPipeline.Hosting.Health;
+
+/// <summary>
+/// The process's health endpoints (<c>/healthz</c>, <c>/readyz</c>), bound to the configuration section
+/// <c>Health</c>. Off unless a port is set: containers set <c>Health__Port=8080</c>.
+/// </summary>
+public sealed class HealthOptions : IValidatableObject
+{
+    public const string SectionName = "Health";
+
+    /// <summary>TCP port of the endpoints; 0 serves none.</summary>
+    [Range(0, 65535)]
+    public int Port { get; set; }
+
+    /// <summary>
+    /// Where to listen: <c>*</c> (every interface, the default), or one host name or IP address, which
+    /// requests must then also name in their Host header (for example <c>127.0.0.1</c>).
+    /// </summary>
+    public string Address { get; set; } = "*";
+
+    /// <summary>Longest time a readiness check may take before it counts as failed.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
+    public TimeSpan CheckTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    public bool Enabled => Port > 0;
+
+    /// <summary>The <see cref="System.Net.HttpListener"/> prefix, e.g. <c>http://+:8080/</c>.</summary>
+    public string Prefix
+    {
+        get
+        {
+            var host = Address.Trim() switch
+            {
+                "*" or "+" or "0.0.0.0" or "::" or "[::]" => "+",
+                var name when name.Contains(':') && !name.StartsWith('[') => $"[{name}]",
+                var name => name,
+            };
+            return $"http://{host}:{Port}/";
+        }
+    }
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        var address = Address?.Trim() ?? "";
+        var wildcard = address is "*" or "+" or "0.0.0.0" or "::" or "[::]";
+        if (!wildcard && Uri.CheckHostName(address.Trim('[', ']')) == UriHostNameType.Unknown)
+        {
+            yield return new ValidationResult(
+                $"Health:Address must be '*' (every interface), a host name or an IP address, got '{Address}'.", [nameof(Address)]);
+        }
+    }
+}

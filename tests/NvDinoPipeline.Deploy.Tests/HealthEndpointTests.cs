@@ -1,0 +1,191 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using NvDinoPipeline.Hosting;
+using NvDinoPipeline.State;
+using NvDinoPipeline.Testing;
+
+namespace NvDinoPipeline.Deploy.Tests;
+
+/// <summary>The endpoints container health checks and Kubernetes probes call: <c>/healthz</c> and <c>/readyz</c>.</summary>
+public sealed class HealthEndpointTests : IDisposable
+{
+    private readonly TempDirectory _folder = new("nvdino-health");
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(20) };
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        _folder.Dispose();
+    }
+
+    private Dictionary<string, string?> Settings(int port)
+    {
+        var settings = TestHosts.EmbeddedSettings(_folder.Path);
+        settings["Health:Port"] = port.ToString();
+        settings["Health:Address"] = "127.0.0.1";
+        return settings;
+    }
+
+    private async Task<(HttpStatusCode Status, JsonElement Body)> GetAsync(int port, string path)
+    {
+        using var response = await _http.GetAsync($"http://127.0.0.1:{port}{path}");
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
+    }
+
+    [Fact]
+    public async Task A_running_worker_is_alive_and_ready_once_its_bus_and_state_database_answer()
+    {
+        var port = TestHosts.FreePort();
+        using var host = TestHosts.Build(Settings(port), _ => { });
+        await host.StartAsync();
+
+        var (liveStatus, live) = await GetAsync(port, "/healthz");
+        var (readyStatus, ready) = await TestHosts.WaitForAsync(
+            () => GetAsync(port, "/readyz"), r => r.Status == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "/readyz answering 200");
+        var (missingStatus, _) = await GetAsync(port, "/metrics");
+        await host.StopAsync();
+
+        Assert.Equal(HttpStatusCode.OK, liveStatus);
+        Assert.Equal("Healthy", live.GetProperty("status").GetString());
+        Assert.Equal(HttpStatusCode.OK, readyStatus);
+        var checks = ready.GetProperty("checks");
+        Assert.Equal("Healthy", checks.GetProperty("state-database").GetProperty("status").GetString());
+        Assert.Contains(checks.EnumerateObject(), check => check.Name.Contains("masstransit", StringComparison.OrdinalIgnoreCase)
+            && check.Value.GetProperty("status").GetString() == "Healthy");
+        Assert.Equal(HttpStatusCode.NotFound, missingStatus);
+    }
+
+    [Fact]
+    public async Task Readiness_fails_naming_the_state_database_when_it_does_not_answer_while_liveness_stays_up()
+    {
+        var port = TestHosts.FreePort();
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["State:Provider"] = "Postgres",
+            ["State:ConnectionString"] = $"Host=127.0.0.1;Port={TestHosts.FreePort()};Username=nvdino;Password=nvdino;Database=nvdino;Timeout=3",
+            ["Health:Port"] = port.ToString(),
+            ["Health:Address"] = "127.0.0.1",
+        });
+        builder.Services.AddPipelineState(builder.Configuration);
+        builder.AddPipelineHealth();
+        using var host = builder.Build();
+        await host.StartAsync();
+
+        var (liveStatus, _) = await GetAsync(port, "/healthz");
+        var (readyStatus, ready) = await GetAsync(port, "/readyz");
+        await host.StopAsync();
+
+        Assert.Equal(HttpStatusCode.OK, liveStatus);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, readyStatus);
+        Assert.Equal("Unhealthy", ready.GetProperty("status").GetString());
+        var database = ready.GetProperty("checks").GetProperty("state-database");
+        Assert.Equal("Unhealthy", database.GetProperty("status").GetString());
+        Assert.Contains("Postgres state database does not answer", database.GetProperty("description").GetString());
+    }
+
+    [Fact]
+    public async Task Readiness_fails_while_the_broker_is_unreachable()
+    {
+        var port = TestHosts.FreePort();
+        var settings = Settings(port);
+        settings["Messaging:Transport"] = "RabbitMq";
+        settings["Messaging:RabbitMq"] = $"amqp://guest:guest@127.0.0.1:{TestHosts.FreePort()}/";
+        using var host = TestHosts.Build(settings, _ => { });
+        await host.StartAsync();
+
+        var (readyStatus, ready) = await GetAsync(port, "/readyz");
+        using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            await host.StopAsync(stop.Token);
+        }
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, readyStatus);
+        var checks = ready.GetProperty("checks");
+        Assert.Equal("Healthy", checks.GetProperty("state-database").GetProperty("status").GetString());
+        Assert.Contains(checks.EnumerateObject(), check => check.Name.Contains("masstransit", StringComparison.OrdinalIgnoreCase)
+            && check.Value.GetProperty("status").GetString() == "Unhealthy");
+    }
+
+    [Fact]
+    public async Task A_stopping_process_is_unready_at_once_but_alive_until_it_has_stopped()
+    {
+        var port = TestHosts.FreePort();
+        var blocker = new StopBlocker();
+        using var host = TestHosts.Build(Settings(port), p => p.Services.AddHostedService(_ => blocker));
+        await host.StartAsync();
+        await TestHosts.WaitForAsync(() => GetAsync(port, "/readyz"), r => r.Status == HttpStatusCode.OK,
+            TimeSpan.FromSeconds(20), "/readyz answering 200");
+
+        var stopping = host.StopAsync();
+        await blocker.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (readyStatus, ready) = await GetAsync(port, "/readyz");
+        var (liveStatus, _) = await GetAsync(port, "/healthz");
+        blocker.Release.SetResult();
+        await stopping;
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, readyStatus);
+        Assert.Equal("The process is stopping", ready.GetProperty("description").GetString());
+        Assert.Equal(HttpStatusCode.OK, liveStatus);
+        await Assert.ThrowsAsync<HttpRequestException>(() => _http.GetAsync($"http://127.0.0.1:{port}/healthz"));
+    }
+
+    [Fact]
+    public async Task A_port_already_in_use_stops_the_start_with_an_error_naming_it()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        using var host = TestHosts.Build(Settings(port), _ => { });
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync());
+
+        Assert.Contains($"Health:Port {port}", error.Message);
+        Assert.Contains("cannot listen", error.Message);
+    }
+
+    [Fact]
+    public async Task Rejects_a_listen_address_that_is_neither_a_host_name_nor_an_IP_address()
+    {
+        var settings = Settings(TestHosts.FreePort());
+        settings["Health:Address"] = "every interface";
+        using var host = TestHosts.Build(settings, _ => { });
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains("Health:Address must be '*'", error.Message);
+        Assert.Contains("'every interface'", error.Message);
+    }
+
+    [Fact]
+    public void The_shutdown_timeout_comes_from_configuration()
+    {
+        var settings = TestHosts.EmbeddedSettings(_folder.Path);
+        settings["Shutdown:Timeout"] = "00:09:00";
+        using var host = TestHosts.Build(settings, _ => { });
+
+        Assert.Equal(TimeSpan.FromMinutes(9), host.Services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout);
+    }
+
+    /// <summary>A hosted service that holds the host in its stopping phase until released.</summary>
+    private sealed class StopBlocker : IHostedService
+    {
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public async Task StopAsync(CancellationToken cancellationToken)
+        {
+            Entered.TrySetResult();
+            await Release.Task.WaitAsync(cancellationToken);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using NvDinoPipeline.Hosting;
+
+namespace NvDinoPipeline.Deploy.Tests;
+
+/// <summary>Pipeline hosts built the way the services build theirs, on settings a test chooses.</summary>
+public static class TestHosts
+{
+    public static Dictionary<string, string?> EmbeddedSettings(string folder) => new()
+    {
+        ["Messaging:Transport"] = "InMemory",
+        ["State:Provider"] = "Sqlite",
+        ["State:ConnectionString"] = $"Data Source={Path.Combine(folder, "state.db")}",
+        ["ArtifactStore:Root"] = new Uri(Path.Combine(folder, "artifacts") + "/").AbsoluteUri,
+        ["Workers:ScratchDirectory"] = Path.Combine(folder, "scratch"),
+        ["Workers:ProgressInterval"] = "00:00:00.050",
+    };
+
+    public static IHost Build(IDictionary<string, string?> settings, Action<PipelineHostBuilder> configure)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.AddNvDinoPipeline(configure);
+        return builder.Build();
+    }
+
+    /// <summary>A TCP port nothing listens on right now (HttpListener cannot pick one itself).</summary>
+    public static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    /// <summary>Polls until <paramref name="read"/> returns a value meeting <paramref name="condition"/>; fails with the last value seen.</summary>
+    public static async Task<T> WaitForAsync<T>(Func<Task<T>> read, Func<T, bool> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        T last = default!;
+        Exception? lastError = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                last = await read();
+                lastError = null;
+                if (condition(last))
+                {
+                    return last;
+                }
+            }
+            catch (Exception exception) when (exception is not OutOfMemoryException)
+            {
+                lastError = exception;
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"{what} not reached within {timeout}; last seen: {(lastError is null ? last?.ToString() : lastError.Message)}");
+    }
+}
+
+/// <summary>The repository checkout the tests run from (the folder holding NvDinoPipeline.sln).</summary>
+public static class Repo
+{
+    public static string Root { get; } = Find();
+
+    public static string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
+
+    private static string Find()
+    {
+        for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
+        {
+            if (File.Exists(Path.Combine(folder.FullName, "NvDinoPipeline.sln")))
+            {
+                return folder.FullName;
+            }
+        }
+        throw new DirectoryNotFoundException($"No NvDinoPipeline.sln above {AppContext.BaseDirectory}: these tests read the repository's deploy files.");
+    }
+}
