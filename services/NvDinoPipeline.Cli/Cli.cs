@@ -136,6 +136,12 @@ public static class DataUris
         {
             throw new CliException($"{option}: '{path}' does not exist.");
         }
-        return new Uri(Directory.Exists(path) ? Path.TrimEndingDirectorySeparator(path) + "/" : path);
+        return FromPath(Directory.Exists(path) ? Path.TrimEndingDirectorySeparator(path) + "/" : path);
     }
+
+    /// <summary>
+    /// A file:// URI whose text carries the scheme: <c>new Uri("/a/b")</c> prints as "/a/b" and comes
+    /// back from JSON as a relative URI.
+    /// </summary>
+    public static Uri FromPath(string path) => new(new UriBuilder(Uri.UriSchemeFile, "") { Path = Path.GetFullPath(path) + (path.EndsWith('/') ? "/" : "") }.Uri.AbsoluteUri);
 }

@@ -1,9 +1,19 @@
+using NvDinoPipeline.EngineGeneration;
+using NvDinoPipeline.Export;
 using NvDinoPipeline.Hosting;
+using NvDinoPipeline.Inference;
+using NvDinoPipeline.Staging;
+using NvDinoPipeline.Training;
 
 namespace NvDinoPipeline.Cli;
 
-/// <summary>The stage workers this build of the command hosts in <c>nvdino serve</c> and <c>nvdino demo</c>.</summary>
+/// <summary>The stage workers <c>nvdino serve</c> and <c>nvdino demo</c> host in one process.</summary>
 public static class Workers
 {
-    public static PipelineHostBuilder AddAvailableWorkers(this PipelineHostBuilder pipeline) => pipeline;
+    public static PipelineHostBuilder AddAvailableWorkers(this PipelineHostBuilder pipeline) => pipeline
+        .AddStagingWorker()
+        .AddTrainingWorker()
+        .AddExportWorker()
+        .AddEngineGenerationWorker()
+        .AddInferenceWorker();
 }

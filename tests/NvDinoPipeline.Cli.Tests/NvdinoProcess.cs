@@ -30,6 +30,7 @@ public sealed class NvdinoProcess(string home, IReadOnlyDictionary<string, strin
         info.Environment["NVDINO_HOME"] = home;
         info.Environment["Messaging__Transport"] = "InMemory";
         info.Environment["State__Provider"] = "Sqlite";
+        info.Environment["State__JobLease"] = "00:00:06";
         info.Environment.Remove("State__ConnectionString");
         info.Environment.Remove("ArtifactStore__Root");
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())

@@ -14,7 +14,10 @@ public sealed class PipelineCommandsTests : IDisposable
     {
         _nvdino = new NvdinoProcess(_home.Path);
         Directory.CreateDirectory(_home.Combine("images"));
-        File.WriteAllBytes(_home.Combine("images", "a.png"), Commands.Png.Encode(28, 28, (x, y) => ((byte)x, (byte)y, 0)));
+        for (var i = 0; i < 32; i++)
+        {
+            File.WriteAllBytes(_home.Combine("images", $"img{i}.png"), Commands.Png.Encode(28, 28, (x, y) => ((byte)(x * i), (byte)(y * 9), (byte)(i * 7))));
+        }
     }
 
     public void Dispose() => _home.Dispose();
@@ -52,22 +55,26 @@ public sealed class PipelineCommandsTests : IDisposable
         using var serve = _nvdino.Start("serve");
         try
         {
-            var started = await _nvdino.RunAsync("pipeline", "start", "--train", _home.Combine("images"), "--name", "cli-test",
-                "--set", "train.num_epochs=1");
+            // A long training run, so that cancel meets it running.
+            string[] spec = [.. Commands.DemoDataset.SpecOverrides.SelectMany(o => new[] { "--set", o }), "--set", "train.num_epochs=1000"];
+            var started = await _nvdino.RunAsync(["pipeline", "start", "--train", _home.Combine("images"), "--name", "cli-test", .. spec]);
             Assert.Equal(0, started.ExitCode);
             var id = Guid.Parse(started.Output.Trim());
 
-            var status = await WaitForStatusAsync(id, json => json.GetProperty("steps")[0].GetProperty("status").ValueKind != JsonValueKind.Null);
+            var status = await WaitForStatusAsync(id, json => json.GetProperty("steps")[1].GetProperty("status").GetString() == "Running");
             Assert.Equal("cli-test", status.GetProperty("name").GetString());
             Assert.Equal("Running", status.GetProperty("status").GetString());
             Assert.Equal("stage-train", status.GetProperty("steps")[0].GetProperty("step").GetString());
+            Assert.Equal("Done", status.GetProperty("steps")[0].GetProperty("status").GetString());
+            Assert.Equal("train", status.GetProperty("steps")[1].GetProperty("step").GetString());
 
             var list = await _nvdino.RunAsync("pipeline", "list");
             Assert.Contains(id.ToString(), list.Output);
 
             var cancel = await _nvdino.RunAsync("pipeline", "cancel", id.ToString(), "--reason", "test over");
             Assert.Equal(0, cancel.ExitCode);
-            var canceled = await WaitForStatusAsync(id, json => json.GetProperty("status").GetString() == "Canceled");
+            var canceled = await WaitForStatusAsync(id, json => json.GetProperty("status").GetString() == "Canceled"
+                && json.GetProperty("steps")[1].GetProperty("status").GetString() == "Canceled");
             Assert.Equal("test over", canceled.GetProperty("error").GetString());
 
             var again = await _nvdino.RunAsync("pipeline", "cancel", id.ToString());

@@ -49,8 +49,8 @@ public static class HostCommands
                 var start = new StartPipeline
                 {
                     PipelineId = NewId.NextGuid(),
-                    TrainDataUri = new Uri(train),
-                    TestDataUri = new Uri(test),
+                    TrainDataUri = DataUris.FromPath(train),
+                    TestDataUri = DataUris.FromPath(test),
                     Spec = spec.ToJson(),
                     Name = "demo",
                     RequestedAt = DateTimeOffset.UtcNow,
@@ -96,6 +96,9 @@ public static class DemoDataset
         "dataset.transform.n_local_crops=2",
         "train.num_epochs=2",
         "train.checkpoint_interval=1",
+        "train.optim.warmup_epochs=0",
+        "train.teacher.warmup_teacher_temp_epochs=1",
+        "train.optim.freeze_last_layer_epochs=0",
         "export.input_width=28",
         "export.input_height=28",
     ];

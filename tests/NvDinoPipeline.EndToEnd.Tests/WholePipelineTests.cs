@@ -1,0 +1,208 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using NvDinoPipeline.Cli;
+using NvDinoPipeline.Cli.Commands;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Deployment;
+using NvDinoPipeline.Onnx;
+using NvDinoPipeline.Orchestrator;
+using NvDinoPipeline.Specs;
+using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Storage;
+using NvDinoPipeline.Testing;
+using static NvDinoPipeline.Orchestrator.Tests.TestPipelineHosts;
+
+namespace NvDinoPipeline.EndToEnd.Tests;
+
+/// <summary>
+/// Every real stage, from a train and a test archive to embeddings: on the embedded default, and
+/// on RabbitMQ + S3 + PostgreSQL. The results in inference.csv, the binary embeddings file and the
+/// results queue must be the same, and equal to the exported ONNX model's outputs.
+/// </summary>
+public sealed class WholePipelineTests(RabbitMqFixture broker, PostgresFixture database)
+    : IClassFixture<RabbitMqFixture>, IClassFixture<PostgresFixture>, IDisposable
+{
+    private const int TestImages = 12;
+    private readonly TempDirectory _folder = new("nvdino-e2e");
+
+    public void Dispose() => _folder.Dispose();
+
+    [Fact]
+    public Task Train_and_test_archives_become_embeddings_on_the_embedded_default() =>
+        RunAsync(EmbeddedSettings(_folder.Path));
+
+    [Fact]
+    public async Task Train_and_test_archives_become_embeddings_on_rabbitmq_s3_and_postgres()
+    {
+        var s3 = TestServices.S3;
+        var bucket = S3Fixture.NewBucketName();
+        using (var client = new Amazon.S3.AmazonS3Client(s3.AccessKey, s3.SecretKey,
+                   new Amazon.S3.AmazonS3Config { ServiceURL = s3.ServiceUrl.ToString(), ForcePathStyle = true }))
+        {
+            await client.PutBucketAsync(bucket);
+        }
+        var settings = EmbeddedSettings(_folder.Path);
+        settings["Messaging:Transport"] = "RabbitMq";
+        settings["Messaging:RabbitMq"] = broker.Uri.ToString();
+        settings["State:Provider"] = "Postgres";
+        settings["State:ConnectionString"] = database.ConnectionString;
+        settings["ArtifactStore:Root"] = $"s3://{bucket}/artifacts/";
+        settings["ArtifactStore:S3:ServiceUrl"] = s3.ServiceUrl.ToString();
+        settings["ArtifactStore:S3:AccessKey"] = s3.AccessKey;
+        settings["ArtifactStore:S3:SecretKey"] = s3.SecretKey;
+        await RunAsync(settings, uploadTo: $"s3://{bucket}/input/");
+    }
+
+    private async Task RunAsync(Dictionary<string, string?> settings, string? uploadTo = null)
+    {
+        var results = new ConcurrentBag<EmbeddingResult>();
+        using var host = Build(settings, p =>
+        {
+            p.Services.AddSingleton(new ResultCollectorSink { Results = results });
+            p.AddOrchestrator().AddAvailableWorkers().AddBus(bus => bus.AddConsumer<ResultCollector>());
+        });
+        await host.StartAsync();
+        var store = host.Services.GetRequiredService<IArtifactStore>();
+
+        var trainArchive = DemoDataset.Write(_folder.Combine("images_train.tar.gz"), 32, seed: 1);
+        var testArchive = DemoDataset.Write(_folder.Combine("images_test.tar.gz"), TestImages, seed: 2);
+        Uri train = DataUris.FromPath(trainArchive), test = DataUris.FromPath(testArchive);
+        if (uploadTo is not null)
+        {
+            train = new Uri(new Uri(uploadTo), "images_train.tar.gz");
+            test = new Uri(new Uri(uploadTo), "images_test.tar.gz");
+            await store.PutFileAsync(train, trainArchive, CancellationToken.None);
+            await store.PutFileAsync(test, testArchive, CancellationToken.None);
+        }
+        var spec = SpecLoader.CreateDefault().Resolve(Array.Empty<string>(), [.. DemoDataset.SpecOverrides, "train.num_epochs=1"]);
+        var start = new StartPipeline
+        {
+            PipelineId = NewId.NextGuid(), TrainDataUri = train, TestDataUri = test, Spec = spec.ToJson(), RequestedAt = DateTimeOffset.UtcNow,
+        };
+        await StartPipelineAsync(host, start);
+
+        var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId,
+            (p, _) => p.Status is JobStatus.Done or JobStatus.Error or JobStatus.Canceled, TimeSpan.FromMinutes(5));
+        Assert.True(pipeline.Status == JobStatus.Done, $"pipeline {pipeline.Status}: {pipeline.FailedStage} {pipeline.ErrorReason}");
+
+        var inference = Completion<InferenceCompleted>(jobs.Job("inference"));
+        var engine = Completion<EngineGenerated>(jobs.Job("engine"));
+        var exported = Completion<ModelExported>(jobs.Job("export"));
+        var staged = Completion<DatasetStaged>(jobs.Job("stage-test"));
+        Assert.Equal(TestImages, inference.EmbeddedCount);
+        Assert.Equal(0, inference.FailedCount);
+        Assert.Equal("onnxruntime", engine.Target);
+
+        var scratch = _folder.Combine("check");
+        var fromCsv = await ReadCsvAsync(store, inference.CsvUri);
+        var fromBinary = await ReadBinaryAsync(store, inference, scratch);
+        await WaitUntilAsync(() => results.Select(r => r.Key).Distinct().Count() >= TestImages);
+        var fromQueue = results.GroupBy(r => r.InputPath).ToDictionary(g => g.Key, g => g.First().Embedding);
+
+        Assert.Equal(TestImages, fromCsv.Count);
+        Assert.Equal(fromCsv.Keys.Order(), fromBinary.Keys.Order());
+        Assert.Equal(fromCsv.Keys.Order(), fromQueue.Keys.Order());
+        foreach (var (path, embedding) in fromBinary)
+        {
+            Assert.Equal(embedding, fromQueue[path]);
+            Assert.Equal(embedding, fromCsv[path], (a, b) => Math.Abs(a - b) <= 1e-6f * Math.Max(1f, Math.Abs(a)));
+        }
+
+        // The deployed embeddings are the exported model's outputs for the same images.
+        var metadataPath = await store.GetLocalPathAsync(exported.MetadataUri, scratch, CancellationToken.None);
+        var metadata = ModelMetadata.FromJson(await File.ReadAllTextAsync(metadataPath), metadataPath);
+        var onnxPath = await store.GetLocalPathAsync(exported.OnnxModelUri, scratch, CancellationToken.None);
+        using var shards = await ShardReader.OpenAsync(store, staged.DatasetUri, scratch, CancellationToken.None);
+        var preprocessor = new ImagePreprocessor(metadata.Preprocessing);
+        using var runner = new OnnxModelRunner(onnxPath);
+        for (var i = 0; i < shards.Count; i++)
+        {
+            var image = shards.Read(i);
+            var input = new float[preprocessor.ImageSize];
+            preprocessor.Preprocess(image.Rgb, image.Width, image.Height, input);
+            var expected = runner.Run(input, [1, 3, preprocessor.Height, preprocessor.Width])[0].Data;
+            var actual = fromBinary[image.RelativePath];
+            Assert.True(Cosine(expected, actual) >= 0.9999, $"{image.RelativePath}: cosine {Cosine(expected, actual)}");
+        }
+        await host.StopAsync();
+    }
+
+    private static T Completion<T>(State.JobRecord job) =>
+        JsonSerializer.Deserialize<T>(job.Completion ?? throw new InvalidOperationException($"{job.Step} has no completion"))!;
+
+    private static async Task<Dictionary<string, float[]>> ReadCsvAsync(IArtifactStore store, Uri csv)
+    {
+        await using var stream = await store.OpenReadAsync(csv, CancellationToken.None);
+        using var reader = new StreamReader(stream);
+        var header = await reader.ReadLineAsync();
+        Assert.Equal("input_path,features", header);
+        var rows = new Dictionary<string, float[]>();
+        while (await reader.ReadLineAsync() is { Length: > 0 } line)
+        {
+            var comma = line.IndexOf(',');
+            var features = line[(comma + 1)..].Trim('"', '[', ']', ' ');
+            rows[line[..comma].Trim('"')] = features.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries)
+                .Select(v => float.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+        }
+        return rows;
+    }
+
+    private static async Task<Dictionary<string, float[]>> ReadBinaryAsync(IArtifactStore store, InferenceCompleted inference, string scratch)
+    {
+        var vectors = await File.ReadAllBytesAsync(await store.GetLocalPathAsync(inference.EmbeddingsUri, scratch, CancellationToken.None));
+        var index = await File.ReadAllLinesAsync(await store.GetLocalPathAsync(inference.IndexUri, scratch, CancellationToken.None));
+        Assert.Equal(index.Length * inference.Dimension * sizeof(float), vectors.Length);
+        var rows = new Dictionary<string, float[]>();
+        for (var i = 0; i < index.Length; i++)
+        {
+            var path = JsonDocument.Parse(index[i]).RootElement.GetProperty("input_path").GetString()!;
+            var embedding = new float[inference.Dimension];
+            Buffer.BlockCopy(vectors, i * inference.Dimension * sizeof(float), embedding, 0, inference.Dimension * sizeof(float));
+            rows[path] = embedding;
+        }
+        return rows;
+    }
+
+    private static double Cosine(float[] a, float[] b)
+    {
+        double dot = 0, na = 0, nb = 0;
+        for (var i = 0; i < a.Length; i++)
+        {
+            dot += a[i] * b[i];
+            na += a[i] * a[i];
+            nb += b[i] * b[i];
+        }
+        return dot / Math.Sqrt(na * nb);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (var i = 0; i < 200 && !condition(); i++)
+        {
+            await Task.Delay(50);
+        }
+        Assert.True(condition(), "results did not all arrive on the results exchange");
+    }
+}
+
+public sealed class ResultCollectorSink
+{
+    public ConcurrentBag<EmbeddingResult> Results { get; set; } = [];
+}
+
+/// <summary>A consumer of the results exchange, as any user's service would bind one.</summary>
+public sealed class ResultCollector(ResultCollectorSink sink) : IConsumer<EmbeddingsBatch>
+{
+    public Task Consume(ConsumeContext<EmbeddingsBatch> context)
+    {
+        foreach (var item in context.Message.Items)
+        {
+            sink.Results.Add(item);
+        }
+        return Task.CompletedTask;
+    }
+}
