@@ -1,3 +1,4 @@
+using NvDinoPipeline.Distillation;
 using NvDinoPipeline.EngineGeneration;
 using NvDinoPipeline.Export;
 using NvDinoPipeline.Hosting;
@@ -13,6 +14,7 @@ public static class Workers
     public static PipelineHostBuilder AddAvailableWorkers(this PipelineHostBuilder pipeline) => pipeline
         .AddStagingWorker()
         .AddTrainingWorker()
+        .AddDistillationWorker()
         .AddExportWorker()
         .AddEngineGenerationWorker()
         .AddInferenceWorker();

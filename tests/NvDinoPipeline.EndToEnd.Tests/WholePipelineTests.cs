@@ -57,6 +57,39 @@ public sealed class WholePipelineTests(RabbitMqFixture broker, PostgresFixture d
         await RunAsync(settings, uploadTo: $"s3://{bucket}/input/");
     }
 
+    [Fact]
+    public async Task With_distillation_the_deployed_model_is_the_distilled_student()
+    {
+        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddAvailableWorkers());
+        await host.StartAsync();
+        var train = DemoDataset.Write(_folder.Combine("images_train.tar.gz"), 32, seed: 3);
+        var test = DemoDataset.Write(_folder.Combine("images_test.tar.gz"), 4, seed: 4);
+        var spec = SpecLoader.CreateDefault().Resolve(Array.Empty<string>(),
+        [
+            .. DemoDataset.SpecOverrides, "train.num_epochs=1", "pipeline.stages.distill=true",
+            "model.backbone.teacher_type=vit_t", "model.backbone.student_type=vit_pico",
+        ]);
+        var start = new StartPipeline
+        {
+            PipelineId = NewId.NextGuid(), TrainDataUri = DataUris.FromPath(train), TestDataUri = DataUris.FromPath(test),
+            Spec = spec.ToJson(), RequestedAt = DateTimeOffset.UtcNow,
+        };
+        await StartPipelineAsync(host, start);
+
+        var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId,
+            (p, _) => p.Status is JobStatus.Done or JobStatus.Error or JobStatus.Canceled, TimeSpan.FromMinutes(5));
+        Assert.True(pipeline.Status == JobStatus.Done, $"pipeline {pipeline.Status}: {pipeline.FailedStage} {pipeline.ErrorReason}");
+
+        Assert.Equal(jobs.Job("distill").Id, jobs.Job("export").ParentJobId);
+        var store = host.Services.GetRequiredService<IArtifactStore>();
+        var exported = Completion<ModelExported>(jobs.Job("export"));
+        var metadataPath = await store.GetLocalPathAsync(exported.MetadataUri, _folder.Combine("check"), CancellationToken.None);
+        var metadata = ModelMetadata.FromJson(await File.ReadAllTextAsync(metadataPath), metadataPath);
+        Assert.Equal("vit_pico", metadata.Backbone.Type);
+        Assert.Equal(4, Completion<InferenceCompleted>(jobs.Job("inference")).EmbeddedCount);
+        await host.StopAsync();
+    }
+
     private async Task RunAsync(Dictionary<string, string?> settings, string? uploadTo = null)
     {
         var results = new ConcurrentBag<EmbeddingResult>();

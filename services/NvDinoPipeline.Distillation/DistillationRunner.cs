@@ -1,0 +1,317 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Workers;
+using NvDinoPipeline.Model.Weights;
+using NvDinoPipeline.Specs;
+using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Storage;
+using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Core.Checkpoints;
+using NvDinoPipeline.Training.Core.Data;
+
+namespace NvDinoPipeline.Distillation;
+
+/// <summary>
+/// Distils a trained NVDINOv2 teacher into a smaller student on the staged dataset (TAO's <c>nvdinov2 distill</c>).
+/// The teacher comes frozen from the training job's checkpoint (<see cref="DistillModel.TeacherCheckpointUri"/>: a full
+/// training checkpoint, whose heads teach too, or backbone-only weights such as <c>teacher_backbone.safetensors</c>).
+/// Writes into the job folder <c>checkpoints/epoch_NNN.ckpt</c> every <c>train.checkpoint_interval</c> epochs (and after
+/// the last), the latest <c>student_backbone.safetensors</c> and <c>student_ema_backbone.safetensors</c>, and
+/// <c>metrics.jsonl</c>. A job that starts again continues from its newest checkpoint, step for step.
+/// </summary>
+public sealed class DistillationRunner(IArtifactStore store, IOptions<DistillationOptions> options, ILogger<DistillationRunner> logger)
+    : IStageRunner<DistillModel, DistillationCompleted>
+{
+    public const string CheckpointsFolder = "checkpoints/";
+    public const string MetricsFileName = "metrics.jsonl";
+
+    public async Task<StageResult<DistillationCompleted>> RunAsync(DistillModel command, StageContext context, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var jobFolder = context.OutputUri.AbsoluteUri.EndsWith('/') ? context.OutputUri : new Uri(context.OutputUri.AbsoluteUri + "/");
+        var spec = ReadSpec(context.Spec);
+        CheckHardware(spec.Training, settings);
+        TrainingDevice.SetCpuThreads(spec.Training.NumThreads);
+        var started = Stopwatch.StartNew();
+
+        var scratch = context.ScratchDirectory;
+        var checkpointDirectory = Path.Combine(scratch, "checkpoints");
+        Directory.CreateDirectory(checkpointDirectory);
+        await context.ReportNowAsync(new StageProgress(0, $"opening the teacher {command.TeacherCheckpointUri}"), cancellationToken);
+        var teacherPath = await TeacherPathAsync(command.TeacherCheckpointUri, Path.Combine(scratch, "teacher"), cancellationToken);
+        await context.ReportNowAsync(new StageProgress(0, $"opening the dataset {command.DatasetUri}"), cancellationToken);
+        using var images = await OpenDatasetAsync(command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
+        var batchSize = spec.Training.Data.BatchSize;
+        if (images.Count < batchSize)
+            throw new StageInputException(
+                $"dataset.batch_size: {batchSize} is larger than the dataset {command.DatasetUri}, which holds {images.Count} images; " +
+                $"lower dataset.batch_size to at most {images.Count}.");
+        var iterations = (long)(images.Count / batchSize);
+
+        var resume = await FindResumeCheckpointAsync(jobFolder, checkpointDirectory, scratch, cancellationToken);
+        var recipe = spec.Trainer.Trainer with { Device = string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device };
+        if (resume is not null)
+            recipe = recipe with { Seed = resume.State.Seed };
+        var trainerOptions = spec.Trainer with { Trainer = recipe };
+
+        using var trainer = new DistillationTrainer(trainerOptions, iterations, logger);
+        TeacherSource teacher;
+        try
+        {
+            teacher = trainer.LoadTeacher(teacherPath, spec.TeacherBackbone);
+        }
+        catch (InvalidDataException exception)
+        {
+            throw new StageInputException($"{exception.Message} (teacher {command.TeacherCheckpointUri})", exception);
+        }
+        logger.LogInformation(
+            "Distilling {TeacherType} ({TeacherParameters} parameters, heads from checkpoint: {Heads}) into {StudentType} ({StudentParameters} parameters) on {Images} images of {DatasetUri}: {Epochs} epochs of {Iterations} steps, batch {Batch}, masking {Masking}, job {JobId} of pipeline {PipelineId}",
+            spec.TeacherType, trainer.Teacher.Backbone.ParameterCount, teacher.HeadsFromCheckpoint, spec.StudentType, trainer.Student.Backbone.ParameterCount,
+            images.Count, command.DatasetUri, recipe.Epochs, iterations, batchSize, !spec.Trainer.DisableMasking, command.JobId, command.PipelineId);
+
+        var startMessage = $"distilling {spec.TeacherType} into {spec.StudentType} from scratch" +
+            (teacher.HeadsFromCheckpoint ? "" : " (the teacher file has no DINO/iBOT heads: fresh teacher heads)");
+        if (resume is not null)
+        {
+            try
+            {
+                trainer.LoadCheckpoint(resume.Path);
+            }
+            catch (Exception exception) when (exception is InvalidDataException or TensorShapeMismatchException)
+            {
+                throw new StageInputException($"cannot resume from {resume.Description}: {exception.Message}", exception);
+            }
+            startMessage = $"resuming {resume.Description} at epoch {trainer.Epoch} (step {trainer.GlobalStep} of {trainer.TotalSteps})";
+            logger.LogInformation("Resuming {Source} at epoch {Epoch}, step {Step}, job {JobId}", resume.Description, trainer.Epoch, trainer.GlobalStep, command.JobId);
+        }
+
+        var metricsPath = Path.Combine(scratch, MetricsFileName);
+        await PrepareMetricsFileAsync(jobFolder.Append(MetricsFileName), metricsPath, trainer.Epoch, cancellationToken);
+        var progress = new DistillationProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
+        await progress.ReportNowAsync(startMessage, cancellationToken);
+
+        var loader = new SslBatchLoader(images, spec.Training.Data, recipe.Seed);
+        var loop = new TrainingLoop(trainer, loader, new TrainingLoopOptions
+        {
+            CheckpointDirectory = checkpointDirectory,
+            CheckpointInterval = spec.Training.CheckpointInterval,
+        }, logger);
+        var observer = new Observer(store, progress, jobFolder, metricsPath, logger);
+
+        TrainingLoopResult result;
+        using (var pumpStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            var pump = progress.PumpAsync(settings.ProgressInterval, pumpStop.Token);
+            try
+            {
+                result = await Task.Factory.StartNew(() => loop.RunAsync(observer, cancellationToken), cancellationToken,
+                    TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+            }
+            catch (TrainingDivergedException exception)
+            {
+                throw new StageInputException(
+                    $"Distillation diverged: {exception.Message} Lower train.optim.lr or raise dataset.batch_size; the last checkpoint in {jobFolder.Append(CheckpointsFolder)} is kept.", exception);
+            }
+            finally
+            {
+                await pumpStop.CancelAsync();
+                await pump;
+            }
+        }
+
+        var checkpointUri = observer.LastCheckpointUri ?? throw new InvalidOperationException("Distillation ended without a checkpoint.");
+        var studentUri = jobFolder.Append(DistillationTrainer.StudentBackboneFileName);
+        var emaUri = jobFolder.Append(DistillationTrainer.StudentEmaBackboneFileName);
+        var metricsUri = jobFolder.Append(MetricsFileName);
+        var metrics = new Dictionary<string, double>(result.LastEpoch?.Metrics ?? trainer.LastEpochMetrics, StringComparer.Ordinal)
+        {
+            ["epochs"] = trainer.Epoch,
+            ["steps"] = trainer.GlobalStep,
+            ["steps_this_attempt"] = result.StepsTaken,
+            ["images"] = images.Count,
+            ["parameters"] = trainer.Student.Backbone.ParameterCount,
+            ["teacher_parameters"] = trainer.Teacher.Backbone.ParameterCount,
+            ["seconds"] = started.Elapsed.TotalSeconds,
+        };
+        await progress.ReportNowAsync($"done: {trainer.Epoch} epochs, {trainer.GlobalStep} steps", cancellationToken, fraction: 1.0, metrics);
+        logger.LogInformation("Distillation job {JobId} of pipeline {PipelineId} done: {Epochs} epochs, final loss {Loss:F4}, checkpoint {CheckpointUri}",
+            command.JobId, command.PipelineId, trainer.Epoch, metrics.GetValueOrDefault(TrainingMetrics.Loss), checkpointUri);
+
+        var completed = new DistillationCompleted
+        {
+            PipelineId = command.PipelineId,
+            JobId = command.JobId,
+            ParentJobId = command.ParentJobId,
+            CheckpointUri = checkpointUri,
+            StudentBackboneUri = studentUri,
+            StudentEmaBackboneUri = emaUri,
+            Metrics = metrics,
+        };
+        var artifacts = new Dictionary<string, Uri>
+        {
+            ["checkpoint"] = checkpointUri,
+            ["student_backbone"] = studentUri,
+            ["student_ema_backbone"] = emaUri,
+            ["metrics"] = metricsUri,
+        };
+        return new StageResult<DistillationCompleted>(completed, artifacts, metrics);
+    }
+
+    private static DistillationSpec ReadSpec(ResolvedSpec spec)
+    {
+        try
+        {
+            return DistillationSpec.Read(spec);
+        }
+        catch (SpecValidationException exception)
+        {
+            throw new StageInputException(exception.Message, exception);
+        }
+    }
+
+    private static void CheckHardware(TrainingSpec spec, DistillationOptions settings)
+    {
+        if (spec.NumNodes > 1)
+            throw new StageUnavailableException(
+                $"train.num_nodes = {spec.NumNodes}: this worker distils on one device of one host; multi-node distillation is not available. Set train.num_nodes=1.");
+        if (spec.NumGpus > 1)
+            throw new StageUnavailableException(
+                $"train.num_gpus = {spec.NumGpus}: this worker distils on one device; data-parallel distillation over several GPUs is not available. Set train.num_gpus=1.");
+        try
+        {
+            TrainingDevice.Resolve(string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device);
+        }
+        catch (ArgumentException exception)
+        {
+            throw new StageUnavailableException($"Distillation:Device is '{settings.Device}': {exception.Message}", exception);
+        }
+    }
+
+    private async Task<string> TeacherPathAsync(Uri teacherUri, string scratch, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (await store.GetInfoAsync(teacherUri, cancellationToken) is null)
+                throw new StageInputException($"The teacher checkpoint {teacherUri} does not exist; was the training job's checkpoint removed?");
+            return await store.GetLocalPathAsync(teacherUri, scratch, cancellationToken);
+        }
+        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException or ArgumentException or ArtifactStoreException)
+        {
+            throw new StageInputException($"The teacher checkpoint {teacherUri} cannot be read: {exception.Message}", exception);
+        }
+    }
+
+    private async Task<ShardImageSource> OpenDatasetAsync(Uri datasetUri, string scratch, CancellationToken cancellationToken)
+    {
+        try
+        {
+            Directory.CreateDirectory(scratch);
+            var reader = await ShardReader.OpenAsync(store, datasetUri, scratch, cancellationToken);
+            if (reader.Count == 0)
+            {
+                reader.Dispose();
+                throw new StageInputException($"The staged dataset {datasetUri} holds no images.");
+            }
+            return new ShardImageSource(reader);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
+        {
+            throw new StageInputException($"The staged dataset {datasetUri} cannot be read: {exception.Message}", exception);
+        }
+    }
+
+    /// <summary>The newest distillation checkpoint of this job: its scratch copy or the uploaded ones.</summary>
+    private async Task<ResumePoint?> FindResumeCheckpointAsync(Uri jobFolder, string checkpointDirectory, string scratch, CancellationToken cancellationToken)
+    {
+        ResumePoint? best = null;
+        foreach (var file in Directory.EnumerateFiles(checkpointDirectory, "*.ckpt"))
+        {
+            if (TryReadState(file) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
+                best = new ResumePoint(file, state, $"this job's checkpoint {Path.GetFileName(file)}");
+        }
+
+        var uploaded = new List<(int Epoch, Uri Uri)>();
+        await foreach (var item in store.ListAsync(jobFolder.Append(CheckpointsFolder), cancellationToken))
+        {
+            var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
+            if (name.StartsWith("epoch_", StringComparison.Ordinal) && name.EndsWith(".ckpt", StringComparison.Ordinal)
+                && int.TryParse(name.AsSpan(6, name.Length - 11), NumberStyles.None, CultureInfo.InvariantCulture, out var epoch))
+                uploaded.Add((epoch, item.Uri));
+        }
+        if (uploaded.Count > 0)
+        {
+            var (epoch, uri) = uploaded.MaxBy(u => u.Epoch);
+            if (best is null || best.State.Epoch < epoch)
+            {
+                var local = await store.GetLocalPathAsync(uri, Path.Combine(scratch, "downloads"), cancellationToken);
+                if (TryReadState(local) is { } state)
+                    best = new ResumePoint(local, state, $"this job's checkpoint {uri}");
+            }
+        }
+        return best;
+    }
+
+    private async Task PrepareMetricsFileAsync(Uri uploaded, string localPath, int completedEpochs, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(localPath) && completedEpochs > 0 && await store.GetInfoAsync(uploaded, cancellationToken) is not null)
+        {
+            await using var source = await store.OpenReadAsync(uploaded, cancellationToken);
+            await using var target = File.Create(localPath);
+            await source.CopyToAsync(target, cancellationToken);
+        }
+        if (!File.Exists(localPath))
+        {
+            await File.WriteAllTextAsync(localPath, "", cancellationToken);
+            return;
+        }
+        var kept = (await File.ReadAllLinesAsync(localPath, cancellationToken))
+            .Where(line => MetricsLine.EpochOf(line) is { } epoch && epoch <= completedEpochs);
+        await File.WriteAllLinesAsync(localPath, kept, cancellationToken);
+    }
+
+    private static TrainingState? TryReadState(string path)
+    {
+        try
+        {
+            var state = TrainingCheckpointFile.ReadState(path);
+            return state.Kind == DistillationTrainer.CheckpointKind ? state : null;
+        }
+        catch (Exception exception) when (exception is InvalidDataException or IOException)
+        {
+            return null;
+        }
+    }
+
+    private sealed record ResumePoint(string Path, TrainingState State, string Description);
+
+    /// <summary>Uploads each checkpoint and both student backbones, appends epoch figures to metrics.jsonl and feeds the progress reports.</summary>
+    private sealed class Observer(IArtifactStore store, DistillationProgress progress, Uri jobFolder, string metricsPath, ILogger logger) : ITrainingObserver
+    {
+        public Uri? LastCheckpointUri { get; private set; }
+
+        public void OnStep(TrainingStepResult step, double imagesPerSecond) => progress.Update(step, imagesPerSecond);
+
+        public async Task OnEpochEndAsync(EpochSummary summary, CancellationToken cancellationToken)
+        {
+            await File.AppendAllTextAsync(metricsPath, MetricsLine.Format(summary) + "\n", cancellationToken);
+            await progress.EpochEndAsync(summary, cancellationToken);
+        }
+
+        public async Task OnCheckpointAsync(SavedCheckpoint checkpoint, CancellationToken cancellationToken)
+        {
+            var checkpointUri = jobFolder.Append(CheckpointsFolder + SslTrainer.CheckpointFileName(checkpoint.Epoch));
+            var clock = Stopwatch.StartNew();
+            var info = await store.PutFileAsync(checkpointUri, checkpoint.CheckpointPath, cancellationToken);
+            foreach (var backbone in checkpoint.BackbonePaths)
+                await store.PutFileAsync(jobFolder.Append(Path.GetFileName(backbone)), backbone, cancellationToken);
+            await store.PutFileAsync(jobFolder.Append(MetricsFileName), metricsPath, cancellationToken);
+            LastCheckpointUri = checkpointUri;
+            logger.LogInformation("Checkpoint of epoch {Epoch} uploaded to {CheckpointUri} ({Bytes} bytes, {Seconds:F1} s)",
+                checkpoint.Epoch, checkpointUri, info.Size, clock.Elapsed.TotalSeconds);
+            await progress.ReportNowAsync($"checkpoint of epoch {checkpoint.Epoch} saved to {checkpointUri}", cancellationToken);
+        }
+    }
+}

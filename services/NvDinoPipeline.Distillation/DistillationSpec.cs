@@ -1,0 +1,75 @@
+using System.Globalization;
+using NvDinoPipeline.Model;
+using NvDinoPipeline.Specs;
+using NvDinoPipeline.Training.Core;
+
+namespace NvDinoPipeline.Distillation;
+
+/// <summary>
+/// A distillation run as the spec describes it: the training keys (<see cref="TrainingSpec"/>, with
+/// <c>model.backbone.teacher_type</c> as the teacher) plus <c>model.backbone.student_type</c>,
+/// <c>model.distill.*</c> and <c>distill.*</c>.
+/// </summary>
+public sealed record DistillationSpec
+{
+    public required TrainingSpec Training { get; init; }
+
+    public required DistillationTrainerOptions Trainer { get; init; }
+
+    public required string TeacherType { get; init; }
+
+    public required string StudentType { get; init; }
+
+    /// <summary><c>distill.teacher_backbone</c>: which network of the training checkpoint teaches, "teacher" (EMA) or "student".</summary>
+    public required string TeacherBackbone { get; init; }
+
+    /// <exception cref="SpecValidationException">A key is missing or unusable, or the student is larger than the teacher.</exception>
+    public static DistillationSpec Read(ResolvedSpec spec, long? unfixedSeed = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var training = TrainingSpec.Read(spec, unfixedSeed);
+        var teacher = training.Trainer.Backbone;
+        var teacherType = spec.Get<string>("model.backbone.teacher_type");
+        var studentType = spec.Get<string>("model.backbone.student_type");
+        BackboneConfig named;
+        try
+        {
+            named = BackboneConfig.FromName(studentType, teacher.PatchSize, teacher.ImgSize);
+        }
+        catch (ArgumentException exception)
+        {
+            throw new SpecValidationException([new SpecError("model.backbone.student_type", exception.Message)]);
+        }
+        // The student keeps every setting of the teacher but its size: patch, image size, FFN, registers, drop-path.
+        var student = teacher with { EmbedDim = named.EmbedDim, Depth = named.Depth, NumHeads = named.NumHeads };
+        var (teacherParameters, studentParameters) = (teacher.ParameterCount(), student.ParameterCount());
+        if (studentParameters > teacherParameters)
+            throw new SpecValidationException([new SpecError("model.backbone.student_type",
+                $"the student '{studentType}' ({Millions(studentParameters)} parameters) is larger than the teacher model.backbone.teacher_type " +
+                $"'{teacherType}' ({Millions(teacherParameters)}); distillation trains a smaller (or equal) student, pick a smaller student_type")]);
+
+        var epochs = spec.Get<int?>("distill.num_epochs") ?? training.Trainer.Epochs;
+        var trainer = training.Trainer with
+        {
+            Epochs = epochs,
+            Optim = training.Trainer.Optim with { WarmupEpochs = Math.Min(training.Trainer.Optim.WarmupEpochs, epochs) },
+        };
+        return new DistillationSpec
+        {
+            Training = training,
+            TeacherType = teacherType,
+            StudentType = studentType,
+            TeacherBackbone = spec.Get<string>("distill.teacher_backbone"),
+            Trainer = new DistillationTrainerOptions
+            {
+                Trainer = trainer,
+                Student = student,
+                DisableMasking = spec.Get<bool>("model.distill.disable_masking"),
+                ClsFeatureWeight = spec.Get<double>("model.distill.feature_matching.cls_weight"),
+                PatchFeatureWeight = spec.Get<double>("model.distill.feature_matching.patch_weight"),
+            },
+        };
+    }
+
+    private static string Millions(long count) => (count / 1e6).ToString("0.###", CultureInfo.InvariantCulture) + "M";
+}

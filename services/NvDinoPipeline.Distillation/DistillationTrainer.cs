@@ -1,0 +1,500 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using NvDinoPipeline.Model;
+using NvDinoPipeline.Model.Weights;
+using NvDinoPipeline.Ssl.Losses;
+using NvDinoPipeline.Ssl.Optimization;
+using NvDinoPipeline.Ssl.Schedules;
+using NvDinoPipeline.Ssl.Teacher;
+using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Core.Checkpoints;
+using NvDinoPipeline.Training.Core.Data;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace NvDinoPipeline.Distillation;
+
+/// <summary>What a distillation needs besides the number of steps per epoch.</summary>
+public sealed record DistillationTrainerOptions
+{
+    /// <summary>Heads, optimiser, schedules, losses, epochs, batch and seed; <see cref="SslTrainerOptions.Backbone"/> is the teacher's architecture.</summary>
+    public required SslTrainerOptions Trainer { get; init; }
+
+    /// <summary>The student's architecture: same patch and image size as the teacher, no more parameters.</summary>
+    public required BackboneConfig Student { get; init; }
+
+    /// <summary><c>model.distill.disable_masking</c>: the student sees whole global crops and the iBOT term covers every patch.</summary>
+    public bool DisableMasking { get; init; }
+
+    /// <summary>Weight of 1 − cos(student CLS, teacher CLS); 0 turns the term off.</summary>
+    public double ClsFeatureWeight { get; init; }
+
+    /// <summary>Weight of the mean 1 − cos over patch tokens of the global crops; 0 turns the term off.</summary>
+    public double PatchFeatureWeight { get; init; }
+
+    public void Validate()
+    {
+        Trainer.Validate();
+        Student.Validate();
+        var teacher = Trainer.Backbone;
+        if (Student.PatchSize != teacher.PatchSize || Student.ImgSize != teacher.ImgSize)
+            throw new ArgumentException(
+                $"The student (patch {Student.PatchSize}, image {Student.ImgSize}) must see the same patch grid as the teacher (patch {teacher.PatchSize}, image {teacher.ImgSize}).");
+        if (Student.ParameterCount() > teacher.ParameterCount())
+            throw new ArgumentException(
+                $"The student ({Student.EmbedDim} wide, {Student.Depth} blocks, {Student.ParameterCount()} parameters) is larger than the teacher " +
+                $"({teacher.EmbedDim} wide, {teacher.Depth} blocks, {teacher.ParameterCount()} parameters).");
+        if (ClsFeatureWeight < 0 || PatchFeatureWeight < 0)
+            throw new ArgumentException($"Feature-matching weights must not be negative, got cls {ClsFeatureWeight}, patch {PatchFeatureWeight}.");
+    }
+}
+
+/// <summary>Where the teacher came from: its backbone load and whether its DINO/iBOT heads were in the checkpoint.</summary>
+public sealed record TeacherSource(string Path, LoadReport Backbone, bool HeadsFromCheckpoint, bool CentersFromCheckpoint);
+
+/// <summary>
+/// NVDINOv2 distillation (TAO <c>nvdinov2 distill</c>; DINOv2 §5, "distillation of smaller models"): a frozen trained
+/// teacher (backbone with DINO and iBOT heads, always in eval mode, no gradients) gives the DINO class-token and iBOT
+/// patch targets on the global crops; a smaller student with its own heads learns them by gradient on global and local
+/// crops, plus KoLeo and optional cosine feature matching of CLS and patch tokens (through a linear projection when the
+/// widths differ). An EMA of the student is kept; both student backbones are the run's output. Schedules, optimiser
+/// groups and clipping are the training recipe's; the teacher momentum schedule drives the student EMA.
+/// </summary>
+public sealed class DistillationTrainer : ITrainableModel, IDisposable
+{
+    public const string CheckpointKind = "nvdinov2-distill";
+    public const string StudentBackboneFileName = "student_backbone.safetensors";
+    public const string StudentEmaBackboneFileName = "student_ema_backbone.safetensors";
+
+    private const int GlobalCrops = 2;
+
+    private readonly DistillationTrainerOptions options;
+    private readonly SslTrainerOptions recipe;
+    private readonly SslSchedules schedules;
+    private readonly ILogger logger;
+    private readonly SslNetwork teacher;
+    private readonly SslNetwork student;
+    private readonly SslNetwork studentEma;
+    private readonly Linear? featureProjection;
+    private readonly DinoLoss dinoLoss;
+    private readonly IbotPatchLoss ibotLoss;
+    private readonly ScheduledAdamW optimizer;
+    private readonly List<(string Name, Parameter Parameter)> optimizerParameters;
+
+    public DistillationTrainer(DistillationTrainerOptions options, long iterationsPerEpoch, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (iterationsPerEpoch < 1)
+            throw new ArgumentOutOfRangeException(nameof(iterationsPerEpoch), iterationsPerEpoch, "must be at least 1");
+        if (options.Trainer.Precision != TrainingPrecision.Fp32)
+            throw new NotSupportedException($"Distillation runs in fp32; precision {options.Trainer.Precision} is not supported.");
+        this.options = options;
+        recipe = options.Trainer;
+        this.logger = logger ?? NullLogger.Instance;
+        IterationsPerEpoch = iterationsPerEpoch;
+        schedules = SslSchedules.Create(recipe.ScheduleOptions(), iterationsPerEpoch);
+        Device = TrainingDevice.Resolve(recipe.Device);
+
+        using (TorchRandom.Seeded(TrainingSeeds.ForTorch(recipe.Seed, -1)))
+        {
+            teacher = new SslNetwork(recipe.Backbone, recipe.Head, "teacher");
+            student = new SslNetwork(options.Student, recipe.Head, "student");
+            studentEma = new SslNetwork(options.Student, recipe.Head, "student_ema");
+            if ((options.ClsFeatureWeight > 0 || options.PatchFeatureWeight > 0) && options.Student.EmbedDim != recipe.Backbone.EmbedDim)
+                featureProjection = torch.nn.Linear(options.Student.EmbedDim, recipe.Backbone.EmbedDim);
+        }
+        teacher.to(Device);
+        student.to(Device);
+        studentEma.to(Device);
+        featureProjection?.to(Device);
+        TeacherEma.CopyFrom(studentEma, student);
+        foreach (var parameter in teacher.parameters().Concat(studentEma.parameters()))
+            parameter.requires_grad = false;
+
+        dinoLoss = new DinoLoss(recipe.Head.NumPrototypes, recipe.Loss.StudentTemp, recipe.Loss.CenterMomentum);
+        ibotLoss = new IbotPatchLoss(recipe.Head.NumPrototypes, recipe.Loss.StudentTemp, recipe.Loss.CenterMomentum);
+        dinoLoss.to(Device);
+        ibotLoss.to(Device);
+
+        var specs = new List<ParamGroupSpec>();
+        foreach (var (prefix, module) in TrainedParts())
+        {
+            var named = module.named_parameters().Select(p => ($"{prefix}.{p.name}", p.parameter));
+            var blocks = prefix == "backbone" ? options.Student.Depth : 0;
+            specs.AddRange(ParamGroups.WithDecay(named, blocks, recipe.Optim.LayerwiseDecay, recipe.Optim.PatchEmbedLrMult));
+        }
+        var fused = ParamGroups.Fuse(specs);
+        optimizer = new ScheduledAdamW(fused, recipe.Optim.Beta1, recipe.Optim.Beta2);
+        optimizerParameters = fused.SelectMany(g => g.Names.Zip(g.Parameters)).ToList();
+
+        teacher.eval();
+        studentEma.eval();
+        student.train();
+    }
+
+    public DistillationTrainerOptions Options => options;
+
+    public Device Device { get; }
+
+    public long IterationsPerEpoch { get; }
+
+    public long GlobalStep { get; private set; }
+
+    public int Epochs => recipe.Epochs;
+
+    public int Epoch => (int)(GlobalStep / IterationsPerEpoch);
+
+    public long TotalSteps => recipe.Epochs * IterationsPerEpoch;
+
+    /// <summary>The frozen teacher (backbone and heads).</summary>
+    public SslNetwork Teacher => teacher;
+
+    public SslNetwork Student => student;
+
+    public SslNetwork StudentEma => studentEma;
+
+    public IReadOnlyDictionary<string, double> LastEpochMetrics { get; private set; } = new Dictionary<string, double>();
+
+    /// <summary>
+    /// Loads the teacher from a training checkpoint (<paramref name="network"/> "teacher" for its EMA teacher, "student"
+    /// for its student: backbone, DINO and iBOT heads and loss centers) or from backbone-only weights. Without heads in
+    /// the file the teacher keeps freshly initialised heads (seeded by the run): its targets are then a fixed random
+    /// projection of the trained features, which still transfers the teacher's feature geometry.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file does not fit the teacher architecture; the message names the file.</exception>
+    public TeacherSource LoadTeacher(string path, string network = "teacher")
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (network is not ("teacher" or "student"))
+            throw new ArgumentException($"The teacher is the checkpoint's 'teacher' or 'student' network, not '{network}'.", nameof(network));
+        var isTraining = TrainingCheckpointFile.IsTrainingCheckpoint(path);
+        var teacherConfig = recipe.Backbone;
+        LoadReport report;
+        try
+        {
+            report = BackboneWeights.Load(teacher.Backbone, path, new LoadOptions { KeyPrefix = isTraining ? $"{network}.backbone." : null, Strict = true });
+        }
+        catch (Exception exception) when (exception is TensorShapeMismatchException or InvalidDataException or ArgumentException or NotSupportedException)
+        {
+            var declared = BackboneWeights.ReadConfig(path) is { } saved
+                ? string.Create(CultureInfo.InvariantCulture, $" The file holds a {saved.EmbedDim}-wide, {saved.Depth}-block backbone.")
+                : "";
+            throw new InvalidDataException(
+                $"The teacher checkpoint '{path}' does not fit the teacher model.backbone.teacher_type " +
+                $"({teacherConfig.EmbedDim} wide, {teacherConfig.Depth} blocks, {teacherConfig.NumHeads} heads, patch {teacherConfig.PatchSize}): {exception.Message}{declared}",
+                exception);
+        }
+
+        var heads = false;
+        var centers = false;
+        if (isTraining)
+        {
+            using var checkpoint = TensorCheckpoint.Open(path);
+            var headPlan = new List<(string Key, Tensor Target)>();
+            foreach (var (prefix, module) in new (string, torch.nn.Module)[] { ("dino_head", teacher.DinoHead), ("ibot_head", teacher.IbotHead) })
+            {
+                foreach (var (name, parameter) in module.named_parameters())
+                    headPlan.Add(($"{network}.{prefix}.{name}", parameter));
+            }
+            heads = headPlan.All(p => checkpoint.Entries.ContainsKey(p.Key));
+            if (heads)
+            {
+                foreach (var (key, target) in headPlan)
+                {
+                    if (!checkpoint.Entries[key].Shape.SequenceEqual(target.shape))
+                        throw new InvalidDataException(
+                            $"The teacher checkpoint '{path}' has heads of another shape than model.head.*: " +
+                            new TensorShapeMismatchException(key, checkpoint.Entries[key].Shape, target.shape).Message);
+                }
+                var centerPlan = new List<(string Key, Tensor Target)> { ("dino_loss.center", dinoLoss.Center), ("ibot_patch_loss.center", ibotLoss.Center) };
+                centers = centerPlan.All(p => checkpoint.Entries.TryGetValue(p.Key, out var entry) && entry.Shape.SequenceEqual(p.Target.shape));
+                using var noGrad = torch.no_grad();
+                foreach (var (key, target) in centers ? headPlan.Concat(centerPlan) : headPlan)
+                {
+                    using var value = checkpoint.Read(key);
+                    target.copy_(value);
+                }
+            }
+        }
+        if (!heads)
+            logger.LogWarning("The teacher checkpoint {Path} holds no DINO/iBOT heads: the teacher uses freshly initialised heads", path);
+        teacher.eval();
+        return new TeacherSource(path, report, heads, centers);
+    }
+
+    public TrainingStepResult Step(SslBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.Step != GlobalStep)
+            throw new InvalidOperationException($"The batch was drawn for step {batch.Step} but the trainer is at step {GlobalStep}.");
+        if (GlobalStep >= TotalSteps)
+            throw new InvalidOperationException($"The run is complete: {GlobalStep} of {TotalSteps} steps taken.");
+
+        var step = GlobalStep;
+        var epoch = Epoch;
+        var values = schedules.At(step);
+        var loss = recipe.Loss;
+        using var random = TorchRandom.Seeded(TrainingSeeds.ForTorch(recipe.Seed, step));
+        using var scope = torch.NewDisposeScope();
+
+        optimizer.ApplySchedules(values.Lr, values.WeightDecay, values.LastLayerLr);
+        foreach (var parameter in TrainedParts().SelectMany(p => p.Module.parameters()))
+            parameter.grad = null;
+
+        var global = batch.GlobalCrops.to(Device);
+        var local = batch.LocalCrops?.to(Device);
+        Tensor masks, maskIndices, masksWeight;
+        if (options.DisableMasking)
+        {
+            var patches = options.Student.NumPatches;
+            masks = torch.ones([global.shape[0], patches], ScalarType.Bool, Device);
+            maskIndices = torch.arange(global.shape[0] * patches, ScalarType.Int64, Device);
+            masksWeight = IbotPatchLoss.MaskWeights(masks);
+        }
+        else
+        {
+            masks = batch.Masks.Masks.to(Device);
+            maskIndices = batch.Masks.MaskIndices.to(Device);
+            masksWeight = batch.Masks.MasksWeight.to(Device);
+        }
+        var targetPatches = maskIndices.shape[0];
+
+        BackboneOutput teacherFeatures;
+        Tensor teacherDino;
+        Tensor? teacherIbot = null;
+        using (torch.no_grad())
+        {
+            teacherFeatures = teacher.Backbone.forward_features(global);
+            teacherDino = dinoLoss.TeacherTargets(teacher.DinoHead.forward(teacherFeatures.ClsToken), values.TeacherTemp, loss.Centering, loss.SinkhornIterations);
+            if (targetPatches > 0)
+            {
+                var patches = teacherFeatures.PatchTokens.flatten(0, 1).index_select(0, maskIndices);
+                teacherIbot = ibotLoss.TeacherTargets(teacher.IbotHead.forward(patches), values.TeacherTemp, loss.Centering, loss.SinkhornIterations);
+            }
+        }
+
+        var studentGlobal = student.Backbone.forward_features(global, options.DisableMasking ? null : masks);
+        var studentLocalCls = local is null ? null : student.DinoHead.forward(student.Backbone.forward_features(local).ClsToken);
+        var dino = dinoLoss.MultiCropLoss(student.DinoHead.forward(studentGlobal.ClsToken), studentLocalCls, teacherDino, GlobalCrops);
+        var koleo = KoLeoLoss.PerGlobalCrop(studentGlobal.ClsToken, GlobalCrops);
+        var ibot = teacherIbot is null
+            ? torch.zeros([], ScalarType.Float32, Device)
+            : ibotLoss.ForwardMasked(student.IbotHead.forward(studentGlobal.PatchTokens.flatten(0, 1).index_select(0, maskIndices)), teacherIbot, masks, masksWeight);
+        var clsMatch = options.ClsFeatureWeight > 0
+            ? CosineDistance(Project(studentGlobal.ClsToken), teacherFeatures.ClsToken)
+            : torch.zeros([], ScalarType.Float32, Device);
+        var patchMatch = options.PatchFeatureWeight > 0
+            ? CosineDistance(Project(studentGlobal.PatchTokens), teacherFeatures.PatchTokens)
+            : torch.zeros([], ScalarType.Float32, Device);
+        var total = loss.DinoLossWeight * dino.Total() + loss.IbotLossWeight * ibot + loss.KoleoLossWeight * koleo
+            + options.ClsFeatureWeight * clsMatch + options.PatchFeatureWeight * patchMatch;
+
+        var totalValue = total.item<float>();
+        if (!float.IsFinite(totalValue))
+            throw new TrainingDivergedException(step,
+                $"The distillation loss is {totalValue} at step {step} (epoch {epoch}): DINO local {dino.LocalCrops.item<float>()}, DINO global {dino.GlobalCrops.item<float>()}, " +
+                $"iBOT {ibot.item<float>()}, KoLeo {koleo.item<float>()}, lr {values.Lr:G4}. The weights are left as they were before this step.");
+
+        total.backward();
+        var gradNorm = ClipGradients();
+        LastLayerFreeze.CancelGradients(student.named_parameters(), epoch, recipe.Optim.FreezeLastLayerEpochs);
+        optimizer.Step();
+        TeacherEma.Update(studentEma, student, values.TeacherMomentum);
+        GlobalStep = step + 1;
+
+        return new TrainingStepResult(step, epoch, batch.Images, new Dictionary<string, double>
+        {
+            [TrainingMetrics.Loss] = totalValue,
+            [TrainingMetrics.DinoLocalLoss] = dino.LocalCrops.item<float>(),
+            [TrainingMetrics.DinoGlobalLoss] = dino.GlobalCrops.item<float>(),
+            [TrainingMetrics.IbotLoss] = ibot.item<float>(),
+            [TrainingMetrics.KoleoLoss] = koleo.item<float>(),
+            [DistillationMetrics.ClsFeatureLoss] = clsMatch.item<float>(),
+            [DistillationMetrics.PatchFeatureLoss] = patchMatch.item<float>(),
+            [TrainingMetrics.Lr] = values.Lr,
+            [TrainingMetrics.LastLayerLr] = values.LastLayerLr,
+            [TrainingMetrics.WeightDecay] = values.WeightDecay,
+            [DistillationMetrics.EmaMomentum] = values.TeacherMomentum,
+            [TrainingMetrics.TeacherTemp] = values.TeacherTemp,
+            [TrainingMetrics.GradNorm] = gradNorm,
+            [TrainingMetrics.MaskedPatches] = targetPatches,
+        });
+    }
+
+    public void EpochCompleted(EpochSummary summary)
+    {
+        ArgumentNullException.ThrowIfNull(summary);
+        LastEpochMetrics = summary.Metrics;
+    }
+
+    /// <summary>Writes <c>epoch_NNN.ckpt</c> (student, student EMA, projection, loss centers, optimizer, run state) and both student backbones.</summary>
+    public SavedCheckpoint SaveCheckpoint(string directory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, SslTrainer.CheckpointFileName(Epoch, GlobalStep % IterationsPerEpoch == 0 ? null : GlobalStep));
+        SaveCheckpointFile(path);
+        var studentPath = Path.Combine(directory, StudentBackboneFileName);
+        var emaPath = Path.Combine(directory, StudentEmaBackboneFileName);
+        var metadata = new Dictionary<string, string> { ["nvdino.epoch"] = Epoch.ToString(CultureInfo.InvariantCulture) };
+        BackboneWeights.Save(student.Backbone, studentPath, metadata);
+        BackboneWeights.Save(studentEma.Backbone, emaPath, metadata);
+        return new SavedCheckpoint(Epoch, GlobalStep, path, [studentPath, emaPath]);
+    }
+
+    public void SaveCheckpointFile(string path)
+    {
+        using var scope = torch.NewDisposeScope();
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        foreach (var (key, tensor) in StateTensors())
+            tensors.Add(new(key, tensor));
+        var states = OptimizerStates();
+        var steps = new long[states.Count];
+        for (var i = 0; i < states.Count; i++)
+        {
+            var (name, adam) = states[i];
+            tensors.Add(new($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg", adam.exp_avg));
+            tensors.Add(new($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg_sq", adam.exp_avg_sq));
+            steps[i] = adam.step;
+        }
+        tensors.Add(new(TrainingCheckpointFile.StepCountsKey, torch.tensor(steps)));
+        var state = new TrainingState
+        {
+            Kind = CheckpointKind,
+            GlobalStep = GlobalStep,
+            Epoch = Epoch,
+            Epochs = recipe.Epochs,
+            IterationsPerEpoch = IterationsPerEpoch,
+            BatchSize = recipe.BatchSize,
+            Seed = recipe.Seed,
+            Precision = recipe.Precision.ToString().ToLowerInvariant(),
+            OptimizerParameters = states.Select(s => s.Name).ToList(),
+            Metrics = LastEpochMetrics,
+        };
+        TrainingCheckpointFile.Write(path, tensors, state, options.Student);
+    }
+
+    /// <summary>Restores student, student EMA, projection, loss centers, optimizer and step from a distillation checkpoint of the same architecture.</summary>
+    /// <exception cref="InvalidDataException">Not a distillation checkpoint, or a tensor is missing.</exception>
+    /// <exception cref="TensorShapeMismatchException">A tensor does not fit this student.</exception>
+    public TrainingState LoadCheckpoint(string path)
+    {
+        var state = TrainingCheckpointFile.ReadState(path);
+        if (state.Kind != CheckpointKind)
+            throw new InvalidDataException($"'{path}' is a '{state.Kind}' checkpoint, not a distillation checkpoint ('{CheckpointKind}').");
+        using var checkpoint = TensorCheckpoint.Open(path);
+        var plan = StateTensors().ToList();
+        var states = OptimizerStates();
+        var optimizerNames = states.Select(s => s.Name).ToList();
+        if (!optimizerNames.SequenceEqual(state.OptimizerParameters))
+            throw new InvalidDataException($"'{path}' holds optimizer state for other parameters than this distillation's ({state.OptimizerParameters.Count} vs {optimizerNames.Count}).");
+        foreach (var (name, adam) in states)
+        {
+            plan.Add(($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg", adam.exp_avg));
+            plan.Add(($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg_sq", adam.exp_avg_sq));
+        }
+        foreach (var (key, target) in plan)
+        {
+            if (!checkpoint.Entries.TryGetValue(key, out var entry))
+                throw new InvalidDataException($"Checkpoint '{path}' has no tensor '{key}'.");
+            if (!entry.Shape.SequenceEqual(target.shape))
+                throw new TensorShapeMismatchException(key, entry.Shape, target.shape);
+        }
+        if (!checkpoint.Entries.ContainsKey(TrainingCheckpointFile.StepCountsKey))
+            throw new InvalidDataException($"Checkpoint '{path}' has no tensor '{TrainingCheckpointFile.StepCountsKey}'.");
+        using (torch.no_grad())
+        {
+            foreach (var (key, target) in plan)
+            {
+                using var value = checkpoint.Read(key);
+                target.copy_(value);
+            }
+            using var counts = checkpoint.Read(TrainingCheckpointFile.StepCountsKey);
+            var steps = counts.data<long>().ToArray();
+            for (var i = 0; i < states.Count; i++)
+                states[i].State.step = steps[i];
+        }
+        GlobalStep = state.IterationsPerEpoch == IterationsPerEpoch
+            ? state.GlobalStep
+            : state.GlobalStep / state.IterationsPerEpoch * IterationsPerEpoch;
+        LastEpochMetrics = state.Metrics;
+        return state;
+    }
+
+    public void Dispose()
+    {
+        optimizer.Dispose();
+        teacher.Dispose();
+        student.Dispose();
+        studentEma.Dispose();
+        featureProjection?.Dispose();
+        dinoLoss.Dispose();
+        ibotLoss.Dispose();
+    }
+
+    private IEnumerable<(string Prefix, torch.nn.Module Module)> TrainedParts()
+    {
+        foreach (var part in student.Parts())
+            yield return part;
+        if (featureProjection is not null)
+            yield return ("feature_proj", featureProjection);
+    }
+
+    private IEnumerable<(string Key, Tensor Tensor)> StateTensors()
+    {
+        foreach (var (name, parameter) in student.named_parameters())
+            yield return ($"student.{name}", parameter);
+        foreach (var (name, parameter) in studentEma.named_parameters())
+            yield return ($"student_ema.{name}", parameter);
+        if (featureProjection is not null)
+        {
+            foreach (var (name, parameter) in featureProjection.named_parameters())
+                yield return ($"feature_proj.{name}", parameter);
+        }
+        yield return ("dino_loss.center", dinoLoss.Center);
+        yield return ("ibot_patch_loss.center", ibotLoss.Center);
+    }
+
+    private Tensor Project(Tensor studentTokens) => featureProjection is null ? studentTokens : featureProjection.forward(studentTokens);
+
+    private static Tensor CosineDistance(Tensor student, Tensor teacher) =>
+        (1 - torch.nn.functional.cosine_similarity(student, teacher, dim: -1)).mean();
+
+    private List<(string Name, AdamW.State State)> OptimizerStates()
+    {
+        var states = optimizer.Optimizer.state_dict().State;
+        if (states.Count != optimizerParameters.Count)
+            throw new InvalidOperationException($"The optimizer holds {states.Count} parameter states for {optimizerParameters.Count} parameters.");
+        var result = new List<(string, AdamW.State)>(states.Count);
+        for (var i = 0; i < states.Count; i++)
+            result.Add((optimizerParameters[i].Name, (AdamW.State)states[i]));
+        return result;
+    }
+
+    // Each trained part (student backbone, DINO head, iBOT head, projection) is clipped on its own, as in training.
+    private double ClipGradients()
+    {
+        var squared = 0.0;
+        foreach (var (_, module) in TrainedParts())
+        {
+            var parameters = module.parameters().Where(p => p.grad is not null).ToList();
+            if (parameters.Count == 0)
+                continue;
+            var limit = recipe.Optim.ClipGradNorm > 0 ? recipe.Optim.ClipGradNorm : double.PositiveInfinity;
+            var norm = torch.nn.utils.clip_grad_norm_(parameters, limit);
+            squared += norm * norm;
+        }
+        return Math.Sqrt(squared);
+    }
+}
+
+/// <summary>Figures a distillation step reports besides the training ones (<see cref="TrainingMetrics"/>).</summary>
+public static class DistillationMetrics
+{
+    public const string ClsFeatureLoss = "cls_feature_loss";
+    public const string PatchFeatureLoss = "patch_feature_loss";
+    public const string EmaMomentum = "ema_momentum";
+}

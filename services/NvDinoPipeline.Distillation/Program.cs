@@ -1,0 +1,6 @@
+using NvDinoPipeline.Distillation;
+using NvDinoPipeline.Hosting;
+
+var builder = Host.CreateApplicationBuilder(args);
+builder.AddNvDinoPipeline(pipeline => pipeline.AddDistillationWorker());
+builder.Build().Run();

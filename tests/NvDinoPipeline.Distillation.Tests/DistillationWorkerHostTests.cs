@@ -1,0 +1,78 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting;
+using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.State;
+using NvDinoPipeline.Storage;
+using NvDinoPipeline.Testing;
+using NvDinoPipeline.Training.Core;
+
+namespace NvDinoPipeline.Distillation.Tests;
+
+public sealed class DistillationWorkerHostTests
+{
+    [Fact]
+    public async Task A_distill_model_command_sent_to_the_worker_host_ends_as_a_done_job_with_both_student_backbones()
+    {
+        using var folder = new TempDirectory("nvdino-distillation-host");
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Messaging:Transport"] = "InMemory",
+            ["State:Provider"] = "Sqlite",
+            ["State:ConnectionString"] = $"Data Source={folder.Combine("state.db")}",
+            ["ArtifactStore:Root"] = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri,
+            ["Workers:ScratchDirectory"] = folder.Combine("scratch"),
+            ["Distillation:ProgressInterval"] = "00:00:00.100",
+            ["Distillation:Device"] = "cpu",
+        });
+        builder.AddNvDinoPipeline(pipeline => pipeline.AddDistillationWorker());
+        using var host = builder.Build();
+        await host.StartAsync();
+        try
+        {
+            var store = host.Services.GetRequiredService<IArtifactStore>();
+            var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyDistillation.Images(8));
+            var checkpoint = TinyDistillation.TrainedCheckpoint(folder.Combine("training"), TinyDistillation.Teacher with { EmbedDim = 192, NumHeads = 3, Depth = 12 });
+            var trainingJob = store.JobFolder(Guid.NewGuid(), Guid.NewGuid());
+            var teacherUri = trainingJob.Append("checkpoints/" + Path.GetFileName(checkpoint));
+            await store.PutFileAsync(teacherUri, checkpoint, CancellationToken.None);
+
+            var pipelineId = Guid.NewGuid();
+            var jobId = Guid.NewGuid();
+            var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.DistillModel));
+            await endpoint.Send(new DistillModel
+            {
+                PipelineId = pipelineId,
+                JobId = jobId,
+                Spec = TinyDistillation.Spec("vit_t", "vit_pico", "train.num_epochs=1").ToJson(),
+                OutputUri = store.JobFolder(pipelineId, jobId),
+                TeacherCheckpointUri = teacherUri,
+                DatasetUri = dataset,
+                ManifestUri = new Uri(dataset, "../manifest.jsonl"),
+            });
+
+            var jobs = host.Services.GetRequiredService<JobStore>();
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            JobRecord? job = null;
+            while (DateTime.UtcNow < deadline)
+            {
+                job = await jobs.FindAsync(jobId, CancellationToken.None);
+                if (job?.Status is JobStatus.Done or JobStatus.Error)
+                    break;
+                await Task.Delay(100);
+            }
+            Assert.True(job?.Status == JobStatus.Done, $"job status {job?.Status}: {job?.ErrorReason}");
+            Assert.Contains("student_ema_backbone", job!.Artifacts);
+            Assert.Contains(nameof(DistillationCompleted.StudentEmaBackboneUri), job.Completion);
+            Assert.NotNull(await store.GetInfoAsync(store.JobFolder(pipelineId, jobId).Append(DistillationTrainer.StudentBackboneFileName), CancellationToken.None));
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+}
