@@ -1,3 +1,4 @@
+using NvDinoPipeline.Training;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
@@ -90,7 +91,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
 
         var metricsPath = Path.Combine(scratch, MetricsFileName);
         await PrepareMetricsFileAsync(jobFolder.Append(MetricsFileName), metricsPath, trainer.Epoch, cancellationToken);
-        var progress = new DistillationProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
+        var progress = new TrainingProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
         await progress.ReportNowAsync(startMessage, cancellationToken);
 
         var loader = new SslBatchLoader(images, spec.Training.Data, recipe.Seed);
@@ -288,7 +289,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
     private sealed record ResumePoint(string Path, TrainingState State, string Description);
 
     /// <summary>Uploads each checkpoint and both student backbones, appends epoch figures to metrics.jsonl and feeds the progress reports.</summary>
-    private sealed class Observer(IArtifactStore store, DistillationProgress progress, Uri jobFolder, string metricsPath, ILogger logger) : ITrainingObserver
+    private sealed class Observer(IArtifactStore store, TrainingProgress progress, Uri jobFolder, string metricsPath, ILogger logger) : ITrainingObserver
     {
         public Uri? LastCheckpointUri { get; private set; }
 

@@ -4,7 +4,7 @@ using NvDinoPipeline.Training.Core;
 namespace NvDinoPipeline.Training;
 
 /// <summary>One line of <c>metrics.jsonl</c>: an epoch's mean figures as a flat JSON object.</summary>
-internal static class MetricsLine
+public static class MetricsLine
 {
     public static string Format(EpochSummary summary)
     {

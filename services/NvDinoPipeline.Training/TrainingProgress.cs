@@ -9,7 +9,7 @@ namespace NvDinoPipeline.Training;
 /// latest ones at a fixed interval, so reports keep coming while a long step runs. Epoch ends and checkpoints are
 /// published at once. Reports never overlap.
 /// </summary>
-internal sealed class TrainingProgress(StageContext context, long totalSteps, int epochs, long iterationsPerEpoch)
+public sealed class TrainingProgress(StageContext context, long totalSteps, int epochs, long iterationsPerEpoch)
 {
     private readonly SemaphoreSlim reporting = new(1, 1);
     private readonly Lock gate = new();
