@@ -1,3 +1,4 @@
+using NvDinoPipeline.Testing;
 using Xunit.Abstractions;
 using System.Security.Cryptography;
 using NvDinoPipeline.Export.Tests.Support;

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Testing;
 using NvDinoPipeline.Onnx.Proto;
 using NvDinoPipeline.Onnx.Tests.Support;
 using Xunit.Abstractions;

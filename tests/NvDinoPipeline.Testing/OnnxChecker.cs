@@ -1,9 +1,9 @@
 using System.Diagnostics;
 
-namespace NvDinoPipeline.Export.Tests.Support;
+namespace NvDinoPipeline.Testing;
 
-/// <summary>The reference ONNX checker from Debian's python3-onnx, run on files the export worker wrote.</summary>
-internal static class OnnxChecker
+/// <summary>The reference ONNX checker from Debian's python3-onnx, run on exported model files.</summary>
+public static class OnnxChecker
 {
     private const string Python = "/usr/bin/python3";
 
