@@ -57,7 +57,9 @@ internal static class Knn
             var pixels = new byte[count * 784];
             for (var i = 0; i < count; i++)
                 images[start + i].Pixels.CopyTo(pixels, i * 784);
-            var x = torch.tensor(pixels, [count, 1, 28, 28]).to(ScalarType.Float32).div(255.0).expand(-1, 3, -1, -1);
+            var raw = torch.empty([count, 1, 28, 28], ScalarType.Byte);
+            raw.bytes = pixels;
+            var x = raw.to(ScalarType.Float32).div(255.0).expand(-1, 3, -1, -1);
             x = nn.functional.interpolate(x, [side, side], mode: InterpolationMode.Bicubic, align_corners: false).clamp(0, 1);
             x = (x - mean) / std;
             outputs.Add(backbone.forward(x).MoveToOuterDisposeScope());

@@ -35,7 +35,7 @@ async Task KnnAsync()
 {
     var side = Int("--img", 56);
     var localSide = Int("--local-img", 28);
-    var trainImages = Int("--train-images", 20000);
+    var trainImages = Int("--train-images", 30000);
     var bankImages = Int("--bank", 60000);
     var testImages = Int("--test", 10000);
     var backbone = new BackboneConfig

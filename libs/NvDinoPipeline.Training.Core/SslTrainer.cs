@@ -197,7 +197,7 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
         if (!float.IsFinite(totalValue))
             throw new TrainingDivergedException(step,
                 $"The loss is {totalValue} at step {step} (epoch {epoch}): DINO local {dino.LocalCrops.item<float>()}, DINO global {dino.GlobalCrops.item<float>()}, " +
-                $"iBOT {ibot.item<float>()}, KoLeo {koleo.item<float>()}, lr {values.Lr:G4}. The weights are left as they were before this step.");
+                $"iBOT {ibot.item<float>()}, KoLeo {koleo.item<float>()}, lr {values.Lr:G4}. The step was not applied to the weights.");
 
         total.backward();
         CopyGradientsToMaster();

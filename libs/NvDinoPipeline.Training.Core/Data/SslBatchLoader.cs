@@ -165,9 +165,12 @@ public sealed class SslBatchLoader
         };
     }
 
+    // The pixels are copied into memory libtorch allocates, rather than wrapping (and pinning) a managed array
+    // whose release libtorch would then call back into .NET for from whichever thread frees the tensor.
     private static Tensor ToTensor(DecodedImage image)
     {
-        var hwc = torch.tensor(image.Pixels, [image.Height, image.Width, image.Channels], ScalarType.Byte);
+        var hwc = torch.empty([image.Height, image.Width, image.Channels], ScalarType.Byte);
+        hwc.bytes = image.Pixels;
         return hwc.permute(2, 0, 1);
     }
 }
