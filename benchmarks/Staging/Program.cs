@@ -13,14 +13,14 @@ using StbImageWriteSharp;
 
 // Generates a tar.gz of small images (70% JPEG, 20% PNG, 10% BMP), then times `tar -xzf` of it against a full
 // staging (gunzip, untar, SHA-256, header check, decode, scale, shards, manifest, statistics) on the same machine.
-//   dotnet run -c Release --project benchmarks/Staging [-- --images 10000] [--large 500] [--runs 3]
+//   dotnet run -c Release --project benchmarks/Staging [-- --images 10000] [--large 500] [--runs 5]
 var imageCount = int.Parse(ArgValue("--images") ?? "10000", CultureInfo.InvariantCulture);
 var largeCount = int.Parse(ArgValue("--large") ?? "500", CultureInfo.InvariantCulture);
-var runs = int.Parse(ArgValue("--runs") ?? "3", CultureInfo.InvariantCulture);
+var runs = int.Parse(ArgValue("--runs") ?? "5", CultureInfo.InvariantCulture);
 var folder = Path.Combine(Path.GetTempPath(), $"nvdino-staging-bench-{Environment.ProcessId}");
 Directory.CreateDirectory(folder);
 
-Console.WriteLine($"Staging benchmark: {Environment.ProcessorCount} cores, .NET {Environment.Version}, best and median of {runs} runs, page cache warm");
+Console.WriteLine($"Staging benchmark: {Environment.ProcessorCount} cores, .NET {Environment.Version}, best and median of {runs} runs (tar and staging in turns), page cache warm");
 try
 {
     var rows = new List<string>();
@@ -35,18 +35,22 @@ try
 
         // A worker stages one dataset after another: time it warm, after one untimed run of the same archive.
         await StageAsync(archive.Path);
-        var childCpu = ChildrenCpuSeconds();
-        var tarTimes = Enumerable.Range(0, runs).Select(_ => TarExtract(archive.Path, Path.Combine(folder, "tar-out"))).Order().ToList();
-        var tarCpu = (ChildrenCpuSeconds() - childCpu) / runs;
+        // tar and staging take turns, so that load from elsewhere on the machine falls on both alike.
         GC.Collect();
         ResetPeakRss();
+        var tarTimes = new List<double>();
         var results = new List<(double Seconds, DatasetStaged Staged)>();
-        var ownCpu = Process.GetCurrentProcess().TotalProcessorTime;
+        double tarCpu = 0, stageCpu = 0;
         for (var run = 0; run < runs; run++)
         {
+            var childCpu = ChildrenCpuSeconds();
+            tarTimes.Add(TarExtract(archive.Path, Path.Combine(folder, "tar-out")));
+            tarCpu += (ChildrenCpuSeconds() - childCpu) / runs;
+            var ownCpu = Process.GetCurrentProcess().TotalProcessorTime;
             results.Add(await StageAsync(archive.Path));
+            stageCpu += (Process.GetCurrentProcess().TotalProcessorTime - ownCpu).TotalSeconds / runs;
         }
-        var stageCpu = (Process.GetCurrentProcess().TotalProcessorTime - ownCpu).TotalSeconds / runs;
+        tarTimes.Sort();
         var peak = PeakRssMiB();
         var stageTimes = results.Select(r => r.Seconds).Order().ToList();
         var staged = results[0].Staged;

@@ -313,6 +313,21 @@ public sealed class DatasetStagingRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_shard_upload_that_fails_fails_the_job_with_the_store_error_and_leaves_no_output()
+    {
+        _bed.RunnerStore = new FullDiskStore(_bed.Store, failAfterBytes: 2 << 20);
+        var images = Enumerable.Range(0, 100).Select(i => ($"{i}.bmp", TestImages.Bmp(64, 64, seed: i), 64, 64, i));
+        var archive = ArchiveOf(images).WriteTarGz(Path.Combine(_bed.Inputs, "images.tar.gz"));
+        var command = _bed.Command(new Uri(archive));
+
+        var failure = await Assert.ThrowsAsync<IOException>(() => _bed.RunAsync(command));
+
+        Assert.Equal("No space left on device", failure.Message);
+        Assert.Empty(await _bed.ListAsync(command.OutputUri));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_bed.ScratchOf(command)));
+    }
+
+    [Fact]
     public async Task A_missing_source_fails_the_job_naming_it()
     {
         var missing = new Uri(Path.Combine(_bed.Inputs, "nope.tar.gz"));

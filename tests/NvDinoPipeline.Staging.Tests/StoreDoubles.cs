@@ -67,3 +67,43 @@ internal sealed class SlowStore(IArtifactStore inner, int chunkBytes, TimeSpan p
         }
     }
 }
+
+/// <summary>A store whose disk fills up: uploads of shards fail after some bytes, as a full volume would.</summary>
+internal sealed class FullDiskStore(IArtifactStore inner, long failAfterBytes) : IArtifactStore
+{
+    public Uri Root => inner.Root;
+
+    public Uri JobFolder(Guid pipelineId, Guid jobId) => inner.JobFolder(pipelineId, jobId);
+
+    public async Task<ArtifactInfo> PutAsync(Uri destination, Stream content, CancellationToken ct)
+    {
+        if (!destination.AbsolutePath.EndsWith(".bin", StringComparison.Ordinal))
+        {
+            return await inner.PutAsync(destination, content, ct);
+        }
+        var buffer = new byte[64 * 1024];
+        long total = 0;
+        int read;
+        while ((read = await content.ReadAsync(buffer, ct)) > 0)
+        {
+            total += read;
+            if (total > failAfterBytes)
+            {
+                throw new IOException("No space left on device");
+            }
+        }
+        throw new IOException("No space left on device");
+    }
+
+    public Task<ArtifactInfo> PutFileAsync(Uri destination, string localPath, CancellationToken ct) => inner.PutFileAsync(destination, localPath, ct);
+
+    public Task<Stream> OpenReadAsync(Uri source, CancellationToken ct) => inner.OpenReadAsync(source, ct);
+
+    public Task<ArtifactInfo?> GetInfoAsync(Uri uri, CancellationToken ct) => inner.GetInfoAsync(uri, ct);
+
+    public IAsyncEnumerable<ArtifactInfo> ListAsync(Uri prefix, CancellationToken ct) => inner.ListAsync(prefix, ct);
+
+    public Task DeleteAsync(Uri uri, CancellationToken ct) => inner.DeleteAsync(uri, ct);
+
+    public Task<string> GetLocalPathAsync(Uri uri, string scratchDirectory, CancellationToken ct) => inner.GetLocalPathAsync(uri, scratchDirectory, ct);
+}

@@ -64,10 +64,12 @@ internal sealed class ImageDecoder(StagingOptions options)
         int decodedWidth = 0, decodedHeight = 0;
         try
         {
-            if (format == ImageFormat.Png)
+            pixels = format switch
             {
-                pixels = PngDecoder.TryDecode(buffer, length, out decodedWidth, out decodedHeight);
-            }
+                ImageFormat.Png => PngDecoder.TryDecode(buffer, length, out decodedWidth, out decodedHeight),
+                ImageFormat.Bmp => BmpDecoder.TryDecode(buffer, length, out decodedWidth, out decodedHeight),
+                _ => null,
+            };
             if (pixels is null)
             {
                 var decoded = ImageResult.FromStream(new MemoryStream(buffer, 0, length, writable: false), ColorComponents.RedGreenBlue);

@@ -41,7 +41,7 @@ internal static class ImageResizer
     {
         var outWidth = (width + factorX - 1) / factorX;
         var outHeight = (height + factorY - 1) / factorY;
-        var output = new byte[outWidth * outHeight * 3];
+        var output = GC.AllocateUninitializedArray<byte>(outWidth * outHeight * 3);
         var sums = new int[outWidth * 3];
         for (var outY = 0; outY < outHeight; outY++)
         {
@@ -80,7 +80,7 @@ internal static class ImageResizer
     {
         var (x0, x1, wx) = Taps(width, targetWidth);
         var (y0, y1, wy) = Taps(height, targetHeight);
-        var output = new byte[targetWidth * targetHeight * 3];
+        var output = GC.AllocateUninitializedArray<byte>(targetWidth * targetHeight * 3);
         var stride = width * 3;
         for (var y = 0; y < targetHeight; y++)
         {

@@ -192,7 +192,7 @@ internal static class PngDecoder
 
     private static byte[] ToRgb(byte[] rows, int width, int height, int stride, byte colorType, int sampleBytes, ReadOnlySpan<byte> palette)
     {
-        var rgb = new byte[checked(width * height * 3)];
+        var rgb = GC.AllocateUninitializedArray<byte>(checked(width * height * 3));
         var entries = palette.Length / 3;
         for (var y = 0; y < height; y++)
         {

@@ -40,6 +40,19 @@ internal sealed class StagingPipeline(StagingOptions options)
         ExceptionDispatchInfo? failure = null;
         var failureLock = new Lock();
 
+        void Fail(Exception exception)
+        {
+            lock (failureLock)
+            {
+                // Tasks cancelled because another one failed are not the story; the first real failure is.
+                if (failure is null && !(exception is OperationCanceledException && stop.IsCancellationRequested))
+                {
+                    failure = ExceptionDispatchInfo.Capture(exception);
+                }
+            }
+            stop.Cancel();
+        }
+
         async Task Run(Func<Task> body)
         {
             try
@@ -48,15 +61,7 @@ internal sealed class StagingPipeline(StagingOptions options)
             }
             catch (Exception exception)
             {
-                lock (failureLock)
-                {
-                    // Tasks cancelled because another one failed are not the story; the first real failure is.
-                    if (failure is null && !(exception is OperationCanceledException && stop.IsCancellationRequested))
-                    {
-                        failure = ExceptionDispatchInfo.Capture(exception);
-                    }
-                }
-                await stop.CancelAsync();
+                Fail(exception);
             }
         }
 
@@ -86,23 +91,33 @@ internal sealed class StagingPipeline(StagingOptions options)
             }
         }
 
-        async Task DecodeAsync()
+        // Decoding is long CPU-bound work: on pool threads it would starve the reader and writer continuations
+        // (the pool starts with one thread per core and grows slowly), so each decoder gets a thread of its own.
+        void Decode()
         {
-            await foreach (var item in toDecode.Reader.ReadAllAsync(token))
+            while (toDecode.Reader.WaitToReadAsync(token).AsTask().GetAwaiter().GetResult())
             {
-                var file = item.File;
-                try
+                while (toDecode.Reader.TryRead(out var item))
                 {
-                    var sha256 = Convert.ToHexStringLower(SHA256.HashData(file.Buffer.AsSpan(0, file.Length)));
-                    var result = decoder.Decode(file.RelativePath, file.Buffer, file.Length);
-                    var sums = result.Image is { } image ? ChannelSums.Of(image.Rgb.AsSpan(0, image.StagedWidth * image.StagedHeight * 3)) : default;
-                    decoded.Writer.TryWrite(new StagedItem(item.Sequence, file.RelativePath, file.Length, sha256, result, sums));
+                    DecodeOne(item);
                 }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(file.Buffer);
-                    budget.Release(file.Length);
-                }
+            }
+        }
+
+        void DecodeOne(RawItem item)
+        {
+            var file = item.File;
+            try
+            {
+                var sha256 = Convert.ToHexStringLower(SHA256.HashData(file.Buffer.AsSpan(0, file.Length)));
+                var result = decoder.Decode(file.RelativePath, file.Buffer, file.Length);
+                var sums = result.Image is { } image ? ChannelSums.Of(image.Rgb.AsSpan(0, image.StagedWidth * image.StagedHeight * 3)) : default;
+                decoded.Writer.TryWrite(new StagedItem(item.Sequence, file.RelativePath, file.Length, sha256, result, sums));
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(file.Buffer);
+                budget.Release(file.Length);
             }
         }
 
@@ -110,7 +125,17 @@ internal sealed class StagingPipeline(StagingOptions options)
         {
             try
             {
-                await Task.WhenAll(Enumerable.Range(0, parallelism).Select(_ => Task.Run(() => Run(DecodeAsync), token)));
+                await Task.WhenAll(Enumerable.Range(0, parallelism).Select(_ => Task.Factory.StartNew(() =>
+                {
+                    try
+                    {
+                        Decode();
+                    }
+                    catch (Exception exception)
+                    {
+                        Fail(exception);
+                    }
+                }, token, TaskCreationOptions.LongRunning, TaskScheduler.Default)));
             }
             finally
             {

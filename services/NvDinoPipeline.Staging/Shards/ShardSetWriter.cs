@@ -30,7 +30,16 @@ internal sealed class ShardSetWriter(IArtifactStore store, Uri shardsFolder, lon
         {
             await _open.Upload;
         }
-        await _open.Writer.AddAsync(rgb, width, height, relativePath, sha256, cancellationToken);
+        try
+        {
+            await _open.Writer.AddAsync(rgb, width, height, relativePath, sha256, cancellationToken);
+        }
+        catch (IOException) when (_open.Upload.IsCompleted)
+        {
+            // The upload's own failure says what went wrong; the broken pipe only says that something did.
+            await _open.Upload;
+            throw;
+        }
         ImageCount++;
         return _open.Name;
     }
@@ -85,9 +94,7 @@ internal sealed class ShardSetWriter(IArtifactStore store, Uri shardsFolder, lon
             return await store.PutAsync(uri, content, cancellationToken);
         }, cancellationToken);
         Started.Add(uri);
-        // Batching into 1 MiB writes keeps the upload from waking (and the file store from writing) once per small image.
-        var output = new BufferedStream(pipe.Writer.AsStream(leaveOpen: true), 1 << 20);
-        return new OpenShard(name, pipe, new ShardWriter(output), upload);
+        return new OpenShard(name, pipe, new ShardWriter(new PipeWriterStream(pipe.Writer, batchBytes: 1 << 20)), upload);
     }
 
     /// <summary>Ends the open shard; its upload finishes in the background (flushing a large shard to disk or S3 takes

@@ -14,6 +14,8 @@ namespace NvDinoPipeline.Staging.Sources;
 internal sealed class TarArchiveSource(Uri uri, string fingerprint, long? size, CountingReadStream packed, Stream source, bool gzip)
     : DatasetSource(uri)
 {
+    private string? _lastEntry;
+
     public override string Kind => gzip ? "tar.gz" : "tar";
 
     public override string Fingerprint => fingerprint;
@@ -25,9 +27,12 @@ internal sealed class TarArchiveSource(Uri uri, string fingerprint, long? size, 
         var limits = new ArchiveLimits(reading.Options, Uri);
         packed.Counters = reading.Counters;
         reading.Counters.AddSourceBytes(packed.BytesRead);
-        Stream unpacked = gzip ? new GZipStream(source, CompressionMode.Decompress, leaveOpen: true) : source;
+        // Buffers on both sides of the inflater: the store's stream is read in large blocks, and the tar reader's
+        // many 512-byte header reads are served from memory instead of each going through the whole stream chain.
+        Stream unpacked = gzip ? new GZipStream(new BufferedStream(source, 1 << 20), CompressionMode.Decompress) : source;
         await using var guard = new UnpackGuardStream(unpacked, packed, limits, gzip);
-        await using var tar = new TarReader(guard, leaveOpen: true);
+        await using var buffered = new BufferedStream(guard, 1 << 16);
+        await using var tar = new TarReader(buffered, leaveOpen: true);
         while (await NextAsync(tar, limits, reading, cancellationToken) is { } step)
         {
             if (step.File is { } file)
@@ -35,7 +40,7 @@ internal sealed class TarArchiveSource(Uri uri, string fingerprint, long? size, 
                 yield return file;
             }
         }
-        await DrainAsync(guard, cancellationToken);
+        await DrainAsync(buffered, cancellationToken);
         if (gzip)
         {
             CheckGzipTrailer(guard.BytesUnpacked);
@@ -45,8 +50,6 @@ internal sealed class TarArchiveSource(Uri uri, string fingerprint, long? size, 
     public override ValueTask DisposeAsync() => source.DisposeAsync();
 
     private readonly record struct Step(SourceFile? File);
-
-    private string? _lastEntry;
 
     /// <summary>The next entry: a file to stage, a skipped entry (no file), or null at the end of the archive.</summary>
     private async Task<Step?> NextAsync(TarReader tar, ArchiveLimits limits, SourceReading reading, CancellationToken cancellationToken)
