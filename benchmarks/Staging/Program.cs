@@ -20,7 +20,8 @@ var runs = int.Parse(ArgValue("--runs") ?? "5", CultureInfo.InvariantCulture);
 var folder = Path.Combine(Path.GetTempPath(), $"nvdino-staging-bench-{Environment.ProcessId}");
 Directory.CreateDirectory(folder);
 
-Console.WriteLine($"Staging benchmark: {Environment.ProcessorCount} cores, .NET {Environment.Version}, best and median of {runs} runs (tar and staging in turns), page cache warm");
+var jpegDecoder = System.Runtime.InteropServices.NativeLibrary.TryLoad("libturbojpeg.so.0", out _) ? "libjpeg-turbo" : "StbImageSharp (libturbojpeg0 not installed)";
+Console.WriteLine($"Staging benchmark: {Environment.ProcessorCount} cores, .NET {Environment.Version}, JPEG decoder {jpegDecoder}, best and median of {runs} runs (tar and staging in turns), page cache warm");
 try
 {
     var rows = new List<string>();

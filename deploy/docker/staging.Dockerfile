@@ -21,8 +21,11 @@ RUN dotnet publish services/NvDinoPipeline.Staging/NvDinoPipeline.Staging.csproj
 
 FROM mcr.microsoft.com/dotnet/runtime:${DOTNET_VERSION} AS runtime
 USER root
+# libjpeg-turbo decodes JPEGs about four times faster than the managed fallback (Ubuntu names it libturbojpeg,
+# Debian libturbojpeg0).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl \
+    && (apt-get install -y --no-install-recommends libturbojpeg || apt-get install -y --no-install-recommends libturbojpeg0) \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build-cpu /app ./

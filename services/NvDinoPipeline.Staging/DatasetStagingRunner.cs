@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Staging.Caching;
+using NvDinoPipeline.Staging.Images;
 using NvDinoPipeline.Staging.Output;
 using NvDinoPipeline.Staging.Pipeline;
 using NvDinoPipeline.Staging.Shards;
@@ -27,6 +28,8 @@ public sealed class DatasetStagingRunner(IArtifactStore store, IOptions<StagingO
     public const string ReportFileName = "staging-report.json";
     public const string ShardsFolderName = "shards/";
 
+    private static int _warnedAboutJpeg;
+
     public async Task<StageResult<DatasetStaged>> RunAsync(StageDataset command, StageContext context, CancellationToken cancellationToken)
     {
         var settings = options.Value;
@@ -45,8 +48,13 @@ public sealed class DatasetStagingRunner(IArtifactStore store, IOptions<StagingO
                 fromCache: true, started.Elapsed, sourceBytes: 0);
         }
 
-        logger.LogInformation("Staging {SourceKind} {Source} ({SourceBytes} bytes) for job {JobId} of pipeline {PipelineId}",
-            source.Kind, command.SourceUri, source.TotalBytes, command.JobId, command.PipelineId);
+        logger.LogInformation("Staging {SourceKind} {Source} ({SourceBytes} bytes) for job {JobId} of pipeline {PipelineId}; JPEG decoder {JpegDecoder}",
+            source.Kind, command.SourceUri, source.TotalBytes, command.JobId, command.PipelineId, ImageDecoder.JpegDecoderName);
+        if (!TurboJpeg.IsAvailable && Interlocked.Exchange(ref _warnedAboutJpeg, 1) == 0)
+        {
+            logger.LogWarning("{Library} is not installed (Debian: libturbojpeg0, Ubuntu: libturbojpeg); JPEGs are decoded by the managed decoder, about four times slower",
+                TurboJpeg.LibraryName);
+        }
         var scratch = Path.Combine(context.ScratchDirectory, $"staging-{Guid.NewGuid():N}");
         Directory.CreateDirectory(scratch);
         var written = new List<Uri>();

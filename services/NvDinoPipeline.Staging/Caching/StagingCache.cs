@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using NvDinoPipeline.Staging.Images;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Staging.Caching;
@@ -55,7 +56,7 @@ internal sealed class StagingCache(IArtifactStore store, ILogger logger)
     public static string Key(string fingerprint, StagingOptions options)
     {
         var identity = string.Create(CultureInfo.InvariantCulture,
-            $"{FormatTag}\n{fingerprint}\nmaxSide={options.MaxSide}\nmaxImageSide={options.MaxImageSide}\nmaxImagePixels={options.MaxImagePixels}\nmaxFileBytes={options.MaxFileBytes}\n");
+            $"{FormatTag}\n{fingerprint}\nmaxSide={options.MaxSide}\nmaxImageSide={options.MaxImageSide}\nmaxImagePixels={options.MaxImagePixels}\nmaxFileBytes={options.MaxFileBytes}\njpeg={ImageDecoder.JpegDecoderName}\n");
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(identity)));
     }
 

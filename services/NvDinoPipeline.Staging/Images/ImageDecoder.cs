@@ -22,6 +22,10 @@ internal readonly record struct DecodeResult(DecodedImage? Image, SkipReason Rea
 /// </summary>
 internal sealed class ImageDecoder(StagingOptions options)
 {
+    /// <summary>Which decoder JPEGs go through on this machine; the two differ in the last bit of some pixels, so a
+    /// staging is only reused from the cache by a worker with the same decoder.</summary>
+    public static string JpegDecoderName => TurboJpeg.IsAvailable ? "libjpeg-turbo" : "StbImageSharp";
+
     public DecodeResult Decode(string relativePath, byte[] buffer, int length)
     {
         var data = buffer.AsSpan(0, length);
@@ -70,8 +74,19 @@ internal sealed class ImageDecoder(StagingOptions options)
                 ImageFormat.Bmp => BmpDecoder.TryDecode(buffer, length, out decodedWidth, out decodedHeight),
                 _ => null,
             };
+            if (format == ImageFormat.Jpeg && TurboJpeg.IsAvailable)
+            {
+                var turbo = TurboJpeg.Decode(buffer, length, (int)width, (int)height);
+                if (turbo.Error is { } error)
+                {
+                    return DecodeResult.Skip(SkipReason.Corrupt, $"the JPEG data cannot be decoded: {error}");
+                }
+                (pixels, decodedWidth, decodedHeight) = (turbo.Rgb, turbo.Width, turbo.Height);
+            }
             if (pixels is null)
             {
+                // The managed decoder is the one for GIF, TGA, PSD and HDR, for CMYK JPEGs (which libjpeg-turbo's
+                // TurboJPEG API does not convert to RGB) and for every JPEG where libjpeg-turbo is not installed.
                 var decoded = ImageResult.FromStream(new MemoryStream(buffer, 0, length, writable: false), ColorComponents.RedGreenBlue);
                 (pixels, decodedWidth, decodedHeight) = (decoded?.Data, decoded?.Width ?? 0, decoded?.Height ?? 0);
             }
