@@ -255,6 +255,18 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
             ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"epoch_{epoch:D3}.ckpt")
             : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"epoch_{epoch:D3}_step_{step:D7}.ckpt");
 
+    /// <summary>The epoch of an end-of-epoch checkpoint's file name (<c>epoch_004.ckpt</c> → 4); null for any other name,
+    /// mid-epoch checkpoints included.</summary>
+    public static int? EpochOfCheckpointFileName(string fileName)
+    {
+        ArgumentNullException.ThrowIfNull(fileName);
+        const string prefix = "epoch_", suffix = ".ckpt";
+        if (!fileName.StartsWith(prefix, StringComparison.Ordinal) || !fileName.EndsWith(suffix, StringComparison.Ordinal))
+            return null;
+        var digits = fileName.AsSpan(prefix.Length, Math.Max(0, fileName.Length - prefix.Length - suffix.Length));
+        return int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) ? epoch : null;
+    }
+
     /// <summary>Writes the full training state to <paramref name="path"/> (atomically: written aside, then renamed).</summary>
     public void SaveCheckpointFile(string path)
     {

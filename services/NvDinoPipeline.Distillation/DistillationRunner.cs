@@ -41,8 +41,9 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         var scratch = context.ScratchDirectory;
         var checkpointDirectory = Path.Combine(scratch, "checkpoints");
         Directory.CreateDirectory(checkpointDirectory);
-        await context.ReportNowAsync(new StageProgress(0, $"opening the teacher {command.TeacherCheckpointUri}"), cancellationToken);
-        var teacherPath = await TeacherPathAsync(command.TeacherCheckpointUri, Path.Combine(scratch, "teacher"), cancellationToken);
+        var teacherUri = await SelectTeacherAsync(command.TeacherCheckpointUri, spec.TeacherCheckpoint, cancellationToken);
+        await context.ReportNowAsync(new StageProgress(0, $"opening the teacher {teacherUri} (distill.teacher_checkpoint = {spec.TeacherCheckpoint})"), cancellationToken);
+        var teacherPath = await TeacherPathAsync(teacherUri, Path.Combine(scratch, "teacher"), cancellationToken);
         await context.ReportNowAsync(new StageProgress(0, $"opening the dataset {command.DatasetUri}"), cancellationToken);
         using var images = await OpenDatasetAsync(command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
         var batchSize = spec.Training.Data.BatchSize;
@@ -66,7 +67,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         }
         catch (InvalidDataException exception)
         {
-            throw new StageInputException($"{exception.Message} (teacher {command.TeacherCheckpointUri})", exception);
+            throw new StageInputException($"{exception.Message} (teacher {teacherUri})", exception);
         }
         logger.LogInformation(
             "Distilling {TeacherType} ({TeacherParameters} parameters, heads from checkpoint: {Heads}) into {StudentType} ({StudentParameters} parameters) on {Images} images of {DatasetUri}: {Epochs} epochs of {Iterations} steps, batch {Batch}, masking {Masking}, job {JobId} of pipeline {PipelineId}",
@@ -189,6 +190,77 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         {
             throw new StageUnavailableException($"Distillation:Device is '{settings.Device}': {exception.Message}", exception);
         }
+    }
+
+    /// <summary>
+    /// The checkpoint <c>distill.teacher_checkpoint</c> names, among those of the training job whose latest checkpoint is
+    /// <paramref name="latest"/>: latest, best (the epoch checkpoint with the lowest mean training loss, read from
+    /// the checkpoints' headers only), an epoch number, or a path.
+    /// </summary>
+    public async Task<Uri> SelectTeacherAsync(Uri latest, string selector, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(latest);
+        ArgumentException.ThrowIfNullOrWhiteSpace(selector);
+        var folder = new Uri(latest, ".");
+        if (selector == "latest")
+            return latest;
+        if (selector.IndexOfAny(['/', '\\', '.']) >= 0)
+        {
+            if (selector.StartsWith('/'))
+                return new Uri(Path.GetFullPath(selector));
+            if (Uri.TryCreate(selector, UriKind.Absolute, out var absolute) && absolute.Scheme is "file" or "s3")
+                return absolute;
+            try
+            {
+                return folder.Append(selector);
+            }
+            catch (ArgumentException exception)
+            {
+                throw new StageInputException(
+                    $"distill.teacher_checkpoint '{selector}' is neither an absolute path, a file:// or s3:// URI, nor a name inside the training job's checkpoint folder {folder}: {exception.Message}",
+                    exception);
+            }
+        }
+
+        var epochs = new List<(int Epoch, Uri Uri)>();
+        await foreach (var item in store.ListAsync(folder, cancellationToken))
+        {
+            var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
+            if (SslTrainer.EpochOfCheckpointFileName(name) is { } epoch)
+                epochs.Add((epoch, item.Uri));
+        }
+        epochs.Sort((a, b) => a.Epoch.CompareTo(b.Epoch));
+        var available = epochs.Count == 0 ? "none" : string.Join(", ", epochs.Select(e => e.Epoch));
+        if (selector != "best")
+        {
+            var wanted = int.Parse(selector, NumberStyles.None, CultureInfo.InvariantCulture);
+            return epochs.FirstOrDefault(e => e.Epoch == wanted).Uri
+                ?? throw new StageInputException(
+                    $"distill.teacher_checkpoint {wanted}: the training job kept no checkpoint of epoch {wanted} in {folder} (epochs with a checkpoint: {available}).");
+        }
+
+        (int Epoch, Uri Uri, double Loss)? best = null;
+        foreach (var (epoch, uri) in epochs)
+        {
+            double? loss;
+            try
+            {
+                await using var stream = await store.OpenReadAsync(uri, cancellationToken);
+                loss = await TrainingCheckpointHeader.ReadLossAsync(stream, uri, cancellationToken);
+            }
+            catch (InvalidDataException exception)
+            {
+                throw new StageInputException($"distill.teacher_checkpoint best: the checkpoint {uri} is unreadable: {exception.Message}", exception);
+            }
+            if (loss is { } value && double.IsFinite(value) && (best is null || value <= best.Value.Loss))
+                best = (epoch, uri, value);
+        }
+        if (best is not { } chosen)
+            throw new StageInputException(
+                $"distill.teacher_checkpoint best: none of the training job's epoch checkpoints in {folder} records a training loss to compare (epochs with a checkpoint: {available}).");
+        logger.LogInformation("Teacher checkpoint {CheckpointUri}: epoch {Epoch}, the lowest mean training loss {Loss:F4} of epochs {Epochs}",
+            chosen.Uri, chosen.Epoch, chosen.Loss, available);
+        return chosen.Uri;
     }
 
     private async Task<string> TeacherPathAsync(Uri teacherUri, string scratch, CancellationToken cancellationToken)

@@ -20,6 +20,10 @@ public sealed record DistillationSpec
 
     public required string StudentType { get; init; }
 
+    /// <summary><c>distill.teacher_checkpoint</c>: latest, best (lowest mean training loss of an epoch checkpoint), an
+    /// epoch number, or a path (absolute, a file:// or s3:// URI, or a name in the training job's checkpoint folder).</summary>
+    public string TeacherCheckpoint { get; init; } = "latest";
+
     /// <summary><c>distill.teacher_backbone</c>: which network of the training checkpoint teaches, "teacher" (EMA) or "student".</summary>
     public required string TeacherBackbone { get; init; }
 
@@ -60,6 +64,7 @@ public sealed record DistillationSpec
             TeacherType = teacherType,
             StudentType = studentType,
             TeacherBackbone = spec.Get<string>("distill.teacher_backbone"),
+            TeacherCheckpoint = spec.Get<string>("distill.teacher_checkpoint"),
             Trainer = new DistillationTrainerOptions
             {
                 Trainer = trainer,

@@ -121,6 +121,56 @@ public sealed class DistillationRunnerTests : IDisposable
         Assert.Contains(missing.ToString(), error.Message);
     }
 
+    [Fact]
+    public async Task Distill_teacher_checkpoint_picks_latest_an_epoch_best_or_a_path_among_the_training_jobs_checkpoints()
+    {
+        var checkpoints = store.JobFolder(Guid.NewGuid(), Guid.NewGuid()).Append("checkpoints/");
+        // Epoch 2 has the lowest mean loss; epoch 3 is the latest; a mid-epoch checkpoint is never a candidate.
+        foreach (var (name, loss) in new[] { ("epoch_001.ckpt", 6.5), ("epoch_002.ckpt", 5.25), ("epoch_003.ckpt", 5.5), ("epoch_003_step_0000042.ckpt", 1.0) })
+            await PutCheckpointAsync(checkpoints.Append(name), loss);
+        var latest = checkpoints.Append("epoch_003.ckpt");
+        var runner = Runner();
+
+        Assert.Equal(latest, await runner.SelectTeacherAsync(latest, "latest", CancellationToken.None));
+        Assert.Equal(checkpoints.Append("epoch_001.ckpt"), await runner.SelectTeacherAsync(latest, "1", CancellationToken.None));
+        Assert.Equal(checkpoints.Append("epoch_002.ckpt"), await runner.SelectTeacherAsync(latest, "best", CancellationToken.None));
+        Assert.Equal(checkpoints.Append("epoch_003_step_0000042.ckpt"),
+            await runner.SelectTeacherAsync(latest, "epoch_003_step_0000042.ckpt", CancellationToken.None));
+        Assert.Equal(new Uri("file:///data/teacher.ckpt"), await runner.SelectTeacherAsync(latest, "/data/teacher.ckpt", CancellationToken.None));
+
+        var missing = await Assert.ThrowsAsync<StageInputException>(() => runner.SelectTeacherAsync(latest, "7", CancellationToken.None));
+        Assert.Contains("distill.teacher_checkpoint 7", missing.Message);
+        Assert.Contains("epochs with a checkpoint: 1, 2, 3", missing.Message);
+    }
+
+    [Fact]
+    public async Task A_teacher_epoch_that_was_not_kept_fails_the_job_naming_the_key()
+    {
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyDistillation.Images(8));
+        var teacher = await TrainingJobCheckpointAsync(VitTiny);
+        var job = NewJob(dataset, teacher, TinyDistillation.Spec("vit_t", "vit_pico", "distill.teacher_checkpoint=5"));
+
+        var error = await Assert.ThrowsAsync<StageInputException>(() => Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None));
+        Assert.Contains("distill.teacher_checkpoint 5", error.Message);
+        Assert.Contains("epochs with a checkpoint:", error.Message);
+    }
+
+    private async Task PutCheckpointAsync(Uri uri, double loss)
+    {
+        var local = folder.Combine("made", Path.GetFileName(uri.AbsolutePath));
+        Directory.CreateDirectory(Path.GetDirectoryName(local)!);
+        using (var tensor = TorchSharp.torch.zeros(2))
+        {
+            var state = new TrainingState
+            {
+                Kind = "nvdinov2-ssl", GlobalStep = 1, Epoch = 1, Epochs = 3, IterationsPerEpoch = 1, BatchSize = 2, Seed = 1,
+                Precision = "fp32", OptimizerParameters = [], Metrics = new Dictionary<string, double> { [TrainingMetrics.Loss] = loss },
+            };
+            TrainingCheckpointFile.Write(local, [new("teacher.cls_token", tensor)], state, VitPico);
+        }
+        await store.PutFileAsync(uri, local, CancellationToken.None);
+    }
+
     /// <summary>A training job's folder as the training worker leaves it; returns the URI of <paramref name="file"/> (the full checkpoint by default).</summary>
     private async Task<Uri> TrainingJobCheckpointAsync(BackboneConfig backbone, string? file = null)
     {

@@ -1,10 +1,10 @@
-using System.Globalization;
 using System.Security.Cryptography;
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Storage;
+using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Core.Checkpoints;
 
 namespace NvDinoPipeline.Export.Checkpoints;
 
@@ -20,7 +20,7 @@ public sealed record SelectedCheckpoint(Uri Uri, string LocalPath, string Sha256
 /// (latest), the epoch checkpoint with the lowest training loss (best), the checkpoint of an epoch, or a named file.
 /// The training worker writes <c>epoch_NNN.ckpt</c> per checkpointed epoch (<c>SslTrainer.CheckpointFileName</c>).
 /// </summary>
-public sealed partial class CheckpointLocator(IArtifactStore store, ILogger logger)
+public sealed class CheckpointLocator(IArtifactStore store, ILogger logger)
 {
     public async Task<SelectedCheckpoint> LocateAsync(ExportModel command, CheckpointSelection selection, string scratchDirectory,
         CancellationToken cancellationToken)
@@ -77,8 +77,7 @@ public sealed partial class CheckpointLocator(IArtifactStore store, ILogger logg
         await foreach (var item in store.ListAsync(AsFolder(folder), cancellationToken))
         {
             var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
-            var match = EpochCheckpointName().Match(name);
-            if (match.Success && int.TryParse(match.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var epoch))
+            if (SslTrainer.EpochOfCheckpointFileName(name) is { } epoch)
             {
                 found.Add((epoch, item.Uri));
             }
@@ -169,7 +168,4 @@ public sealed partial class CheckpointLocator(IArtifactStore store, ILogger logg
         await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.Asynchronous | FileOptions.SequentialScan);
         return Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken));
     }
-
-    [GeneratedRegex(@"^epoch_(\d+)\.ckpt$", RegexOptions.CultureInvariant)]
-    private static partial Regex EpochCheckpointName();
 }

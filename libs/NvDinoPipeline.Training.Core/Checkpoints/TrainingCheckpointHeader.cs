@@ -1,15 +1,12 @@
 using System.Buffers.Binary;
 using System.Text.Json;
-using NvDinoPipeline.Training.Core;
-using NvDinoPipeline.Training.Core.Checkpoints;
-
-namespace NvDinoPipeline.Export.Checkpoints;
+namespace NvDinoPipeline.Training.Core.Checkpoints;
 
 /// <summary>
 /// Reads the training state from the safetensors header of a training checkpoint without reading its tensors, so
 /// choosing the best of many multi-gigabyte checkpoints on S3 transfers only their headers.
 /// </summary>
-internal static class TrainingCheckpointHeader
+public static class TrainingCheckpointHeader
 {
     private const long MaxHeaderBytes = 100L * 1024 * 1024;
 
