@@ -53,8 +53,10 @@ public sealed record DistillationSpec
                 $"'{teacherType}' ({Millions(teacherParameters)}); distillation trains a smaller (or equal) student, pick a smaller student_type")]);
 
         var epochs = spec.Get<int?>("distill.num_epochs") ?? training.Trainer.Epochs;
+        // Distillation trains in fp32 whatever train.precision says; that key applies to the training stage.
         var trainer = training.Trainer with
         {
+            Precision = TrainingPrecision.Fp32,
             Epochs = epochs,
             Optim = training.Trainer.Optim with { WarmupEpochs = Math.Min(training.Trainer.Optim.WarmupEpochs, epochs) },
         };

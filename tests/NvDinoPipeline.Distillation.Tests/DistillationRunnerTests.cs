@@ -155,6 +155,16 @@ public sealed class DistillationRunnerTests : IDisposable
         Assert.Contains("epochs with a checkpoint:", error.Message);
     }
 
+    [Fact]
+    public void A_bf16_training_spec_distills_in_fp32()
+    {
+        var spec = DistillationSpec.Read(TinyDistillation.Spec("vit_t", "vit_pico", "train.precision=bf16"));
+
+        Assert.Equal(TrainingPrecision.Bf16, spec.Training.Trainer.Precision);
+        Assert.Equal(TrainingPrecision.Fp32, spec.Trainer.Trainer.Precision);
+        using var trainer = new DistillationTrainer(spec.Trainer with { Trainer = spec.Trainer.Trainer with { Device = "cpu" } }, iterationsPerEpoch: 1);
+    }
+
     private async Task PutCheckpointAsync(Uri uri, double loss)
     {
         var local = folder.Combine("made", Path.GetFileName(uri.AbsolutePath));
