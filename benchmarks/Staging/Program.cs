@@ -13,7 +13,7 @@ using StbImageWriteSharp;
 
 // Generates a tar.gz of small images (70% JPEG, 20% PNG, 10% BMP), then times `tar -xzf` of it against a full
 // staging (gunzip, untar, SHA-256, header check, decode, scale, shards, manifest, statistics) on the same machine.
-//   dotnet run -c Release --project benchmarks/Staging [-- --images 10000] [--large 500] [--runs 5]
+//   dotnet run -c Release --project benchmarks/Staging [-- --images 10000] [--scale 4] [--large 500] [--runs 5]
 var imageCount = int.Parse(ArgValue("--images") ?? "10000", CultureInfo.InvariantCulture);
 var largeCount = int.Parse(ArgValue("--large") ?? "500", CultureInfo.InvariantCulture);
 var runs = int.Parse(ArgValue("--runs") ?? "5", CultureInfo.InvariantCulture);
@@ -25,19 +25,25 @@ Console.WriteLine($"Staging benchmark: {Environment.ProcessorCount} cores, .NET 
 try
 {
     var rows = new List<string>();
-    foreach (var (name, count, minSide, maxSide) in new[] { ("small", imageCount, 64, 160), ("large", largeCount, 480, 1024) })
+    // The same small images, four times as many: peak memory must not grow with the archive.
+    var scale = int.Parse(ArgValue("--scale") ?? "4", CultureInfo.InvariantCulture);
+    foreach (var (name, count, minSide, maxSide) in new[]
+             {
+                 ("small", imageCount, 64, 160), ($"small x{scale}", scale > 1 ? imageCount * scale : 0, 64, 160), ("large", largeCount, 480, 1024),
+             })
     {
         if (count <= 0)
         {
             continue;
         }
-        var archive = Generate(Path.Combine(folder, $"{name}.tar.gz"), count, minSide, maxSide, seed: 1);
+        var archive = Generate(Path.Combine(folder, $"{name.Replace(' ', '-')}.tar.gz"), count, minSide, maxSide, seed: 1);
         Console.WriteLine($"{name}: {count} images of {minSide}-{maxSide} px, archive {archive.Bytes / 1e6:0.0} MB packed, {archive.Unpacked / 1e6:0.0} MB unpacked");
 
         // A worker stages one dataset after another: time it warm, after one untimed run of the same archive.
         await StageAsync(archive.Path);
         // tar and staging take turns, so that load from elsewhere on the machine falls on both alike.
-        GC.Collect();
+        // Hand the heap the generator and the warm-up run left back to the system, so the peak is staging's own.
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         ResetPeakRss();
         var tarTimes = new List<double>();
         var results = new List<(double Seconds, DatasetStaged Staged)>();
@@ -124,43 +130,50 @@ static double TarExtract(string archive, string output)
 
 static (string Path, long Bytes, long Unpacked) Generate(string path, int count, int minSide, int maxSide, int seed)
 {
-    var files = new (string Name, byte[] Data)[count];
-    Parallel.For(0, count, i =>
-    {
-        var random = new Random(seed * 1_000_003 + i);
-        var width = random.Next(minSide, maxSide + 1);
-        var height = random.Next(minSide, maxSide + 1);
-        var rgb = Picture(width, height, random);
-        using var encoded = new MemoryStream();
-        var writer = new ImageWriter();
-        var kind = i % 10;
-        var folderName = $"class{i % 20:D2}";
-        if (kind < 7)
-        {
-            writer.WriteJpg(rgb, width, height, ColorComponents.RedGreenBlue, encoded, 90);
-            files[i] = ($"{folderName}/{i:D6}.jpg", encoded.ToArray());
-        }
-        else if (kind < 9)
-        {
-            writer.WritePng(rgb, width, height, ColorComponents.RedGreenBlue, encoded);
-            files[i] = ($"{folderName}/{i:D6}.png", encoded.ToArray());
-        }
-        else
-        {
-            writer.WriteBmp(rgb, width, height, ColorComponents.RedGreenBlue, encoded);
-            files[i] = ($"{folderName}/{i:D6}.bmp", encoded.ToArray());
-        }
-    });
+    // Encoded a thousand at a time, so the generator never holds a large archive's images at once.
+    long unpacked = 0;
     using (var file = File.Create(path))
     using (var gzip = new GZipStream(file, CompressionLevel.Optimal))
     using (var tar = new TarWriter(gzip, TarEntryFormat.Pax, leaveOpen: true))
     {
-        foreach (var (name, data) in files)
+        for (var first = 0; first < count; first += 1000)
         {
-            tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(data) });
+            var files = new (string Name, byte[] Data)[Math.Min(1000, count - first)];
+            Parallel.For(0, files.Length, n =>
+            {
+                var i = first + n;
+                var random = new Random(seed * 1_000_003 + i);
+                var width = random.Next(minSide, maxSide + 1);
+                var height = random.Next(minSide, maxSide + 1);
+                var rgb = Picture(width, height, random);
+                using var encoded = new MemoryStream();
+                var writer = new ImageWriter();
+                var kind = i % 10;
+                var folderName = $"class{i % 20:D2}";
+                if (kind < 7)
+                {
+                    writer.WriteJpg(rgb, width, height, ColorComponents.RedGreenBlue, encoded, 90);
+                    files[n] = ($"{folderName}/{i:D6}.jpg", encoded.ToArray());
+                }
+                else if (kind < 9)
+                {
+                    writer.WritePng(rgb, width, height, ColorComponents.RedGreenBlue, encoded);
+                    files[n] = ($"{folderName}/{i:D6}.png", encoded.ToArray());
+                }
+                else
+                {
+                    writer.WriteBmp(rgb, width, height, ColorComponents.RedGreenBlue, encoded);
+                    files[n] = ($"{folderName}/{i:D6}.bmp", encoded.ToArray());
+                }
+            });
+            foreach (var (name, data) in files)
+            {
+                tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(data) });
+                unpacked += data.Length;
+            }
         }
     }
-    return (path, new FileInfo(path).Length, files.Sum(f => (long)f.Data.Length));
+    return (path, new FileInfo(path).Length, unpacked);
 }
 
 // Smooth gradients, a few flat shapes and mild noise: compresses like a photograph rather than like noise or a flat fill.

@@ -146,7 +146,9 @@ internal sealed class StagingPipeline(StagingOptions options)
         async Task WriteAsync()
         {
             var pending = new Dictionary<long, StagedItem>();
-            var firstPathBySha = new Dictionary<string, string>(StringComparer.Ordinal);
+            // The one structure that grows with the dataset: every distinct image's hash (32 bytes, not its 64-character
+            // hex) and the path that first had it, for naming duplicates.
+            var firstPathBySha = new Dictionary<ContentHash, string>();
             long next = 0;
             await foreach (var item in decoded.Reader.ReadAllAsync(token))
             {
@@ -164,16 +166,17 @@ internal sealed class StagingPipeline(StagingOptions options)
             }
         }
 
-        async Task WriteOneAsync(StagedItem item, Dictionary<string, string> firstPathBySha)
+        async Task WriteOneAsync(StagedItem item, Dictionary<ContentHash, string> firstPathBySha)
         {
             if (item.Result.Image is not { } image)
             {
                 reading.Report.Skip(item.RelativePath, item.Result.Reason, item.Result.Detail);
                 return;
             }
-            if (!firstPathBySha.TryAdd(item.Sha256, item.RelativePath))
+            var hash = ContentHash.FromHex(item.Sha256);
+            if (!firstPathBySha.TryAdd(hash, item.RelativePath))
             {
-                reading.Report.Duplicate(item.RelativePath, firstPathBySha[item.Sha256], item.Sha256);
+                reading.Report.Duplicate(item.RelativePath, firstPathBySha[hash], item.Sha256);
                 return;
             }
             var index = shards.ImageCount;
@@ -248,5 +251,20 @@ internal sealed class ByteBudget(long capacity)
             _released = null;
         }
         released?.TrySetResult();
+    }
+}
+
+/// <summary>A SHA-256 as two 128-bit halves: a compact, exact dictionary key.</summary>
+internal readonly record struct ContentHash(UInt128 High, UInt128 Low)
+{
+    public static ContentHash FromHex(string sha256)
+    {
+        Span<byte> bytes = stackalloc byte[32];
+        Convert.FromHexString(sha256, bytes, out _, out var written);
+        if (written != 32)
+        {
+            throw new ArgumentException($"'{sha256}' is not a SHA-256 in hex.", nameof(sha256));
+        }
+        return new ContentHash(System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(bytes), System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(bytes[16..]));
     }
 }
