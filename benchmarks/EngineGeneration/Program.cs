@@ -12,7 +12,7 @@ using NvDinoPipeline.Onnx;
 using NvDinoPipeline.Onnx.Proto;
 using NvDinoPipeline.Quantization;
 using NvDinoPipeline.Specs;
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 using ModelMetadata = NvDinoPipeline.Deployment.ModelMetadata;
 using MsOptions = Microsoft.Extensions.Options.Options;

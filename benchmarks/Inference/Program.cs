@@ -13,7 +13,7 @@ using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Inference;
 using NvDinoPipeline.Inference.Output;
 using NvDinoPipeline.Specs;
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 using StbImageWriteSharp;
 

@@ -7,7 +7,7 @@ using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Model.Weights;
 using NvDinoPipeline.Specs;
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Staging.Caching;
 using NvDinoPipeline.Staging.Images;

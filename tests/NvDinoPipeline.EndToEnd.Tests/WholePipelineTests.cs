@@ -11,7 +11,7 @@ using NvDinoPipeline.Deployment;
 using NvDinoPipeline.Onnx;
 using NvDinoPipeline.Orchestrator;
 using NvDinoPipeline.Specs;
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
 using static NvDinoPipeline.Orchestrator.Tests.TestPipelineHosts;

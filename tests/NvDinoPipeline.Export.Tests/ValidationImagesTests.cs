@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using NvDinoPipeline.Export.Tests.Support;
 using NvDinoPipeline.Export.Validation;
 using NvDinoPipeline.Hosting.Workers;
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Export.Tests;

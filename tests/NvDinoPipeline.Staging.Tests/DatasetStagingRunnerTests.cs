@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Staging.Images;
 using NvDinoPipeline.Staging.Shards;
 using NvDinoPipeline.Storage;

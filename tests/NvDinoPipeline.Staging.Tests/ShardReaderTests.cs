@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.Staging.Tests;

@@ -1,6 +1,6 @@
 using NvDinoPipeline.Deployment;
 using NvDinoPipeline.Hosting.Workers;
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 using StbImageSharp;
 

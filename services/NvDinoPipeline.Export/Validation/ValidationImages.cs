@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 using NvDinoPipeline.Hosting.Workers;
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Export.Validation;

@@ -1,5 +1,5 @@
 using NvDinoPipeline.Hosting.Workers;
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Inference.Images;

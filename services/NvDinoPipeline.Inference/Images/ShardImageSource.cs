@@ -1,4 +1,4 @@
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 
 namespace NvDinoPipeline.Inference.Images;
 

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Threading.Channels;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Staging.Images;
 using NvDinoPipeline.Staging.Output;
 using NvDinoPipeline.Staging.Shards;

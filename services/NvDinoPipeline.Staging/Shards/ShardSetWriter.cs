@@ -1,4 +1,5 @@
 using System.IO.Pipelines;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Staging.Shards;

@@ -8,7 +8,7 @@ using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Onnx;
 using NvDinoPipeline.Onnx.Proto;
 using NvDinoPipeline.Specs;
-using NvDinoPipeline.Staging.Shards;
+using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
 using MsOptions = Microsoft.Extensions.Options.Options;

@@ -3,7 +3,7 @@ using System.Text;
 using Microsoft.Win32.SafeHandles;
 using NvDinoPipeline.Storage;
 
-namespace NvDinoPipeline.Staging.Shards;
+namespace NvDinoPipeline.Datasets.Shards;
 
 /// <summary>
 /// Random access to a staged dataset: image <c>i</c> of all its shards, in staging order. The shard indexes

@@ -1,4 +1,4 @@
-namespace NvDinoPipeline.Staging.Shards;
+namespace NvDinoPipeline.Datasets.Shards;
 
 /// <summary>One staged image: interleaved RGB bytes, row by row from the top (<c>Rgb.Length == Width * Height * 3</c>).</summary>
 /// <param name="RelativePath">The image's path inside the source ('/'-separated), as in the manifest.</param>

@@ -1,7 +1,7 @@
-namespace NvDinoPipeline.Staging.Shards;
+namespace NvDinoPipeline.Datasets.Shards;
 
 /// <summary>Layout constants of a shard file; SHARDS.md describes the format in full.</summary>
-internal static class ShardFormat
+public static class ShardFormat
 {
     public const ushort Version = 1;
     public const ushort Channels = 3;

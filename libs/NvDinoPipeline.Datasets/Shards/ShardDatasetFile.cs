@@ -1,10 +1,10 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace NvDinoPipeline.Staging.Shards;
+namespace NvDinoPipeline.Datasets.Shards;
 
 /// <summary>The <c>dataset.json</c> beside the shards: which shard files make up the dataset, in order.</summary>
-internal sealed record ShardDatasetFile
+public sealed record ShardDatasetFile
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
@@ -50,7 +50,7 @@ internal sealed record ShardDatasetFile
     }
 }
 
-internal sealed record ShardFileEntry
+public sealed record ShardFileEntry
 {
     public required string Name { get; init; }
 

@@ -1,10 +1,9 @@
-using NvDinoPipeline.Staging.Shards;
-using NvDinoPipeline.Training.Core.Data;
+using NvDinoPipeline.Datasets.Shards;
 
-namespace NvDinoPipeline.Distillation;
+namespace NvDinoPipeline.Training.Core.Data;
 
 /// <summary>The staged dataset's RGB shards as training images.</summary>
-internal sealed class ShardImageSource(ShardReader reader) : IImageSource, IDisposable
+public sealed class ShardImageSource(ShardReader reader) : IImageSource, IDisposable
 {
     public int Count => reader.Count;
 

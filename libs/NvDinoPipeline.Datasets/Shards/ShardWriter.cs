@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace NvDinoPipeline.Staging.Shards;
+namespace NvDinoPipeline.Datasets.Shards;
 
 /// <summary>
 /// Writes one shard file strictly front to back (header, pixel records, index, footer), so it can stream
