@@ -59,6 +59,7 @@ internal static class SpecRules
         K("train.num_gpus").AtLeast(1),
         K("train.num_nodes").AtLeast(1),
         K("train.checkpoint_interval").AtLeast(1),
+        K("train.checkpoint_interval_minutes").NullableOf(SpecType.Float).Above(0),
         K("train.validation_interval").AtLeast(1),
         K("train.pretrained_model_path").NullableOf(SpecType.String),
         K("train.resume_training_checkpoint_path").NullableOf(SpecType.String),

@@ -257,14 +257,51 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
 
     /// <summary>The epoch of an end-of-epoch checkpoint's file name (<c>epoch_004.ckpt</c> → 4); null for any other name,
     /// mid-epoch checkpoints included.</summary>
-    public static int? EpochOfCheckpointFileName(string fileName)
+    public static int? EpochOfCheckpointFileName(string fileName) =>
+        ParseCheckpointFileName(fileName) is { Step: null } parsed ? parsed.Epoch : null;
+
+    /// <summary>
+    /// Completed epochs and, for a mid-epoch checkpoint, the step of a name <see cref="CheckpointFileName"/> made
+    /// (<c>epoch_004.ckpt</c> → (4, null); <c>epoch_004_step_0001500.ckpt</c> → (4, 1500)); null for any other name.
+    /// </summary>
+    public static (int Epoch, long? Step)? ParseCheckpointFileName(string fileName)
     {
         ArgumentNullException.ThrowIfNull(fileName);
-        const string prefix = "epoch_", suffix = ".ckpt";
-        if (!fileName.StartsWith(prefix, StringComparison.Ordinal) || !fileName.EndsWith(suffix, StringComparison.Ordinal))
+        const string prefix = "epoch_", suffix = ".ckpt", stepMark = "_step_";
+        if (!fileName.StartsWith(prefix, StringComparison.Ordinal) || !fileName.EndsWith(suffix, StringComparison.Ordinal)
+            || fileName.Length <= prefix.Length + suffix.Length)
             return null;
-        var digits = fileName.AsSpan(prefix.Length, Math.Max(0, fileName.Length - prefix.Length - suffix.Length));
-        return int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) ? epoch : null;
+        var body = fileName.AsSpan(prefix.Length, fileName.Length - prefix.Length - suffix.Length);
+        var mark = body.IndexOf(stepMark, StringComparison.Ordinal);
+        var epochDigits = mark < 0 ? body : body[..mark];
+        if (!int.TryParse(epochDigits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch))
+            return null;
+        if (mark < 0)
+            return (epoch, null);
+        return long.TryParse(body[(mark + stepMark.Length)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var step)
+            ? (epoch, step)
+            : null;
+    }
+
+    /// <summary>
+    /// The newest of a job's checkpoints by name: the one furthest into the run. A mid-epoch checkpoint
+    /// (<c>epoch_004_step_…</c>, written during epoch 5) is newer than every end-of-epoch one up to <c>epoch_004.ckpt</c>.
+    /// </summary>
+    public static T? NewestCheckpoint<T>(IEnumerable<(string FileName, T Item)> files) where T : class
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        T? newest = null;
+        (int Epoch, long Step) newestKey = (-1, -1);
+        foreach (var (name, item) in files)
+        {
+            if (ParseCheckpointFileName(name) is not { } parsed)
+                continue;
+            // Within one count of completed epochs, the end-of-epoch checkpoint comes first, then mid-epoch ones by step.
+            var key = (parsed.Epoch, parsed.Step ?? 0);
+            if (key.CompareTo(newestKey) > 0)
+                (newest, newestKey) = (item, key);
+        }
+        return newest;
     }
 
     /// <summary>Writes the full training state to <paramref name="path"/> (atomically: written aside, then renamed).</summary>

@@ -30,11 +30,19 @@ public sealed record TrainingLoopOptions
 
     /// <summary>Local folder for checkpoints; only the newest checkpoint file is kept in it.</summary>
     public required string CheckpointDirectory { get; init; }
+
+    /// <summary>
+    /// Also checkpoint within an epoch once this much time has passed since the last checkpoint
+    /// (<c>train.checkpoint_interval_minutes</c>), so that a stopped or lost worker's successor repeats at most this much
+    /// work; null checkpoints at epoch ends only.
+    /// </summary>
+    public TimeSpan? CheckpointEvery { get; init; }
 }
 
 /// <summary>
 /// Runs a <see cref="ITrainableModel"/> from its current step to the end of its last epoch over the batches of an
-/// <see cref="SslBatchLoader"/>, writing a checkpoint every <see cref="TrainingLoopOptions.CheckpointInterval"/> epochs.
+/// <see cref="SslBatchLoader"/>, writing a checkpoint every <see cref="TrainingLoopOptions.CheckpointInterval"/> epochs
+/// (and within epochs every <see cref="TrainingLoopOptions.CheckpointEvery"/>).
 /// Cancellation is checked before every step; a canceled run leaves the last checkpoint as it was.
 /// </summary>
 public sealed class TrainingLoop(ITrainableModel model, SslBatchLoader loader, TrainingLoopOptions options, ILogger? logger = null)
@@ -54,6 +62,7 @@ public sealed class TrainingLoop(ITrainableModel model, SslBatchLoader loader, T
         var firstStep = model.GlobalStep;
         EpochSummary? lastEpoch = null;
         SavedCheckpoint? lastCheckpoint = null;
+        var sinceCheckpoint = Stopwatch.StartNew();
         while (model.GlobalStep < totalSteps)
         {
             var epoch = (int)(model.GlobalStep / iterations);
@@ -76,6 +85,14 @@ public sealed class TrainingLoop(ITrainableModel model, SslBatchLoader loader, T
                         sums[name] = sums.GetValueOrDefault(name) + value;
                     observer.OnStep(result, seconds > 0 ? result.Images / seconds : 0);
                 }
+                // Not when canceled: cancel must be prompt, and the next step's check ends the run.
+                if (options.CheckpointEvery is { } every && sinceCheckpoint.Elapsed >= every && model.GlobalStep % iterations != 0
+                    && !cancellationToken.IsCancellationRequested)
+                {
+                    lastCheckpoint = await CheckpointAsync(observer, cancellationToken);
+                    sinceCheckpoint.Restart();
+                    stepClock.Restart();
+                }
             }
 
             var elapsed = epochClock.Elapsed.TotalSeconds;
@@ -92,7 +109,10 @@ public sealed class TrainingLoop(ITrainableModel model, SslBatchLoader loader, T
 
             var completed = epoch + 1;
             if (completed % options.CheckpointInterval == 0 || completed == model.Epochs)
+            {
                 lastCheckpoint = await CheckpointAsync(observer, cancellationToken);
+                sinceCheckpoint.Restart();
+            }
         }
 
         // Resumed from the final checkpoint: nothing left to train, but the run's outputs are written again.

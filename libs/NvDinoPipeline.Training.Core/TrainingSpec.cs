@@ -19,6 +19,9 @@ public sealed record TrainingSpec
     /// <summary><c>train.checkpoint_interval</c>, in epochs.</summary>
     public required int CheckpointInterval { get; init; }
 
+    /// <summary><c>train.checkpoint_interval_minutes</c>: time between checkpoints within an epoch; null for none.</summary>
+    public TimeSpan? CheckpointEvery { get; init; }
+
     /// <summary><c>train.num_threads</c>; 0 keeps libtorch's default.</summary>
     public required int NumThreads { get; init; }
 
@@ -157,6 +160,9 @@ public sealed record TrainingSpec
         var checkpointInterval = r.Get<int>("train.checkpoint_interval");
         if (checkpointInterval < 1)
             r.Fail("train.checkpoint_interval", $"{checkpointInterval} must be at least 1 (epochs between checkpoints)", 0);
+        var checkpointMinutes = r.Get<double?>("train.checkpoint_interval_minutes");
+        if (checkpointMinutes is <= 0)
+            r.Fail("train.checkpoint_interval_minutes", $"{checkpointMinutes} must be more than 0 minutes (or null for epoch ends only)", 0);
         var numThreads = r.Get<int>("train.num_threads");
         var workers = r.Get<int>("dataset.workers");
         if (epochs < 1)
@@ -200,6 +206,7 @@ public sealed record TrainingSpec
             Trainer = trainer,
             Data = data,
             CheckpointInterval = checkpointInterval,
+            CheckpointEvery = checkpointMinutes is > 0 ? TimeSpan.FromMinutes(checkpointMinutes.Value) : null,
             NumThreads = numThreads,
             NumGpus = numGpus,
             NumNodes = numNodes,

@@ -103,8 +103,9 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         {
             CheckpointDirectory = checkpointDirectory,
             CheckpointInterval = spec.Training.CheckpointInterval,
+            CheckpointEvery = spec.Training.CheckpointEvery,
         }, logger);
-        var observer = new Observer(store, progress, jobFolder, metricsPath, logger);
+        var observer = new CheckpointUploader(store, progress, jobFolder, metricsPath, logger);
 
         TrainingLoopResult result;
         using (var pumpStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
@@ -309,22 +310,18 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
                 best = new ResumePoint(file, state, $"this job's checkpoint {Path.GetFileName(file)}");
         }
 
-        var uploaded = new List<(int Epoch, Uri Uri)>();
+        var uploaded = new List<(string FileName, Uri Uri)>();
         await foreach (var item in store.ListAsync(jobFolder.Append(CheckpointsFolder), cancellationToken))
+            uploaded.Add((Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]), item.Uri));
+        // The newest uploaded checkpoint, end of epoch or mid-epoch, unless this worker's own local one is as far.
+        if (SslTrainer.NewestCheckpoint(uploaded) is { } newest)
         {
-            var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
-            if (name.StartsWith("epoch_", StringComparison.Ordinal) && name.EndsWith(".ckpt", StringComparison.Ordinal)
-                && int.TryParse(name.AsSpan(6, name.Length - 11), NumberStyles.None, CultureInfo.InvariantCulture, out var epoch))
-                uploaded.Add((epoch, item.Uri));
-        }
-        if (uploaded.Count > 0)
-        {
-            var (epoch, uri) = uploaded.MaxBy(u => u.Epoch);
-            if (best is null || best.State.Epoch < epoch)
+            var parsed = SslTrainer.ParseCheckpointFileName(uploaded.First(u => u.Uri == newest).FileName)!.Value;
+            if (best is null || best.State.Epoch < parsed.Epoch || (best.State.Epoch == parsed.Epoch && best.State.GlobalStep < (parsed.Step ?? 0)))
             {
-                var local = await store.GetLocalPathAsync(uri, Path.Combine(scratch, "downloads"), cancellationToken);
-                if (TryReadState(local) is { } state)
-                    best = new ResumePoint(local, state, $"this job's checkpoint {uri}");
+                var local = await store.GetLocalPathAsync(newest, Path.Combine(scratch, "downloads"), cancellationToken);
+                if (TryReadState(local) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
+                    best = new ResumePoint(local, state, $"this job's checkpoint {newest}");
             }
         }
         return best;
@@ -362,32 +359,4 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
     }
 
     private sealed record ResumePoint(string Path, TrainingState State, string Description);
-
-    /// <summary>Uploads each checkpoint and both student backbones, appends epoch figures to metrics.jsonl and feeds the progress reports.</summary>
-    private sealed class Observer(IArtifactStore store, TrainingProgress progress, Uri jobFolder, string metricsPath, ILogger logger) : ITrainingObserver
-    {
-        public Uri? LastCheckpointUri { get; private set; }
-
-        public void OnStep(TrainingStepResult step, double imagesPerSecond) => progress.Update(step, imagesPerSecond);
-
-        public async Task OnEpochEndAsync(EpochSummary summary, CancellationToken cancellationToken)
-        {
-            await File.AppendAllTextAsync(metricsPath, MetricsLine.Format(summary) + "\n", cancellationToken);
-            await progress.EpochEndAsync(summary, cancellationToken);
-        }
-
-        public async Task OnCheckpointAsync(SavedCheckpoint checkpoint, CancellationToken cancellationToken)
-        {
-            var checkpointUri = jobFolder.Append(CheckpointsFolder + SslTrainer.CheckpointFileName(checkpoint.Epoch));
-            var clock = Stopwatch.StartNew();
-            var info = await store.PutFileAsync(checkpointUri, checkpoint.CheckpointPath, cancellationToken);
-            foreach (var backbone in checkpoint.BackbonePaths)
-                await store.PutFileAsync(jobFolder.Append(Path.GetFileName(backbone)), backbone, cancellationToken);
-            await store.PutFileAsync(jobFolder.Append(MetricsFileName), metricsPath, cancellationToken);
-            LastCheckpointUri = checkpointUri;
-            logger.LogInformation("Checkpoint of epoch {Epoch} uploaded to {CheckpointUri} ({Bytes} bytes, {Seconds:F1} s)",
-                checkpoint.Epoch, checkpointUri, info.Size, clock.Elapsed.TotalSeconds);
-            await progress.ReportNowAsync($"checkpoint of epoch {checkpoint.Epoch} saved to {checkpointUri}", cancellationToken);
-        }
-    }
 }

@@ -61,6 +61,73 @@ public sealed class TrainingLoopTests
     }
 
     [Fact]
+    public async Task Timed_checkpoints_within_an_epoch_resume_step_for_step()
+    {
+        using var folder = new TempDirectory("nvdino-loop-timed");
+        var options = TinyTraining.Trainer(epochs: 2);
+        var images = TinyTraining.Images(12);
+        var data = TinyTraining.Data(workers: 2);
+
+        var uninterrupted = new Recorder();
+        using (var trainer = new SslTrainer(options, 3))
+        {
+            var loop = new TrainingLoop(trainer, new SslBatchLoader(images, data, options.Seed),
+                new TrainingLoopOptions { CheckpointDirectory = folder.Combine("a"), CheckpointEvery = TimeSpan.Zero });
+            await loop.RunAsync(uninterrupted, CancellationToken.None);
+        }
+        // A checkpoint after every step: mid-epoch ones between, the end-of-epoch ones as before.
+        Assert.Equal(
+            ["epoch_000_step_0000001.ckpt", "epoch_000_step_0000002.ckpt", "epoch_001.ckpt", "epoch_001_step_0000004.ckpt", "epoch_001_step_0000005.ckpt", "epoch_002.ckpt"],
+            uninterrupted.Checkpoints.Select(c => Path.GetFileName(c.CheckpointPath)));
+        Assert.Equal([1L, 2, 3, 4, 5, 6], uninterrupted.Checkpoints.Select(c => c.Step));
+
+        // Canceled after step 5: no checkpoint is written once cancel is asked, so step 4's is the newest.
+        using var cancel = new CancellationTokenSource();
+        var directory = folder.Combine("b");
+        using (var trainer = new SslTrainer(options, 3))
+        {
+            var loop = new TrainingLoop(trainer, new SslBatchLoader(images, data, options.Seed),
+                new TrainingLoopOptions { CheckpointDirectory = directory, CheckpointEvery = TimeSpan.Zero });
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => loop.RunAsync(new Recorder { CancelAfterSteps = 5, Cancel = cancel }, cancel.Token));
+        }
+        var kept = Assert.Single(Directory.GetFiles(directory, "*.ckpt"));
+        Assert.Equal("epoch_001_step_0000004.ckpt", Path.GetFileName(kept));
+
+        var resumed = new Recorder();
+        using (var trainer = new SslTrainer(options, 3))
+        {
+            trainer.LoadCheckpoint(kept);
+            Assert.Equal(4, trainer.GlobalStep);
+            var loop = new TrainingLoop(trainer, new SslBatchLoader(images, data, options.Seed),
+                new TrainingLoopOptions { CheckpointDirectory = directory });
+            var result = await loop.RunAsync(resumed, CancellationToken.None);
+            Assert.Equal(2, result.StepsTaken);
+        }
+        Assert.Equal([4L, 5], resumed.Steps.Select(s => s.Step));
+        foreach (var step in resumed.Steps)
+        {
+            var expected = uninterrupted.Steps.Single(s => s.Step == step.Step);
+            Assert.Equal(expected[TrainingMetrics.Loss], step[TrainingMetrics.Loss], 5);
+            Assert.Equal(expected[TrainingMetrics.KoleoLoss], step[TrainingMetrics.KoleoLoss], 5);
+        }
+    }
+
+    [Fact]
+    public void Checkpoint_names_order_by_how_far_into_the_run_they_are()
+    {
+        Assert.Equal((4, (long?)null), SslTrainer.ParseCheckpointFileName("epoch_004.ckpt"));
+        Assert.Equal((4, (long?)1500), SslTrainer.ParseCheckpointFileName("epoch_004_step_0001500.ckpt"));
+        Assert.Null(SslTrainer.ParseCheckpointFileName("epoch_.ckpt"));
+        Assert.Null(SslTrainer.ParseCheckpointFileName("epoch_004_step_.ckpt"));
+        Assert.Null(SslTrainer.ParseCheckpointFileName("teacher_backbone.safetensors"));
+        Assert.Null(SslTrainer.EpochOfCheckpointFileName("epoch_004_step_0001500.ckpt"));
+
+        Assert.Equal("mid", SslTrainer.NewestCheckpoint([("epoch_003.ckpt", "3"), ("epoch_004.ckpt", "4"), ("epoch_004_step_0001500.ckpt", "mid"), ("notes.txt", "x")]));
+        Assert.Equal("5", SslTrainer.NewestCheckpoint([("epoch_004_step_0001500.ckpt", "mid"), ("epoch_005.ckpt", "5")]));
+        Assert.Null(SslTrainer.NewestCheckpoint(new (string, string)[] { ("metrics.jsonl", "m") }));
+    }
+
+    [Fact]
     public void Batches_are_the_same_whichever_threads_build_them()
     {
         var options = TinyTraining.Trainer();

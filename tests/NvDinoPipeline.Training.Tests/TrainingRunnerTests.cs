@@ -85,6 +85,31 @@ public sealed class TrainingRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_job_stopped_mid_epoch_resumes_elsewhere_from_its_timed_checkpoint_and_keeps_only_epoch_checkpoints()
+    {
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(12));
+        // A checkpoint after every step (the interval is far shorter than a step).
+        var job = NewJob(dataset, TinyTraining.Spec("train.num_epochs=2", "train.checkpoint_interval_minutes=0.000001"));
+        using var cancel = new CancellationTokenSource();
+        job.OnReport = report =>
+        {
+            if (report.Message!.Contains("checkpoint at step 4 ", StringComparison.Ordinal))
+                cancel.Cancel();
+        };
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Runner().RunAsync(job.Command, job.Context("scratch-a"), cancel.Token));
+        // The end-of-epoch checkpoint stays; of the mid-epoch ones only the newest.
+        Assert.Equal(["epoch_001.ckpt", "epoch_001_step_0000004.ckpt"], await ListAsync(job.Output.Append("checkpoints/")));
+
+        job.OnReport = null;
+        var result = await Runner().RunAsync(job.Command, job.Context("scratch-b"), CancellationToken.None);
+        Assert.Contains(job.Reports, r => r.Message!.Contains("resuming this job's checkpoint", StringComparison.Ordinal)
+            && r.Message.Contains("epoch_001_step_0000004.ckpt", StringComparison.Ordinal) && r.Message.Contains("(step 4 of 6)", StringComparison.Ordinal));
+        Assert.Equal(2, result.Completed.Metrics["steps_this_attempt"]);
+        Assert.Equal(["epoch_001.ckpt", "epoch_002.ckpt"], await ListAsync(job.Output.Append("checkpoints/")));
+    }
+
+    [Fact]
     public async Task A_batch_larger_than_the_dataset_fails_naming_the_batch_size()
     {
         var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(3));

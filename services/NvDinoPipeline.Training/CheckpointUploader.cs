@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using NvDinoPipeline.Storage;
+using NvDinoPipeline.Training.Core;
+
+namespace NvDinoPipeline.Training;
+
+/// <summary>
+/// What a training or distillation job does as its <see cref="TrainingLoop"/> runs: progress per step, a line of
+/// <c>metrics.jsonl</c> per epoch, and every checkpoint uploaded to <c>checkpoints/</c> in the job folder with the
+/// backbones and metrics beside it. End-of-epoch checkpoints are kept (export and distillation choose among them);
+/// of the mid-epoch ones only the newest, since each only matters until the next checkpoint.
+/// </summary>
+public sealed class CheckpointUploader(IArtifactStore store, TrainingProgress progress, Uri jobFolder, string metricsPath, ILogger logger) : ITrainingObserver
+{
+    public Uri? LastCheckpointUri { get; private set; }
+
+    public void OnStep(TrainingStepResult step, double imagesPerSecond) => progress.Update(step, imagesPerSecond);
+
+    public async Task OnEpochEndAsync(EpochSummary summary, CancellationToken cancellationToken)
+    {
+        await File.AppendAllTextAsync(metricsPath, MetricsLine.Format(summary) + "\n", cancellationToken);
+        await progress.EpochEndAsync(summary, cancellationToken);
+    }
+
+    public async Task OnCheckpointAsync(SavedCheckpoint checkpoint, CancellationToken cancellationToken)
+    {
+        var folder = jobFolder.Append(TrainingRunner.CheckpointsFolder);
+        var checkpointUri = folder.Append(Path.GetFileName(checkpoint.CheckpointPath));
+        var clock = Stopwatch.StartNew();
+        var info = await store.PutFileAsync(checkpointUri, checkpoint.CheckpointPath, cancellationToken);
+        foreach (var backbone in checkpoint.BackbonePaths)
+            await store.PutFileAsync(jobFolder.Append(Path.GetFileName(backbone)), backbone, cancellationToken);
+        await store.PutFileAsync(jobFolder.Append(TrainingRunner.MetricsFileName), metricsPath, cancellationToken);
+        LastCheckpointUri = checkpointUri;
+
+        var superseded = new List<Uri>();
+        await foreach (var item in store.ListAsync(folder, cancellationToken))
+        {
+            var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
+            if (SslTrainer.ParseCheckpointFileName(name) is { Step: not null } && item.Uri != checkpointUri)
+                superseded.Add(item.Uri);
+        }
+        foreach (var uri in superseded)
+            await store.DeleteAsync(uri, cancellationToken);
+
+        var what = SslTrainer.ParseCheckpointFileName(Path.GetFileName(checkpoint.CheckpointPath)) is { Step: not null }
+            ? $"checkpoint at step {checkpoint.Step} (in epoch {checkpoint.Epoch + 1})"
+            : $"checkpoint of epoch {checkpoint.Epoch}";
+        logger.LogInformation("{Checkpoint} uploaded to {CheckpointUri} ({Bytes} bytes, {Seconds:F1} s)", what, checkpointUri, info.Size, clock.Elapsed.TotalSeconds);
+        await progress.ReportNowAsync($"{what} saved to {checkpointUri}", cancellationToken);
+    }
+}
