@@ -283,27 +283,6 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
             : null;
     }
 
-    /// <summary>
-    /// The newest of a job's checkpoints by name: the one furthest into the run. A mid-epoch checkpoint
-    /// (<c>epoch_004_step_…</c>, written during epoch 5) is newer than every end-of-epoch one up to <c>epoch_004.ckpt</c>.
-    /// </summary>
-    public static T? NewestCheckpoint<T>(IEnumerable<(string FileName, T Item)> files) where T : class
-    {
-        ArgumentNullException.ThrowIfNull(files);
-        T? newest = null;
-        (int Epoch, long Step) newestKey = (-1, -1);
-        foreach (var (name, item) in files)
-        {
-            if (ParseCheckpointFileName(name) is not { } parsed)
-                continue;
-            // Within one count of completed epochs, the end-of-epoch checkpoint comes first, then mid-epoch ones by step.
-            var key = (parsed.Epoch, parsed.Step ?? 0);
-            if (key.CompareTo(newestKey) > 0)
-                (newest, newestKey) = (item, key);
-        }
-        return newest;
-    }
-
     /// <summary>Writes the full training state to <paramref name="path"/> (atomically: written aside, then renamed).</summary>
     public void SaveCheckpointFile(string path)
     {

@@ -226,45 +226,31 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
             }
         }
 
-        var epochs = new List<(int Epoch, Uri Uri)>();
-        await foreach (var item in store.ListAsync(folder, cancellationToken))
-        {
-            var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
-            if (SslTrainer.EpochOfCheckpointFileName(name) is { } epoch)
-                epochs.Add((epoch, item.Uri));
-        }
-        epochs.Sort((a, b) => a.Epoch.CompareTo(b.Epoch));
+        var epochs = (await StoredCheckpoints.ListAsync(store, folder, cancellationToken)).Where(c => c.IsEpochEnd).ToList();
         var available = epochs.Count == 0 ? "none" : string.Join(", ", epochs.Select(e => e.Epoch));
         if (selector != "best")
         {
             var wanted = int.Parse(selector, NumberStyles.None, CultureInfo.InvariantCulture);
-            return epochs.FirstOrDefault(e => e.Epoch == wanted).Uri
+            return epochs.FirstOrDefault(e => e.Epoch == wanted)?.Uri
                 ?? throw new StageInputException(
                     $"distill.teacher_checkpoint {wanted}: the training job kept no checkpoint of epoch {wanted} in {folder} (epochs with a checkpoint: {available}).");
         }
 
-        (int Epoch, Uri Uri, double Loss)? best = null;
-        foreach (var (epoch, uri) in epochs)
+        (StoredCheckpoint Checkpoint, double Loss)? lowest;
+        try
         {
-            double? loss;
-            try
-            {
-                await using var stream = await store.OpenReadAsync(uri, cancellationToken);
-                loss = await TrainingCheckpointHeader.ReadLossAsync(stream, uri, cancellationToken);
-            }
-            catch (InvalidDataException exception)
-            {
-                throw new StageInputException($"distill.teacher_checkpoint best: the checkpoint {uri} is unreadable: {exception.Message}", exception);
-            }
-            if (loss is { } value && double.IsFinite(value) && (best is null || value <= best.Value.Loss))
-                best = (epoch, uri, value);
+            lowest = await StoredCheckpoints.LowestLossAsync(store, epochs, cancellationToken);
         }
-        if (best is not { } chosen)
+        catch (InvalidDataException exception)
+        {
+            throw new StageInputException($"distill.teacher_checkpoint best: {exception.Message}", exception);
+        }
+        if (lowest is not { } chosen)
             throw new StageInputException(
                 $"distill.teacher_checkpoint best: none of the training job's epoch checkpoints in {folder} records a training loss to compare (epochs with a checkpoint: {available}).");
         logger.LogInformation("Teacher checkpoint {CheckpointUri}: epoch {Epoch}, the lowest mean training loss {Loss:F4} of epochs {Epochs}",
-            chosen.Uri, chosen.Epoch, chosen.Loss, available);
-        return chosen.Uri;
+            chosen.Checkpoint.Uri, chosen.Checkpoint.Epoch, chosen.Loss, available);
+        return chosen.Checkpoint.Uri;
     }
 
     private async Task<string> TeacherPathAsync(Uri teacherUri, string scratch, CancellationToken cancellationToken)
@@ -310,19 +296,13 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
                 best = new ResumePoint(file, state, $"this job's checkpoint {Path.GetFileName(file)}");
         }
 
-        var uploaded = new List<(string FileName, Uri Uri)>();
-        await foreach (var item in store.ListAsync(jobFolder.Append(CheckpointsFolder), cancellationToken))
-            uploaded.Add((Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]), item.Uri));
         // The newest uploaded checkpoint, end of epoch or mid-epoch, unless this worker's own local one is as far.
-        if (SslTrainer.NewestCheckpoint(uploaded) is { } newest)
+        var newest = StoredCheckpoints.Newest(await StoredCheckpoints.ListAsync(store, jobFolder.Append(CheckpointsFolder), cancellationToken));
+        if (newest is not null && (best is null || newest.IsAheadOf(best.State)))
         {
-            var parsed = SslTrainer.ParseCheckpointFileName(uploaded.First(u => u.Uri == newest).FileName)!.Value;
-            if (best is null || best.State.Epoch < parsed.Epoch || (best.State.Epoch == parsed.Epoch && best.State.GlobalStep < (parsed.Step ?? 0)))
-            {
-                var local = await store.GetLocalPathAsync(newest, Path.Combine(scratch, "downloads"), cancellationToken);
-                if (TryReadState(local) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
-                    best = new ResumePoint(local, state, $"this job's checkpoint {newest}");
-            }
+            var local = await store.GetLocalPathAsync(newest.Uri, Path.Combine(scratch, "downloads"), cancellationToken);
+            if (TryReadState(local) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
+                best = new ResumePoint(local, state, $"this job's checkpoint {newest.Uri}");
         }
         return best;
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Core.Checkpoints;
 
 namespace NvDinoPipeline.Training;
 
@@ -34,15 +35,8 @@ public sealed class CheckpointUploader(IArtifactStore store, TrainingProgress pr
         await store.PutFileAsync(jobFolder.Append(TrainingRunner.MetricsFileName), metricsPath, cancellationToken);
         LastCheckpointUri = checkpointUri;
 
-        var superseded = new List<Uri>();
-        await foreach (var item in store.ListAsync(folder, cancellationToken))
-        {
-            var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
-            if (SslTrainer.ParseCheckpointFileName(name) is { Step: not null } && item.Uri != checkpointUri)
-                superseded.Add(item.Uri);
-        }
-        foreach (var uri in superseded)
-            await store.DeleteAsync(uri, cancellationToken);
+        foreach (var superseded in (await StoredCheckpoints.ListAsync(store, folder, cancellationToken)).Where(c => !c.IsEpochEnd && c.Uri != checkpointUri))
+            await store.DeleteAsync(superseded.Uri, cancellationToken);
 
         var what = SslTrainer.ParseCheckpointFileName(Path.GetFileName(checkpoint.CheckpointPath)) is { Step: not null }
             ? $"checkpoint at step {checkpoint.Step} (in epoch {checkpoint.Epoch + 1})"

@@ -209,19 +209,13 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
                 best = new ResumePoint(file, state, $"this job's checkpoint {Path.GetFileName(file)}", null);
         }
 
-        var uploaded = new List<(string FileName, Uri Uri)>();
-        await foreach (var item in store.ListAsync(jobFolder.Append(CheckpointsFolder), cancellationToken))
-            uploaded.Add((Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]), item.Uri));
         // The newest uploaded checkpoint, end of epoch or mid-epoch, unless this worker's own local one is as far.
-        if (SslTrainer.NewestCheckpoint(uploaded) is { } newest)
+        var newest = StoredCheckpoints.Newest(await StoredCheckpoints.ListAsync(store, jobFolder.Append(CheckpointsFolder), cancellationToken));
+        if (newest is not null && (best is null || newest.IsAheadOf(best.State)))
         {
-            var parsed = SslTrainer.ParseCheckpointFileName(uploaded.First(u => u.Uri == newest).FileName)!.Value;
-            if (best is null || best.State.Epoch < parsed.Epoch || (best.State.Epoch == parsed.Epoch && best.State.GlobalStep < (parsed.Step ?? 0)))
-            {
-                var local = await store.GetLocalPathAsync(newest, Path.Combine(scratch, "downloads"), cancellationToken);
-                if (TryReadState(local) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
-                    best = new ResumePoint(local, state, $"this job's checkpoint {newest}", null);
-            }
+            var local = await store.GetLocalPathAsync(newest.Uri, Path.Combine(scratch, "downloads"), cancellationToken);
+            if (TryReadState(local) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
+                best = new ResumePoint(local, state, $"this job's checkpoint {newest.Uri}", null);
         }
         if (best is not null || spec.ResumeCheckpointPath is not { } configured)
             return best;

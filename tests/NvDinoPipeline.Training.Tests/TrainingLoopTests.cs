@@ -122,9 +122,20 @@ public sealed class TrainingLoopTests
         Assert.Null(SslTrainer.ParseCheckpointFileName("teacher_backbone.safetensors"));
         Assert.Null(SslTrainer.EpochOfCheckpointFileName("epoch_004_step_0001500.ckpt"));
 
-        Assert.Equal("mid", SslTrainer.NewestCheckpoint([("epoch_003.ckpt", "3"), ("epoch_004.ckpt", "4"), ("epoch_004_step_0001500.ckpt", "mid"), ("notes.txt", "x")]));
-        Assert.Equal("5", SslTrainer.NewestCheckpoint([("epoch_004_step_0001500.ckpt", "mid"), ("epoch_005.ckpt", "5")]));
-        Assert.Null(SslTrainer.NewestCheckpoint(new (string, string)[] { ("metrics.jsonl", "m") }));
+        StoredCheckpoint At(string name) => new(new Uri("file:///job/checkpoints/" + name), name, SslTrainer.ParseCheckpointFileName(name)!.Value.Epoch,
+            SslTrainer.ParseCheckpointFileName(name)!.Value.Step);
+        Assert.Equal("epoch_004_step_0001500.ckpt", StoredCheckpoints.Newest([At("epoch_003.ckpt"), At("epoch_004_step_0001500.ckpt"), At("epoch_004.ckpt")])!.FileName);
+        Assert.Equal("epoch_005.ckpt", StoredCheckpoints.Newest([At("epoch_005.ckpt"), At("epoch_004_step_0001500.ckpt")])!.FileName);
+        Assert.Null(StoredCheckpoints.Newest([]));
+
+        var state = new TrainingState
+        {
+            Kind = "nvdinov2-ssl", GlobalStep = 1400, Epoch = 4, Epochs = 9, IterationsPerEpoch = 300, BatchSize = 2, Seed = 1, Precision = "fp32", OptimizerParameters = [],
+        };
+        Assert.True(At("epoch_004_step_0001500.ckpt").IsAheadOf(state));
+        Assert.True(At("epoch_005.ckpt").IsAheadOf(state));
+        Assert.False(At("epoch_004.ckpt").IsAheadOf(state));
+        Assert.False(At("epoch_004_step_0001300.ckpt").IsAheadOf(state));
     }
 
     [Fact]

@@ -71,19 +71,8 @@ public sealed class CheckpointLocator(IArtifactStore store, ILogger logger)
     }
 
     /// <summary>Epoch checkpoints under <paramref name="folder"/>, by epoch (mid-epoch checkpoints are not candidates).</summary>
-    public async Task<IReadOnlyList<(int Epoch, Uri Uri)>> ListEpochCheckpointsAsync(Uri folder, CancellationToken cancellationToken)
-    {
-        var found = new List<(int, Uri)>();
-        await foreach (var item in store.ListAsync(AsFolder(folder), cancellationToken))
-        {
-            var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
-            if (SslTrainer.EpochOfCheckpointFileName(name) is { } epoch)
-            {
-                found.Add((epoch, item.Uri));
-            }
-        }
-        return [.. found.OrderBy(f => f.Item1).ThenBy(f => f.Item2.AbsoluteUri, StringComparer.Ordinal)];
-    }
+    public async Task<IReadOnlyList<(int Epoch, Uri Uri)>> ListEpochCheckpointsAsync(Uri folder, CancellationToken cancellationToken) =>
+        [.. (await StoredCheckpoints.ListAsync(store, folder, cancellationToken)).Where(c => c.IsEpochEnd).Select(c => (c.Epoch, c.Uri))];
 
     private async Task<(Uri, int?)> FindEpochAsync(Uri folder, CheckpointSelection selection, CancellationToken cancellationToken)
     {
@@ -112,29 +101,21 @@ public sealed class CheckpointLocator(IArtifactStore store, ILogger logger)
             throw new StageInputException(
                 $"{selection} needs the per-epoch checkpoints (epoch_NNN.ckpt), but '{AsFolder(folder)}' holds none.");
         }
-        (int Epoch, Uri Uri, double Loss)? best = null;
-        foreach (var (epoch, uri) in epochs)
+        (StoredCheckpoint Checkpoint, double Loss)? lowest;
+        try
         {
-            double? loss;
-            try
-            {
-                await using var stream = await store.OpenReadAsync(uri, cancellationToken);
-                loss = await TrainingCheckpointHeader.ReadLossAsync(stream, uri, cancellationToken);
-            }
-            catch (InvalidDataException exception)
-            {
-                throw new StageInputException($"Checkpoint '{uri}' ({selection}) is unreadable: {exception.Message}", exception);
-            }
-            if (loss is { } value && !double.IsNaN(value) && (best is null || value <= best.Value.Loss))
-            {
-                best = (epoch, uri, value);
-            }
+            lowest = await StoredCheckpoints.LowestLossAsync(store, epochs.Select(e => new StoredCheckpoint(e.Uri, "", e.Epoch, null)), cancellationToken);
         }
-        if (best is not { } chosen)
+        catch (InvalidDataException exception)
+        {
+            throw new StageInputException($"{selection}: {exception.Message}", exception);
+        }
+        if (lowest is not { } best)
         {
             throw new StageInputException(
                 $"{selection}: none of the {epochs.Count} epoch checkpoints under '{AsFolder(folder)}' records a training loss to compare.");
         }
+        var chosen = (best.Checkpoint.Epoch, best.Checkpoint.Uri, best.Loss);
         logger.LogInformation("Best checkpoint is epoch {Epoch} with mean training loss {Loss:F4}", chosen.Epoch, chosen.Loss);
         return (chosen.Uri, chosen.Epoch);
     }
