@@ -17,6 +17,10 @@ using static TorchSharp.torch;
 // (TorchSharp eval and ONNX Runtime on the exported graphs, teacher and student timed in turns).
 //   dotnet run -c Release --project benchmarks/Distillation [-- --train-images 30000] [--epochs 4] [--distill-epochs 4]
 //       [--student-embed 64] [--student-depth 4] [--student-heads 2] [--cls-weight 1] [--patch-weight 0] [--teacher <checkpoint>]
+var cli = new BenchmarkArgs(args);
+string? Arg(string name) => cli.Get(name);
+int Int(string name, int fallback) => cli.Int(name, fallback);
+double Double(string name, double fallback) => cli.Double(name, fallback);
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var threads = Int("--threads", Environment.ProcessorCount);
@@ -94,7 +98,7 @@ try
     {
         Trainer = recipe with { Epochs = distillEpochs },
         Student = studentBackbone,
-        DisableMasking = args.Contains("--disable-masking"),
+        DisableMasking = cli.Has("--disable-masking"),
         ClsFeatureWeight = Double("--cls-weight", 1.0),
         PatchFeatureWeight = Double("--patch-weight", 0.0),
     };
@@ -222,36 +226,4 @@ double OrtImagesPerSecond(OnnxModelRunner runner, float[] input, long[] shape)
     for (var i = 0; i < passes; i++)
         runner.Run(input, shape);
     return passes * shape[0] / watch.Elapsed.TotalSeconds;
-}
-
-string? Arg(string name)
-{
-    var index = Array.IndexOf(args, name);
-    return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
-}
-
-int Int(string name, int fallback) => Arg(name) is { } value ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
-
-double Double(string name, double fallback) => Arg(name) is { } value ? double.Parse(value, CultureInfo.InvariantCulture) : fallback;
-
-internal sealed class ConsoleObserver(string name, long totalSteps, int every) : ITrainingObserver
-{
-    private readonly Stopwatch clock = Stopwatch.StartNew();
-
-    public void OnStep(TrainingStepResult step, double imagesPerSecond)
-    {
-        if ((step.Step + 1) % every != 0)
-            return;
-        Console.WriteLine($"  {name} step {step.Step + 1}/{totalSteps} ({clock.Elapsed.TotalSeconds:F0} s): loss {step[TrainingMetrics.Loss]:F3} " +
-                          $"(dino {step[TrainingMetrics.DinoLocalLoss] + step[TrainingMetrics.DinoGlobalLoss]:F3}, ibot {step[TrainingMetrics.IbotLoss]:F3}, koleo {step[TrainingMetrics.KoleoLoss]:F3}), " +
-                          $"lr {step[TrainingMetrics.Lr]:G3}, {imagesPerSecond:F0} images/s");
-    }
-
-    public Task OnEpochEndAsync(EpochSummary summary, CancellationToken cancellationToken)
-    {
-        Console.WriteLine($"{name} epoch {summary.Epoch}: mean loss {summary.Metrics[TrainingMetrics.Loss]:F3}, {summary.Metrics[TrainingMetrics.ImagesPerSecond]:F1} images/s, {summary.Metrics[TrainingMetrics.EpochSeconds]:F0} s");
-        return Task.CompletedTask;
-    }
-
-    public Task OnCheckpointAsync(SavedCheckpoint checkpoint, CancellationToken cancellationToken) => Task.CompletedTask;
 }

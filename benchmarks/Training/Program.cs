@@ -14,6 +14,7 @@ using static TorchSharp.torch;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var mode = args.FirstOrDefault() ?? "";
+var cli = new BenchmarkArgs(args);
 var threads = Int("--threads", Environment.ProcessorCount);
 torch.set_num_threads(threads);
 Console.WriteLine($"{Environment.ProcessorCount} cores, torch threads {threads}, CUDA {torch.cuda.is_available()}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
@@ -101,7 +102,7 @@ async Task KnnAsync()
     Console.WriteLine($"random init k-NN: {randomAccuracy:P2} (embedding {clock.Elapsed.TotalSeconds:F0} s)");
 
     var directory = Path.Combine(Path.GetTempPath(), $"nvdino-knn-bench-{Environment.ProcessId}");
-    var observer = new ConsoleObserver(trainer.TotalSteps, every: Int("--print-every", 25));
+    var observer = new ConsoleObserver("teacher", trainer.TotalSteps, every: Int("--print-every", 25));
     clock.Restart();
     var result = await new TrainingLoop(trainer, loader, new TrainingLoopOptions { CheckpointDirectory = directory, CheckpointInterval = options.Epochs })
         .RunAsync(observer, CancellationToken.None);
@@ -277,37 +278,11 @@ InMemoryImageSource Synthetic(int count, int side)
     return new InMemoryImageSource(list);
 }
 
-string? Arg(string name)
-{
-    var index = Array.IndexOf(args, name);
-    return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
-}
+string? Arg(string name) => cli.Get(name);
 
-int Int(string name, int fallback) => Arg(name) is { } value ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
+int Int(string name, int fallback) => cli.Int(name, fallback);
 
-double Double(string name, double fallback) => Arg(name) is { } value ? double.Parse(value, CultureInfo.InvariantCulture) : fallback;
-
-internal sealed class ConsoleObserver(long totalSteps, int every) : ITrainingObserver
-{
-    private readonly Stopwatch clock = Stopwatch.StartNew();
-
-    public void OnStep(TrainingStepResult step, double imagesPerSecond)
-    {
-        if ((step.Step + 1) % every != 0)
-            return;
-        Console.WriteLine($"  step {step.Step + 1}/{totalSteps} ({clock.Elapsed.TotalSeconds:F0} s): loss {step[TrainingMetrics.Loss]:F3} " +
-                          $"(dino {step[TrainingMetrics.DinoLocalLoss] + step[TrainingMetrics.DinoGlobalLoss]:F3}, ibot {step[TrainingMetrics.IbotLoss]:F3}, koleo {step[TrainingMetrics.KoleoLoss]:F3}), " +
-                          $"teacher entropy {step[TrainingMetrics.TeacherEntropy]:F2}, lr {step[TrainingMetrics.Lr]:G3}, {imagesPerSecond:F0} images/s");
-    }
-
-    public Task OnEpochEndAsync(EpochSummary summary, CancellationToken cancellationToken)
-    {
-        Console.WriteLine($"epoch {summary.Epoch}: mean loss {summary.Metrics[TrainingMetrics.Loss]:F3}, {summary.Metrics[TrainingMetrics.ImagesPerSecond]:F1} images/s, {summary.Metrics[TrainingMetrics.EpochSeconds]:F0} s");
-        return Task.CompletedTask;
-    }
-
-    public Task OnCheckpointAsync(SavedCheckpoint checkpoint, CancellationToken cancellationToken) => Task.CompletedTask;
-}
+double Double(string name, double fallback) => cli.Double(name, fallback);
 
 internal sealed class MemoryObserver(Action<long> onStep) : ITrainingObserver
 {
