@@ -1,4 +1,3 @@
-using NvDinoPipeline.Training;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
@@ -12,6 +11,7 @@ using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
 using NvDinoPipeline.Training.Core.Data;
+using NvDinoPipeline.Training.Jobs;
 
 namespace NvDinoPipeline.Distillation;
 
@@ -26,8 +26,8 @@ namespace NvDinoPipeline.Distillation;
 public sealed class DistillationRunner(IArtifactStore store, IOptions<DistillationOptions> options, ILogger<DistillationRunner> logger)
     : IStageRunner<DistillModel, DistillationCompleted>
 {
-    public const string CheckpointsFolder = "checkpoints/";
-    public const string MetricsFileName = "metrics.jsonl";
+    public const string CheckpointsFolder = JobCheckpoints.CheckpointsFolder;
+    public const string MetricsFileName = JobCheckpoints.MetricsFileName;
 
     public async Task<StageResult<DistillationCompleted>> RunAsync(DistillModel command, StageContext context, CancellationToken cancellationToken)
     {
@@ -53,7 +53,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
                 $"lower dataset.batch_size to at most {images.Count}.");
         var iterations = (long)(images.Count / batchSize);
 
-        var resume = await FindResumeCheckpointAsync(jobFolder, checkpointDirectory, scratch, cancellationToken);
+        var resume = await JobCheckpoints.FindNewestAsync(store, jobFolder, checkpointDirectory, scratch, cancellationToken);
         var recipe = spec.Trainer.Trainer with { Device = string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device };
         if (resume is not null)
             recipe = recipe with { Seed = resume.State.Seed };
@@ -94,7 +94,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         }
 
         var metricsPath = Path.Combine(scratch, MetricsFileName);
-        await PrepareMetricsFileAsync(jobFolder.Append(MetricsFileName), metricsPath, trainer.Epoch, cancellationToken);
+        await JobCheckpoints.PrepareMetricsFileAsync(store, jobFolder, metricsPath, trainer.Epoch, cancellationToken);
         var progress = new TrainingProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
         await progress.ReportNowAsync(startMessage, cancellationToken);
 
@@ -285,58 +285,4 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
             throw new StageInputException($"The staged dataset {datasetUri} cannot be read: {exception.Message}", exception);
         }
     }
-
-    /// <summary>The newest distillation checkpoint of this job: its scratch copy or the uploaded ones.</summary>
-    private async Task<ResumePoint?> FindResumeCheckpointAsync(Uri jobFolder, string checkpointDirectory, string scratch, CancellationToken cancellationToken)
-    {
-        ResumePoint? best = null;
-        foreach (var file in Directory.EnumerateFiles(checkpointDirectory, "*.ckpt"))
-        {
-            if (TryReadState(file) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
-                best = new ResumePoint(file, state, $"this job's checkpoint {Path.GetFileName(file)}");
-        }
-
-        // The newest uploaded checkpoint, end of epoch or mid-epoch, unless this worker's own local one is as far.
-        var newest = StoredCheckpoints.Newest(await StoredCheckpoints.ListAsync(store, jobFolder.Append(CheckpointsFolder), cancellationToken));
-        if (newest is not null && (best is null || newest.IsAheadOf(best.State)))
-        {
-            var local = await store.GetLocalPathAsync(newest.Uri, Path.Combine(scratch, "downloads"), cancellationToken);
-            if (TryReadState(local) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
-                best = new ResumePoint(local, state, $"this job's checkpoint {newest.Uri}");
-        }
-        return best;
-    }
-
-    private async Task PrepareMetricsFileAsync(Uri uploaded, string localPath, int completedEpochs, CancellationToken cancellationToken)
-    {
-        if (!File.Exists(localPath) && completedEpochs > 0 && await store.GetInfoAsync(uploaded, cancellationToken) is not null)
-        {
-            await using var source = await store.OpenReadAsync(uploaded, cancellationToken);
-            await using var target = File.Create(localPath);
-            await source.CopyToAsync(target, cancellationToken);
-        }
-        if (!File.Exists(localPath))
-        {
-            await File.WriteAllTextAsync(localPath, "", cancellationToken);
-            return;
-        }
-        var kept = (await File.ReadAllLinesAsync(localPath, cancellationToken))
-            .Where(line => MetricsLine.EpochOf(line) is { } epoch && epoch <= completedEpochs);
-        await File.WriteAllLinesAsync(localPath, kept, cancellationToken);
-    }
-
-    private static TrainingState? TryReadState(string path)
-    {
-        try
-        {
-            var state = TrainingCheckpointFile.ReadState(path);
-            return state.Kind == DistillationTrainer.CheckpointKind ? state : null;
-        }
-        catch (Exception exception) when (exception is InvalidDataException or IOException)
-        {
-            return null;
-        }
-    }
-
-    private sealed record ResumePoint(string Path, TrainingState State, string Description);
 }

@@ -11,6 +11,7 @@ using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
 using NvDinoPipeline.Training.Core.Data;
+using NvDinoPipeline.Training.Jobs;
 
 namespace NvDinoPipeline.Training;
 
@@ -24,8 +25,8 @@ namespace NvDinoPipeline.Training;
 public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOptions> options, ILogger<TrainingRunner> logger)
     : IStageRunner<TrainModel, TrainingCompleted>
 {
-    public const string CheckpointsFolder = "checkpoints/";
-    public const string MetricsFileName = "metrics.jsonl";
+    public const string CheckpointsFolder = JobCheckpoints.CheckpointsFolder;
+    public const string MetricsFileName = JobCheckpoints.MetricsFileName;
 
     public async Task<StageResult<TrainingCompleted>> RunAsync(TrainModel command, StageContext context, CancellationToken cancellationToken)
     {
@@ -73,7 +74,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         }
 
         var metricsPath = Path.Combine(scratch, MetricsFileName);
-        await PrepareMetricsFileAsync(jobFolder.Append(MetricsFileName), metricsPath, trainer.Epoch, cancellationToken);
+        await JobCheckpoints.PrepareMetricsFileAsync(store, jobFolder, metricsPath, trainer.Epoch, cancellationToken);
         var progress = new TrainingProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
         await progress.ReportNowAsync(startMessage, cancellationToken);
 
@@ -202,21 +203,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
     /// </summary>
     private async Task<ResumePoint?> FindResumeCheckpointAsync(Uri jobFolder, string checkpointDirectory, TrainingSpec spec, string scratch, CancellationToken cancellationToken)
     {
-        ResumePoint? best = null;
-        foreach (var file in Directory.EnumerateFiles(checkpointDirectory, "*.ckpt"))
-        {
-            if (TryReadState(file) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
-                best = new ResumePoint(file, state, $"this job's checkpoint {Path.GetFileName(file)}", null);
-        }
-
-        // The newest uploaded checkpoint, end of epoch or mid-epoch, unless this worker's own local one is as far.
-        var newest = StoredCheckpoints.Newest(await StoredCheckpoints.ListAsync(store, jobFolder.Append(CheckpointsFolder), cancellationToken));
-        if (newest is not null && (best is null || newest.IsAheadOf(best.State)))
-        {
-            var local = await store.GetLocalPathAsync(newest.Uri, Path.Combine(scratch, "downloads"), cancellationToken);
-            if (TryReadState(local) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
-                best = new ResumePoint(local, state, $"this job's checkpoint {newest.Uri}", null);
-        }
+        var best = await JobCheckpoints.FindNewestAsync(store, jobFolder, checkpointDirectory, scratch, cancellationToken);
         if (best is not null || spec.ResumeCheckpointPath is not { } configured)
             return best;
 
@@ -291,36 +278,4 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         }
     }
 
-    /// <summary>Keeps the metrics of the epochs the run continues from (scratch copy first, else the uploaded one).</summary>
-    private async Task PrepareMetricsFileAsync(Uri uploaded, string localPath, int completedEpochs, CancellationToken cancellationToken)
-    {
-        if (!File.Exists(localPath) && completedEpochs > 0 && await store.GetInfoAsync(uploaded, cancellationToken) is not null)
-        {
-            await using var source = await store.OpenReadAsync(uploaded, cancellationToken);
-            await using var target = File.Create(localPath);
-            await source.CopyToAsync(target, cancellationToken);
-        }
-        if (!File.Exists(localPath))
-        {
-            await File.WriteAllTextAsync(localPath, "", cancellationToken);
-            return;
-        }
-        var kept = (await File.ReadAllLinesAsync(localPath, cancellationToken))
-            .Where(line => MetricsLine.EpochOf(line) is { } epoch && epoch <= completedEpochs);
-        await File.WriteAllLinesAsync(localPath, kept, cancellationToken);
-    }
-
-    private static TrainingState? TryReadState(string path)
-    {
-        try
-        {
-            return TrainingCheckpointFile.ReadState(path);
-        }
-        catch (Exception exception) when (exception is InvalidDataException or IOException)
-        {
-            return null;
-        }
-    }
-
-    private sealed record ResumePoint(string Path, TrainingState State, string Description, string? SpecKey);
 }

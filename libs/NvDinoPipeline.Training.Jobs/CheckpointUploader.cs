@@ -4,7 +4,7 @@ using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
 
-namespace NvDinoPipeline.Training;
+namespace NvDinoPipeline.Training.Jobs;
 
 /// <summary>
 /// What a training or distillation job does as its <see cref="TrainingLoop"/> runs: progress per step, a line of
@@ -26,13 +26,13 @@ public sealed class CheckpointUploader(IArtifactStore store, TrainingProgress pr
 
     public async Task OnCheckpointAsync(SavedCheckpoint checkpoint, CancellationToken cancellationToken)
     {
-        var folder = jobFolder.Append(TrainingRunner.CheckpointsFolder);
+        var folder = jobFolder.Append(JobCheckpoints.CheckpointsFolder);
         var checkpointUri = folder.Append(Path.GetFileName(checkpoint.CheckpointPath));
         var clock = Stopwatch.StartNew();
         var info = await store.PutFileAsync(checkpointUri, checkpoint.CheckpointPath, cancellationToken);
         foreach (var backbone in checkpoint.BackbonePaths)
             await store.PutFileAsync(jobFolder.Append(Path.GetFileName(backbone)), backbone, cancellationToken);
-        await store.PutFileAsync(jobFolder.Append(TrainingRunner.MetricsFileName), metricsPath, cancellationToken);
+        await store.PutFileAsync(jobFolder.Append(JobCheckpoints.MetricsFileName), metricsPath, cancellationToken);
         LastCheckpointUri = checkpointUri;
 
         foreach (var superseded in (await StoredCheckpoints.ListAsync(store, folder, cancellationToken)).Where(c => !c.IsEpochEnd && c.Uri != checkpointUri))

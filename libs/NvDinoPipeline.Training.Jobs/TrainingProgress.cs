@@ -2,7 +2,7 @@ using System.Globalization;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Training.Core;
 
-namespace NvDinoPipeline.Training;
+namespace NvDinoPipeline.Training.Jobs;
 
 /// <summary>
 /// The job's progress reports. Steps only record their figures (on the training thread); a pump publishes the

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using NvDinoPipeline.Training.Core;
 
-namespace NvDinoPipeline.Training;
+namespace NvDinoPipeline.Training.Jobs;
 
 /// <summary>One line of <c>metrics.jsonl</c>: an epoch's mean figures as a flat JSON object.</summary>
 public static class MetricsLine
