@@ -1,10 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
+using NvDinoPipeline.Benchmarks.Distillation;
 using NvDinoPipeline.Benchmarks.Training;
 using NvDinoPipeline.Distillation;
 using NvDinoPipeline.Export;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Onnx;
+using NvDinoPipeline.Specs;
 using NvDinoPipeline.Ssl.Augmentation;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Data;
@@ -15,7 +17,7 @@ using static TorchSharp.torch;
 // its training checkpoint is handed to the distillation worker's trainer as the worker does it, and a smaller student
 // is distilled on the same images. Prints both k-NN accuracies (k=20, cosine), parameter counts and inference images/s
 // (TorchSharp eval and ONNX Runtime on the exported graphs, teacher and student timed in turns).
-//   dotnet run -c Release --project benchmarks/Distillation [-- --train-images 30000] [--epochs 4] [--distill-epochs 4]
+//   dotnet run -c Release --project benchmarks/Distillation [-- --via-workers] [--train-images 30000] [--epochs 4] [--distill-epochs 4]
 //       [--student-embed 64] [--student-depth 4] [--student-heads 2] [--cls-weight 1] [--patch-weight 0] [--teacher <checkpoint>]
 var cli = new BenchmarkArgs(args);
 string? Arg(string name) => cli.Get(name);
@@ -68,67 +70,54 @@ var train = FashionMnist.Load("train");
 var test = FashionMnist.Load("t10k", testImages);
 var bank = train.Images.Take(bankImages).ToList();
 var bankLabels = train.Labels[..bank.Count];
-var source = new InMemoryImageSource(train.Images.Take(trainImages).ToList());
+var trainSet = train.Images.Take(trainImages).ToList();
+var source = new InMemoryImageSource(trainSet);
 Console.WriteLine($"Fashion-MNIST: {source.Count} training images for SSL and distillation (labels unused), k-NN bank {bank.Count}, test {test.Images.Count}");
-Console.WriteLine($"teacher ViT {teacherBackbone.EmbedDim}/{teacherBackbone.Depth}/{teacherBackbone.NumHeads}, student ViT {studentBackbone.EmbedDim}/{studentBackbone.Depth}/{studentBackbone.NumHeads}, " +
-                  $"patch 14, {side}px global x2 + {localSide}px local x{data.Crops.LocalCropsNumber}, batch {recipe.BatchSize}, {recipe.Head.NumPrototypes} prototypes");
+Console.WriteLine((cli.Has("--via-workers") ? "teacher vit_nano 128/4/4, student vit_pico 64/2/2" :
+                      $"teacher ViT {teacherBackbone.EmbedDim}/{teacherBackbone.Depth}/{teacherBackbone.NumHeads}, student ViT {studentBackbone.EmbedDim}/{studentBackbone.Depth}/{studentBackbone.NumHeads}") +
+                  $", patch 14, {side}px global x2 + {localSide}px local x{data.Crops.LocalCropsNumber}, batch {recipe.BatchSize}, {recipe.Head.NumPrototypes} prototypes");
 
 var folder = Path.Combine(Path.GetTempPath(), $"nvdino-distill-bench-{Environment.ProcessId}");
 Directory.CreateDirectory(folder);
+var viaWorkers = cli.Has("--via-workers");
+var disposables = new List<IDisposable>();
 try
 {
-    // 1. The teacher: SSL training (SslTrainer + TrainingLoop, as the training worker runs them), unless a checkpoint is given.
-    var teacherCheckpoint = Arg("--teacher");
-    double teacherMinutes = double.NaN;
-    if (teacherCheckpoint is null)
+    VisionTransformer teacherNet, studentNet, emaNet;
+    double teacherMinutes, distillMinutes;
+    string teacherName, studentName;
+    if (viaWorkers)
     {
-        var loader = new SslBatchLoader(source, data, recipe.Seed);
-        using var trainer = new SslTrainer(recipe, loader.IterationsPerEpoch);
-        Console.WriteLine($"training the teacher: {recipe.Epochs} epochs of {loader.IterationsPerEpoch} steps");
-        clock.Restart();
-        var result = await new TrainingLoop(trainer, loader, new TrainingLoopOptions { CheckpointDirectory = Path.Combine(folder, "teacher"), CheckpointInterval = recipe.Epochs })
-            .RunAsync(new ConsoleObserver("teacher", trainer.TotalSteps, Int("--print-every", 100)), CancellationToken.None);
-        teacherMinutes = clock.Elapsed.TotalMinutes;
-        teacherCheckpoint = result.Checkpoint.CheckpointPath;
-        Console.WriteLine($"teacher trained in {teacherMinutes:F1} min; checkpoint {teacherCheckpoint} ({new FileInfo(teacherCheckpoint).Length / 1e6:F1} MB)");
+        // The workers' path: staging, training and distillation runners with the pipeline's spec (named sizes only).
+        var spec = SpecLoader.CreateDefault().Resolve([], WorkerPath.SpecOverrides(side, localSide, teacherEpochs, Double("--cls-weight", 1.0)));
+        Console.WriteLine("via the workers: staging, training (vit_nano teacher) and distillation (vit_pico student) runners, specs as the pipeline sends them");
+        var outcome = await WorkerPath.RunAsync(trainSet, spec, folder);
+        disposables.Add(outcome);
+        (teacherNet, studentNet, emaNet, teacherMinutes, distillMinutes) = (outcome.Teacher, outcome.Student, outcome.StudentEma, outcome.TeacherMinutes, outcome.DistillMinutes);
+        (teacherName, studentName) = ("vit_nano", "vit_pico");
     }
-
-    // 2. The student: DistillationTrainer + TrainingLoop, the teacher loaded frozen from the training checkpoint file.
-    var distillOptions = new DistillationTrainerOptions
+    else
     {
-        Trainer = recipe with { Epochs = distillEpochs },
-        Student = studentBackbone,
-        DisableMasking = cli.Has("--disable-masking"),
-        ClsFeatureWeight = Double("--cls-weight", 1.0),
-        PatchFeatureWeight = Double("--patch-weight", 0.0),
-    };
-    var distillLoader = new SslBatchLoader(source, data, recipe.Seed + 1);
-    using var distiller = new DistillationTrainer(distillOptions, distillLoader.IterationsPerEpoch);
-    var teacher = distiller.LoadTeacher(teacherCheckpoint, "teacher");
-    Console.WriteLine($"distilling: {distillEpochs} epochs of {distillLoader.IterationsPerEpoch} steps, teacher heads from checkpoint {teacher.HeadsFromCheckpoint}, " +
-                      $"masking {!distillOptions.DisableMasking}, feature matching cls {distillOptions.ClsFeatureWeight} patch {distillOptions.PatchFeatureWeight}");
-    clock.Restart();
-    await new TrainingLoop(distiller, distillLoader, new TrainingLoopOptions { CheckpointDirectory = Path.Combine(folder, "student"), CheckpointInterval = distillEpochs })
-        .RunAsync(new ConsoleObserver("student", distiller.TotalSteps, Int("--print-every", 100)), CancellationToken.None);
-    var distillMinutes = clock.Elapsed.TotalMinutes;
-    Console.WriteLine($"student distilled in {distillMinutes:F1} min");
+        (teacherNet, studentNet, emaNet, teacherMinutes, distillMinutes) = await TrainersAsync();
+        (teacherName, studentName) = ("ViT", "ViT");
+    }
 
     // 3. k-NN (k=20, cosine, weighted T=0.07) of the CLS embedding, as in the training benchmark.
     using var pixelsTrain = Knn.Pixels(bank);
     using var pixelsTest = Knn.Pixels(test.Images);
     var pixelAccuracy = Knn.Accuracy(pixelsTrain, bankLabels, pixelsTest, test.Labels);
-    var teacherNet = distiller.Teacher.Backbone;
     var teacherAccuracy = Evaluate(teacherNet);
-    var studentAccuracy = Evaluate(distiller.Student.Backbone);
-    var emaAccuracy = Evaluate(distiller.StudentEma.Backbone);
+    var studentAccuracy = Evaluate(studentNet);
+    var emaAccuracy = Evaluate(emaNet);
+    var (teacherConfig, studentConfig) = (teacherNet.Config, studentNet.Config);
 
     // 4. Inference speed: TorchSharp eval forward and ONNX Runtime on the exported graphs, same batch of test images.
     var batch = Int("--infer-batch", 64);
     var rounds = Int("--infer-rounds", 7);
     var input = Preprocess(test.Images.Take(batch).ToList());
     var teacherOnnx = Export(teacherNet, "teacher");
-    var studentOnnx = Export(distiller.StudentEma.Backbone, "student");
-    var (teacherTorch, studentTorch) = InTurns(rounds, () => TorchImagesPerSecond(teacherNet, input), () => TorchImagesPerSecond(distiller.StudentEma.Backbone, input));
+    var studentOnnx = Export(emaNet, "student");
+    var (teacherTorch, studentTorch) = InTurns(rounds, () => TorchImagesPerSecond(teacherNet, input), () => TorchImagesPerSecond(emaNet, input));
     double teacherOrt, studentOrt;
     using (var teacherRunner = new OnnxModelRunner(teacherOnnx))
     using (var studentRunner = new OnnxModelRunner(studentOnnx))
@@ -142,13 +131,13 @@ try
     input.Dispose();
 
     var teacherParams = teacherNet.ParameterCount;
-    var studentParams = distiller.Student.Backbone.ParameterCount;
+    var studentParams = studentNet.ParameterCount;
     Console.WriteLine();
     Console.WriteLine($"| model | backbone parameters | k-NN accuracy (k=20, cosine) | TorchSharp images/s (batch {batch}) | ONNX Runtime images/s (batch {batch}) |");
     Console.WriteLine("|---|---|---|---|---|");
     Console.WriteLine($"| raw pixels (784) | - | {pixelAccuracy:P2} | - | - |");
-    Console.WriteLine($"| teacher ViT {teacherBackbone.EmbedDim}/{teacherBackbone.Depth}/{teacherBackbone.NumHeads} (SSL, {teacherEpochs} epochs) | {teacherParams:N0} | {teacherAccuracy:P2} | {teacherTorch:F0} | {teacherOrt:F0} |");
-    Console.WriteLine($"| student ViT {studentBackbone.EmbedDim}/{studentBackbone.Depth}/{studentBackbone.NumHeads} (distilled, {distillEpochs} epochs) | {studentParams:N0} | {studentAccuracy:P2} | {studentTorch:F0} | {studentOrt:F0} |");
+    Console.WriteLine($"| teacher {teacherName} {teacherConfig.EmbedDim}/{teacherConfig.Depth}/{teacherConfig.NumHeads} (SSL, {teacherEpochs} epochs) | {teacherParams:N0} | {teacherAccuracy:P2} | {teacherTorch:F0} | {teacherOrt:F0} |");
+    Console.WriteLine($"| student {studentName} {studentConfig.EmbedDim}/{studentConfig.Depth}/{studentConfig.NumHeads} (distilled, {distillEpochs} epochs) | {studentParams:N0} | {studentAccuracy:P2} | {studentTorch:F0} | {studentOrt:F0} |");
     Console.WriteLine($"| student EMA (the deployed backbone) | {studentParams:N0} | {emaAccuracy:P2} | same | same |");
     Console.WriteLine();
     var bestStudent = Math.Max(studentAccuracy, emaAccuracy);
@@ -160,7 +149,49 @@ try
 }
 finally
 {
+    disposables.ForEach(d => d.Dispose());
     Directory.Delete(folder, recursive: true);
+}
+
+// 1 and 2 on the trainers: SslTrainer + TrainingLoop for the teacher (as the training worker runs them), then
+// DistillationTrainer + TrainingLoop with the teacher loaded frozen from the training checkpoint file.
+async Task<(VisionTransformer Teacher, VisionTransformer Student, VisionTransformer StudentEma, double TeacherMinutes, double DistillMinutes)> TrainersAsync()
+{
+    var clock = Stopwatch.StartNew();
+    var teacherCheckpoint = Arg("--teacher");
+    double teacherMinutes = double.NaN;
+    if (teacherCheckpoint is null)
+    {
+        var loader = new SslBatchLoader(source, data, recipe.Seed);
+        using var trainer = new SslTrainer(recipe, loader.IterationsPerEpoch);
+        Console.WriteLine($"training the teacher: {recipe.Epochs} epochs of {loader.IterationsPerEpoch} steps");
+        var result = await new TrainingLoop(trainer, loader, new TrainingLoopOptions { CheckpointDirectory = Path.Combine(folder, "teacher"), CheckpointInterval = recipe.Epochs })
+            .RunAsync(new ConsoleObserver("teacher", trainer.TotalSteps, Int("--print-every", 100)), CancellationToken.None);
+        teacherMinutes = clock.Elapsed.TotalMinutes;
+        teacherCheckpoint = result.Checkpoint.CheckpointPath;
+        Console.WriteLine($"teacher trained in {teacherMinutes:F1} min; checkpoint {teacherCheckpoint} ({new FileInfo(teacherCheckpoint).Length / 1e6:F1} MB)");
+    }
+
+    var distillOptions = new DistillationTrainerOptions
+    {
+        Trainer = recipe with { Epochs = distillEpochs },
+        Student = studentBackbone,
+        DisableMasking = cli.Has("--disable-masking"),
+        ClsFeatureWeight = Double("--cls-weight", 1.0),
+        PatchFeatureWeight = Double("--patch-weight", 0.0),
+    };
+    var distillLoader = new SslBatchLoader(source, data, recipe.Seed + 1);
+    var distiller = new DistillationTrainer(distillOptions, distillLoader.IterationsPerEpoch);
+    disposables.Add(distiller);
+    var teacher = distiller.LoadTeacher(teacherCheckpoint, "teacher");
+    Console.WriteLine($"distilling: {distillEpochs} epochs of {distillLoader.IterationsPerEpoch} steps, teacher heads from checkpoint {teacher.HeadsFromCheckpoint}, " +
+                      $"masking {!distillOptions.DisableMasking}, feature matching cls {distillOptions.ClsFeatureWeight} patch {distillOptions.PatchFeatureWeight}");
+    clock.Restart();
+    await new TrainingLoop(distiller, distillLoader, new TrainingLoopOptions { CheckpointDirectory = Path.Combine(folder, "student"), CheckpointInterval = distillEpochs })
+        .RunAsync(new ConsoleObserver("student", distiller.TotalSteps, Int("--print-every", 100)), CancellationToken.None);
+    var distillMinutes = clock.Elapsed.TotalMinutes;
+    Console.WriteLine($"student distilled in {distillMinutes:F1} min");
+    return (distiller.Teacher.Backbone, distiller.Student.Backbone, distiller.StudentEma.Backbone, teacherMinutes, distillMinutes);
 }
 
 double Evaluate(VisionTransformer network)

@@ -14,7 +14,7 @@ internal static class SpecRules
 {
     public const string PatchSizeKey = "model.backbone.patch_size";
 
-    private static readonly string[] Backbones = ["vit_pico", "vit_t", "vit_s", "vit_b", "vit_l", "vit_g"];
+    private static readonly string[] Backbones = ["vit_pico", "vit_nano", "vit_t", "vit_s", "vit_b", "vit_l", "vit_g"];
 
     private static readonly (string, string)[] BackboneAliases =
     [

@@ -61,6 +61,7 @@ public sealed class BackboneConfigTests
     [InlineData("vit_g", 1536, 40, 24)]
     [InlineData("vit_t", 192, 12, 3)]
     [InlineData("vit_pico", 64, 2, 2)]
+    [InlineData("vit_nano", 128, 4, 4)]
     [InlineData("vit_large", 1024, 24, 16)]
     public void Names_map_to_the_dinov2_architectures(string name, int dim, int depth, int heads)
     {

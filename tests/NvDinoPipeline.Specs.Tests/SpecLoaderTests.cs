@@ -168,7 +168,7 @@ public sealed class SpecLoaderTests : IDisposable
 
         var error = Assert.Single(exception.Errors);
         Assert.Equal("model.backbone.teacher_type", error.Key);
-        Assert.Contains("'vit_x' is not an allowed value; allowed values: vit_pico, vit_t, vit_s, vit_b, vit_l, vit_g", error.Message);
+        Assert.Contains("'vit_x' is not an allowed value; allowed values: vit_pico, vit_nano, vit_t, vit_s, vit_b, vit_l, vit_g", error.Message);
     }
 
     [Fact]
