@@ -19,6 +19,7 @@ public sealed class ControlInboxService(
     IDbContextFactory<StateDbContext> contexts,
     StateDatabase database,
     IBus bus,
+    IBusControl busControl,
     TimeProvider clock,
     IOptions<OrchestratorOptions> options,
     ILogger<ControlInboxService> logger) : BackgroundService
@@ -29,6 +30,7 @@ public sealed class ControlInboxService(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await database.EnsureCreatedAsync(stoppingToken);
+        await busControl.WaitUntilReadyAsync(stoppingToken);
         using var timer = new PeriodicTimer(options.Value.ControlPollInterval, clock);
         do
         {

@@ -157,4 +157,35 @@ public sealed class PipelineStateMachineTests : IDisposable
         Assert.Single(jobs, j => j.Step == "train");
         await restarted.StopAsync();
     }
+
+    [Fact]
+    public async Task A_job_handed_back_after_the_start_up_recovery_pass_is_sent_again_once_it_has_waited_untouched()
+    {
+        var settings = EmbeddedSettings(_folder.Path);
+        var first = new StandIns();
+        first.Before[PipelineStage.Training] = (_, cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
+        var start = NewStart(Specs.Defaults.ToJson());
+        using (var host = Build(settings, p => p.AddOrchestrator().AddStandInWorkers(first)))
+        {
+            await host.StartAsync();
+            await StartPipelineAsync(host, start);
+            await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running));
+            await host.StopAsync();
+        }
+        // The start-up pass of the next host sees the training job still claimed by the stopped one ...
+        var (_, before) = await ReadAsync(settings, start.PipelineId);
+        var train = before.Job("train").Id;
+        await UpdateJobAsync(settings, train, JobStatus.Running, leaseExpiresAt: DateTime.UtcNow.AddHours(1));
+
+        var second = new StandIns();
+        using var restarted = Build(settings, p => p.AddOrchestrator().AddStandInWorkers(second));
+        await restarted.StartAsync();
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        // ... and only then is it handed back, as a late hand-back would leave it: waiting, with no command on its way.
+        await UpdateJobAsync(settings, train, JobStatus.Pending, leaseExpiresAt: null);
+
+        await WaitForAsync(restarted, start.PipelineId, (p, _) => p.Status == JobStatus.Done, TimeSpan.FromSeconds(30));
+        Assert.Equal(1, second.RunsOf("training"));
+        await restarted.StopAsync();
+    }
 }

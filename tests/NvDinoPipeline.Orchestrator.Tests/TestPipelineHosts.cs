@@ -64,6 +64,28 @@ public static class TestPipelineHosts
         return (pipeline!, jobs);
     }
 
+    /// <summary>The state database of <paramref name="settings"/>, read without a host.</summary>
+    public static async Task<(PipelineRecord Pipeline, List<JobRecord> Jobs)> ReadAsync(IDictionary<string, string?> settings, Guid pipelineId)
+    {
+        await using var db = OpenState(settings);
+        var pipeline = await db.Pipelines.AsNoTracking().SingleAsync(p => p.Id == pipelineId);
+        var jobs = await db.Jobs.AsNoTracking().Where(j => j.PipelineId == pipelineId).ToListAsync();
+        return (pipeline, jobs);
+    }
+
+    /// <summary>Sets a job's status and lease directly, as another process would have left them.</summary>
+    public static async Task UpdateJobAsync(IDictionary<string, string?> settings, Guid jobId, JobStatus status, DateTime? leaseExpiresAt)
+    {
+        await using var db = OpenState(settings);
+        await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
+            .SetProperty(j => j.Status, status)
+            .SetProperty(j => j.LeaseExpiresAt, leaseExpiresAt)
+            .SetProperty(j => j.UpdatedAt, DateTime.UtcNow));
+    }
+
+    private static StateDbContext OpenState(IDictionary<string, string?> settings) =>
+        new(new DbContextOptionsBuilder<StateDbContext>().UseSqlite(settings["State:ConnectionString"]).Options);
+
     /// <summary>Waits until the pipeline (or one of its jobs) satisfies a condition; fails with the state seen last.</summary>
     public static async Task<(PipelineRecord Pipeline, List<JobRecord> Jobs)> WaitForAsync(IHost host, Guid pipelineId,
         Func<PipelineRecord, List<JobRecord>, bool> condition, TimeSpan? timeout = null)
