@@ -284,28 +284,8 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     }
 
     /// <summary>Writes the full training state to <paramref name="path"/> (atomically: written aside, then renamed).</summary>
-    public void SaveCheckpointFile(string path)
-    {
-        using var scope = torch.NewDisposeScope();
-        var tensors = new List<KeyValuePair<string, Tensor>>();
-        foreach (var (name, parameter) in student.named_parameters())
-            tensors.Add(new($"student.{name}", parameter));
-        foreach (var (name, parameter) in teacher.named_parameters())
-            tensors.Add(new($"teacher.{name}", parameter));
-        tensors.Add(new("dino_loss.center", dinoLoss.Center));
-        tensors.Add(new("ibot_patch_loss.center", ibotLoss.Center));
-        var states = OptimizerStates();
-        var steps = new long[states.Count];
-        for (var i = 0; i < states.Count; i++)
-        {
-            var (name, adam) = states[i];
-            tensors.Add(new($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg", adam.exp_avg));
-            tensors.Add(new($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg_sq", adam.exp_avg_sq));
-            steps[i] = adam.step;
-        }
-        tensors.Add(new(TrainingCheckpointFile.StepCountsKey, torch.tensor(steps)));
-
-        var state = new TrainingState
+    public void SaveCheckpointFile(string path) =>
+        TrainingCheckpointFile.WriteWithOptimizer(path, StateTensors(), OptimizerStates(), new TrainingState
         {
             Kind = CheckpointKind,
             GlobalStep = GlobalStep,
@@ -315,11 +295,9 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
             BatchSize = options.BatchSize,
             Seed = options.Seed,
             Precision = options.Precision.ToString().ToLowerInvariant(),
-            OptimizerParameters = states.Select(s => s.Name).ToList(),
+            OptimizerParameters = [],
             Metrics = LastEpochMetrics,
-        };
-        TrainingCheckpointFile.Write(path, tensors, state, options.Backbone);
-    }
+        }, options.Backbone);
 
     /// <summary>
     /// Restores networks, loss centers, optimizer state and the step from a checkpoint of the same architecture.
@@ -330,56 +308,8 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     /// <exception cref="TensorShapeMismatchException">A tensor does not fit this trainer's architecture.</exception>
     public TrainingState LoadCheckpoint(string path)
     {
-        var state = TrainingCheckpointFile.ReadState(path);
-        if (state.Kind != CheckpointKind)
-            throw new InvalidDataException($"'{path}' is a '{state.Kind}' checkpoint, not a self-supervised training checkpoint ('{CheckpointKind}').");
-        using var checkpoint = TensorCheckpoint.Open(path);
-
-        // Check every tensor before changing anything, so a failed load leaves the trainer as it was.
-        var plan = new List<(string Key, Tensor Target)>();
-        foreach (var (name, parameter) in student.named_parameters())
-            plan.Add(($"student.{name}", parameter));
-        foreach (var (name, parameter) in teacher.named_parameters())
-            plan.Add(($"teacher.{name}", parameter));
-        plan.Add(("dino_loss.center", dinoLoss.Center));
-        plan.Add(("ibot_patch_loss.center", ibotLoss.Center));
-        var states = OptimizerStates();
-        var optimizerNames = states.Select(s => s.Name).ToList();
-        if (!optimizerNames.SequenceEqual(state.OptimizerParameters))
-            throw new InvalidDataException(
-                $"'{path}' holds optimizer state for other parameters than this trainer's ({state.OptimizerParameters.Count} vs {optimizerNames.Count}; " +
-                $"first difference: '{state.OptimizerParameters.Except(optimizerNames).Concat(optimizerNames.Except(state.OptimizerParameters)).FirstOrDefault()}').");
-        foreach (var (name, adam) in states)
-        {
-            plan.Add(($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg", adam.exp_avg));
-            plan.Add(($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg_sq", adam.exp_avg_sq));
-        }
-        foreach (var (key, target) in plan)
-        {
-            if (!checkpoint.Entries.TryGetValue(key, out var entry))
-                throw new InvalidDataException($"Checkpoint '{path}' has no tensor '{key}'.");
-            if (!entry.Shape.SequenceEqual(target.shape))
-                throw new TensorShapeMismatchException(key, entry.Shape, target.shape);
-        }
-        if (!checkpoint.Entries.ContainsKey(TrainingCheckpointFile.StepCountsKey))
-            throw new InvalidDataException($"Checkpoint '{path}' has no tensor '{TrainingCheckpointFile.StepCountsKey}'.");
-
-        using (torch.no_grad())
-        {
-            foreach (var (key, target) in plan)
-            {
-                using var value = checkpoint.Read(key);
-                target.copy_(value);
-            }
-            using var counts = checkpoint.Read(TrainingCheckpointFile.StepCountsKey);
-            var steps = counts.data<long>().ToArray();
-            for (var i = 0; i < states.Count; i++)
-                states[i].State.step = steps[i];
-        }
-
-        GlobalStep = state.IterationsPerEpoch == IterationsPerEpoch
-            ? state.GlobalStep
-            : state.GlobalStep / state.IterationsPerEpoch * IterationsPerEpoch;
+        var state = TrainingCheckpointFile.Restore(path, CheckpointKind, "self-supervised training", StateTensors(), OptimizerStates());
+        GlobalStep = state.ContinueAtStep(IterationsPerEpoch);
         if (state.IterationsPerEpoch != IterationsPerEpoch)
             logger.LogWarning(
                 "Checkpoint {Path} was taken with {CheckpointIterations} steps per epoch, this run has {Iterations}; continuing after epoch {Epoch} at step {Step}",
@@ -414,6 +344,16 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
         teacher.Dispose();
         dinoLoss.Dispose();
         ibotLoss.Dispose();
+    }
+
+    private IEnumerable<(string Key, Tensor Tensor)> StateTensors()
+    {
+        foreach (var (name, parameter) in student.named_parameters())
+            yield return ($"student.{name}", parameter);
+        foreach (var (name, parameter) in teacher.named_parameters())
+            yield return ($"teacher.{name}", parameter);
+        yield return ("dino_loss.center", dinoLoss.Center);
+        yield return ("ibot_patch_loss.center", ibotLoss.Center);
     }
 
     private List<(string Name, AdamW.State State)> OptimizerStates()

@@ -345,23 +345,8 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         return new SavedCheckpoint(Epoch, GlobalStep, path, [studentPath, emaPath]);
     }
 
-    public void SaveCheckpointFile(string path)
-    {
-        using var scope = torch.NewDisposeScope();
-        var tensors = new List<KeyValuePair<string, Tensor>>();
-        foreach (var (key, tensor) in StateTensors())
-            tensors.Add(new(key, tensor));
-        var states = OptimizerStates();
-        var steps = new long[states.Count];
-        for (var i = 0; i < states.Count; i++)
-        {
-            var (name, adam) = states[i];
-            tensors.Add(new($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg", adam.exp_avg));
-            tensors.Add(new($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg_sq", adam.exp_avg_sq));
-            steps[i] = adam.step;
-        }
-        tensors.Add(new(TrainingCheckpointFile.StepCountsKey, torch.tensor(steps)));
-        var state = new TrainingState
+    public void SaveCheckpointFile(string path) =>
+        TrainingCheckpointFile.WriteWithOptimizer(path, StateTensors(), OptimizerStates(), new TrainingState
         {
             Kind = CheckpointKind,
             GlobalStep = GlobalStep,
@@ -371,55 +356,17 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
             BatchSize = recipe.BatchSize,
             Seed = recipe.Seed,
             Precision = recipe.Precision.ToString().ToLowerInvariant(),
-            OptimizerParameters = states.Select(s => s.Name).ToList(),
+            OptimizerParameters = [],
             Metrics = LastEpochMetrics,
-        };
-        TrainingCheckpointFile.Write(path, tensors, state, options.Student);
-    }
+        }, options.Student);
 
     /// <summary>Restores student, student EMA, projection, loss centers, optimizer and step from a distillation checkpoint of the same architecture.</summary>
     /// <exception cref="InvalidDataException">Not a distillation checkpoint, or a tensor is missing.</exception>
     /// <exception cref="TensorShapeMismatchException">A tensor does not fit this student.</exception>
     public TrainingState LoadCheckpoint(string path)
     {
-        var state = TrainingCheckpointFile.ReadState(path);
-        if (state.Kind != CheckpointKind)
-            throw new InvalidDataException($"'{path}' is a '{state.Kind}' checkpoint, not a distillation checkpoint ('{CheckpointKind}').");
-        using var checkpoint = TensorCheckpoint.Open(path);
-        var plan = StateTensors().ToList();
-        var states = OptimizerStates();
-        var optimizerNames = states.Select(s => s.Name).ToList();
-        if (!optimizerNames.SequenceEqual(state.OptimizerParameters))
-            throw new InvalidDataException($"'{path}' holds optimizer state for other parameters than this distillation's ({state.OptimizerParameters.Count} vs {optimizerNames.Count}).");
-        foreach (var (name, adam) in states)
-        {
-            plan.Add(($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg", adam.exp_avg));
-            plan.Add(($"{TrainingCheckpointFile.OptimizerPrefix}{name}.exp_avg_sq", adam.exp_avg_sq));
-        }
-        foreach (var (key, target) in plan)
-        {
-            if (!checkpoint.Entries.TryGetValue(key, out var entry))
-                throw new InvalidDataException($"Checkpoint '{path}' has no tensor '{key}'.");
-            if (!entry.Shape.SequenceEqual(target.shape))
-                throw new TensorShapeMismatchException(key, entry.Shape, target.shape);
-        }
-        if (!checkpoint.Entries.ContainsKey(TrainingCheckpointFile.StepCountsKey))
-            throw new InvalidDataException($"Checkpoint '{path}' has no tensor '{TrainingCheckpointFile.StepCountsKey}'.");
-        using (torch.no_grad())
-        {
-            foreach (var (key, target) in plan)
-            {
-                using var value = checkpoint.Read(key);
-                target.copy_(value);
-            }
-            using var counts = checkpoint.Read(TrainingCheckpointFile.StepCountsKey);
-            var steps = counts.data<long>().ToArray();
-            for (var i = 0; i < states.Count; i++)
-                states[i].State.step = steps[i];
-        }
-        GlobalStep = state.IterationsPerEpoch == IterationsPerEpoch
-            ? state.GlobalStep
-            : state.GlobalStep / state.IterationsPerEpoch * IterationsPerEpoch;
+        var state = TrainingCheckpointFile.Restore(path, CheckpointKind, "distillation", StateTensors(), OptimizerStates());
+        GlobalStep = state.ContinueAtStep(IterationsPerEpoch);
         LastEpochMetrics = state.Metrics;
         return state;
     }

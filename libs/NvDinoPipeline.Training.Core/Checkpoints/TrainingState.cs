@@ -35,6 +35,13 @@ public sealed record TrainingState
 
     public DateTimeOffset SavedAt { get; init; } = DateTimeOffset.UtcNow;
 
+    /// <summary>
+    /// The step a run with <paramref name="iterationsPerEpoch"/> steps per epoch continues at: this state's step, or,
+    /// when the checkpoint was taken with another number of steps per epoch, the start of the epoch after those it completed.
+    /// </summary>
+    public long ContinueAtStep(long iterationsPerEpoch) =>
+        IterationsPerEpoch == iterationsPerEpoch ? GlobalStep : GlobalStep / IterationsPerEpoch * iterationsPerEpoch;
+
     /// <summary>Figures of the last completed epoch (mean losses, lr, images/s), when known.</summary>
     public IReadOnlyDictionary<string, double> Metrics { get; init; } = new Dictionary<string, double>();
 }
