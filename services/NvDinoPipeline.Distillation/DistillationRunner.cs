@@ -34,7 +34,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         var settings = options.Value;
         var jobFolder = context.OutputUri.AbsoluteUri.EndsWith('/') ? context.OutputUri : new Uri(context.OutputUri.AbsoluteUri + "/");
         var spec = ReadSpec(context.Spec);
-        CheckHardware(spec.Training, settings);
+        JobInputs.CheckHardware(spec.Training, settings.Device, "Distillation:Device", "distil");
         TrainingDevice.SetCpuThreads(spec.Training.NumThreads);
         var started = Stopwatch.StartNew();
 
@@ -45,7 +45,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         await context.ReportNowAsync(new StageProgress(0, $"opening the teacher {teacherUri} (distill.teacher_checkpoint = {spec.TeacherCheckpoint})"), cancellationToken);
         var teacherPath = await TeacherPathAsync(teacherUri, Path.Combine(scratch, "teacher"), cancellationToken);
         await context.ReportNowAsync(new StageProgress(0, $"opening the dataset {command.DatasetUri}"), cancellationToken);
-        using var images = await OpenDatasetAsync(command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
+        using var images = await JobInputs.OpenDatasetAsync(store, command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
         var batchSize = spec.Training.Data.BatchSize;
         if (images.Count < batchSize)
             throw new StageInputException(
@@ -178,24 +178,6 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         }
     }
 
-    private static void CheckHardware(TrainingSpec spec, DistillationOptions settings)
-    {
-        if (spec.NumNodes > 1)
-            throw new StageUnavailableException(
-                $"train.num_nodes = {spec.NumNodes}: this worker distils on one device of one host; multi-node distillation is not available. Set train.num_nodes=1.");
-        if (spec.NumGpus > 1)
-            throw new StageUnavailableException(
-                $"train.num_gpus = {spec.NumGpus}: this worker distils on one device; data-parallel distillation over several GPUs is not available. Set train.num_gpus=1.");
-        try
-        {
-            TrainingDevice.Resolve(string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device);
-        }
-        catch (ArgumentException exception)
-        {
-            throw new StageUnavailableException($"Distillation:Device is '{settings.Device}': {exception.Message}", exception);
-        }
-    }
-
     /// <summary>
     /// The checkpoint <c>distill.teacher_checkpoint</c> names, among those of the training job whose latest checkpoint is
     /// <paramref name="latest"/>: latest, best (the epoch checkpoint with the lowest mean training loss, read from
@@ -267,22 +249,4 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         }
     }
 
-    private async Task<ShardImageSource> OpenDatasetAsync(Uri datasetUri, string scratch, CancellationToken cancellationToken)
-    {
-        try
-        {
-            Directory.CreateDirectory(scratch);
-            var reader = await ShardReader.OpenAsync(store, datasetUri, scratch, cancellationToken);
-            if (reader.Count == 0)
-            {
-                reader.Dispose();
-                throw new StageInputException($"The staged dataset {datasetUri} holds no images.");
-            }
-            return new ShardImageSource(reader);
-        }
-        catch (Exception exception) when (exception is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
-        {
-            throw new StageInputException($"The staged dataset {datasetUri} cannot be read: {exception.Message}", exception);
-        }
-    }
 }

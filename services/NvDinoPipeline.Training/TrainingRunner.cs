@@ -33,7 +33,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         var settings = options.Value;
         var jobFolder = context.OutputUri.AbsoluteUri.EndsWith('/') ? context.OutputUri : new Uri(context.OutputUri.AbsoluteUri + "/");
         var spec = ReadSpec(context.Spec);
-        CheckHardware(spec, settings);
+        JobInputs.CheckHardware(spec, settings.Device, "Training:Device", "train");
         TrainingDevice.SetCpuThreads(spec.NumThreads);
         var started = Stopwatch.StartNew();
 
@@ -41,7 +41,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         var checkpointDirectory = Path.Combine(scratch, "checkpoints");
         Directory.CreateDirectory(checkpointDirectory);
         await context.ReportNowAsync(new StageProgress(0, $"opening the dataset {command.DatasetUri}"), cancellationToken);
-        using var images = await OpenDatasetAsync(command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
+        using var images = await JobInputs.OpenDatasetAsync(store, command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
         var batchSize = spec.Data.BatchSize;
         if (images.Count < batchSize)
             throw new StageInputException(
@@ -156,44 +156,6 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         catch (SpecValidationException exception)
         {
             throw new StageInputException(exception.Message, exception);
-        }
-    }
-
-    private static void CheckHardware(TrainingSpec spec, TrainingOptions settings)
-    {
-        if (spec.NumNodes > 1)
-            throw new StageUnavailableException(
-                $"train.num_nodes = {spec.NumNodes}: this worker trains on one device of one host; multi-node training is not available. Set train.num_nodes=1.");
-        var cuda = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0;
-        if (spec.NumGpus > 1)
-            throw new StageUnavailableException(
-                $"train.num_gpus = {spec.NumGpus}: this worker trains on one device (this host has {cuda} CUDA device(s)); data-parallel training over several GPUs is not available. Set train.num_gpus=1.");
-        try
-        {
-            TrainingDevice.Resolve(string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device);
-        }
-        catch (ArgumentException exception)
-        {
-            throw new StageUnavailableException($"Training:Device is '{settings.Device}': {exception.Message}", exception);
-        }
-    }
-
-    private async Task<ShardImageSource> OpenDatasetAsync(Uri datasetUri, string scratch, CancellationToken cancellationToken)
-    {
-        try
-        {
-            Directory.CreateDirectory(scratch);
-            var reader = await ShardReader.OpenAsync(store, datasetUri, scratch, cancellationToken);
-            if (reader.Count == 0)
-            {
-                reader.Dispose();
-                throw new StageInputException($"The staged dataset {datasetUri} holds no images.");
-            }
-            return new ShardImageSource(reader);
-        }
-        catch (Exception exception) when (exception is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
-        {
-            throw new StageInputException($"The staged dataset {datasetUri} cannot be read: {exception.Message}", exception);
         }
     }
 

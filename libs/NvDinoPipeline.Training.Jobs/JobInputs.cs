@@ -1,0 +1,58 @@
+using NvDinoPipeline.Datasets.Shards;
+using NvDinoPipeline.Hosting.Workers;
+using NvDinoPipeline.Storage;
+using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Core.Data;
+
+namespace NvDinoPipeline.Training.Jobs;
+
+/// <summary>What a training or distillation job checks and opens before its first step.</summary>
+public static class JobInputs
+{
+    /// <summary>
+    /// Refuses what this worker cannot run — several nodes, several GPUs, a device it does not have — as unavailable
+    /// here (another worker may have it), naming the setting. <paramref name="work"/> is "train" or "distil",
+    /// <paramref name="deviceSetting"/> the configuration key of <paramref name="device"/>.
+    /// </summary>
+    public static void CheckHardware(TrainingSpec spec, string? device, string deviceSetting, string work)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var noun = work == "distil" ? "distillation" : "training";
+        if (spec.NumNodes > 1)
+            throw new StageUnavailableException(
+                $"train.num_nodes = {spec.NumNodes}: this worker {work}s on one device of one host; multi-node {noun} is not available. Set train.num_nodes=1.");
+        var cuda = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0;
+        if (spec.NumGpus > 1)
+            throw new StageUnavailableException(
+                $"train.num_gpus = {spec.NumGpus}: this worker {work}s on one device (this host has {cuda} CUDA device(s)); data-parallel {noun} over several GPUs is not available. Set train.num_gpus=1.");
+        try
+        {
+            TrainingDevice.Resolve(string.IsNullOrWhiteSpace(device) ? null : device);
+        }
+        catch (ArgumentException exception)
+        {
+            throw new StageUnavailableException($"{deviceSetting} is '{device}': {exception.Message}", exception);
+        }
+    }
+
+    /// <summary>The staged dataset's shards as images (downloaded into <paramref name="scratch"/> when on S3); an empty or unreadable dataset fails the job naming it.</summary>
+    public static async Task<ShardImageSource> OpenDatasetAsync(IArtifactStore store, Uri datasetUri, string scratch, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        try
+        {
+            Directory.CreateDirectory(scratch);
+            var reader = await ShardReader.OpenAsync(store, datasetUri, scratch, cancellationToken);
+            if (reader.Count == 0)
+            {
+                reader.Dispose();
+                throw new StageInputException($"The staged dataset {datasetUri} holds no images.");
+            }
+            return new ShardImageSource(reader);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
+        {
+            throw new StageInputException($"The staged dataset {datasetUri} cannot be read: {exception.Message}", exception);
+        }
+    }
+}
