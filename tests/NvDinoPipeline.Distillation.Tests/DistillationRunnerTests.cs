@@ -10,6 +10,7 @@ using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
+using NvDinoPipeline.Training.Tests;
 
 namespace NvDinoPipeline.Distillation.Tests;
 

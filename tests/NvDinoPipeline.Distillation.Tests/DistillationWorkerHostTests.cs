@@ -9,6 +9,7 @@ using NvDinoPipeline.State;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
 using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Tests;
 
 namespace NvDinoPipeline.Distillation.Tests;
 
