@@ -71,8 +71,8 @@ public sealed class CheckpointLocator(IArtifactStore store, ILogger logger)
     }
 
     /// <summary>Epoch checkpoints under <paramref name="folder"/>, by epoch (mid-epoch checkpoints are not candidates).</summary>
-    public async Task<IReadOnlyList<(int Epoch, Uri Uri)>> ListEpochCheckpointsAsync(Uri folder, CancellationToken cancellationToken) =>
-        [.. (await StoredCheckpoints.ListAsync(store, folder, cancellationToken)).Where(c => c.IsEpochEnd).Select(c => (c.Epoch, c.Uri))];
+    private async Task<IReadOnlyList<StoredCheckpoint>> ListEpochCheckpointsAsync(Uri folder, CancellationToken cancellationToken) =>
+        [.. (await StoredCheckpoints.ListAsync(store, folder, cancellationToken)).Where(c => c.IsEpochEnd)];
 
     private async Task<(Uri, int?)> FindEpochAsync(Uri folder, CheckpointSelection selection, CancellationToken cancellationToken)
     {
@@ -104,7 +104,7 @@ public sealed class CheckpointLocator(IArtifactStore store, ILogger logger)
         (StoredCheckpoint Checkpoint, double Loss)? lowest;
         try
         {
-            lowest = await StoredCheckpoints.LowestLossAsync(store, epochs.Select(e => new StoredCheckpoint(e.Uri, "", e.Epoch, null)), cancellationToken);
+            lowest = await StoredCheckpoints.LowestLossAsync(store, epochs, cancellationToken);
         }
         catch (InvalidDataException exception)
         {
@@ -115,9 +115,8 @@ public sealed class CheckpointLocator(IArtifactStore store, ILogger logger)
             throw new StageInputException(
                 $"{selection}: none of the {epochs.Count} epoch checkpoints under '{AsFolder(folder)}' records a training loss to compare.");
         }
-        var chosen = (best.Checkpoint.Epoch, best.Checkpoint.Uri, best.Loss);
-        logger.LogInformation("Best checkpoint is epoch {Epoch} with mean training loss {Loss:F4}", chosen.Epoch, chosen.Loss);
-        return (chosen.Uri, chosen.Epoch);
+        logger.LogInformation("Best checkpoint is epoch {Epoch} with mean training loss {Loss:F4}", best.Checkpoint.Epoch, best.Loss);
+        return (best.Checkpoint.Uri, best.Checkpoint.Epoch);
     }
 
     private static Uri Resolve(Uri checkpointsFolder, CheckpointSelection selection)
