@@ -42,7 +42,7 @@ public static class HostCommands
             {
                 throw new CliException("demo runs on the embedded default (Messaging:Transport=InMemory); use `pipeline start` for a cluster.");
             }
-            using var host = EmbeddedHost.Build(configFile, [new("Orchestrator:ControlPollInterval", "00:00:00.100")]);
+            using var host = EmbeddedHost.Build(configFile, [new("Outbox:PollInterval", "00:00:00.100")]);
             await host.StartAsync(cancellationToken);
             try
             {
