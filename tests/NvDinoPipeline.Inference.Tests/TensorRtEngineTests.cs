@@ -147,4 +147,23 @@ public sealed class TensorRtEngineTests : IAsyncLifetime
         var stored = await Outputs.ReadBinaryAsync(result.Completed.EmbeddingsUri.LocalPath, result.Completed.IndexUri.LocalPath, TinyVit.Dimension);
         Assert.True(Outputs.Cosine(_model.Reference(images[1]), stored[1].Embedding) >= 0.9999);
     }
+
+    [Fact]
+    public void The_native_probe_says_what_it_could_not_find_instead_of_failing()
+    {
+        var host = new NativeInferenceHardware().TensorRt(deviceId: 0);
+
+        if (host.TensorRtVersion is null)
+        {
+            Assert.Contains(host.Problems, p => p.Contains("libnvinfer.so.10", StringComparison.Ordinal));
+        }
+        if (host.Gpu is null)
+        {
+            Assert.Contains(host.Problems, p => p.Contains("libcuda.so.1", StringComparison.Ordinal) || p.StartsWith("GPU 0:", StringComparison.Ordinal));
+        }
+        else
+        {
+            Assert.Matches(@"^\d+\.\d$", host.ComputeCapability);
+        }
+    }
 }
