@@ -53,6 +53,8 @@ public sealed class DeployedModelLoader(IArtifactStore store, IInferenceHardware
                 // Threads that spin between operators only steal cores from pre-processing running beside them.
                 AllowSpinning = !settings.Overlaps(provider.Kind),
                 Engine = resolved.Engine,
+                // An onnxruntime artifact on the TensorRT provider gets an engine built at load; the cache keeps it for the next load.
+                TensorRtCacheDirectory = provider.Kind == ExecutionProviderKind.TensorRt ? Path.Combine(scratchDirectory, "tensorrt-cache") : null,
             });
             if (provider.Kind == ExecutionProviderKind.Cpu)
             {

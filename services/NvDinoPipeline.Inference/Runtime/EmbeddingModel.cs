@@ -14,6 +14,9 @@ public sealed record EmbeddingModelOptions
     /// <summary>GPU of the TensorRT and CUDA providers.</summary>
     public int DeviceId { get; init; }
 
+    /// <summary>Where the TensorRT provider keeps the engines it builds from a plain ONNX model; null keeps none.</summary>
+    public string? TensorRtCacheDirectory { get; init; }
+
     /// <summary>
     /// Set when the model is an EP-context model over this prebuilt engine: ONNX Runtime's graph optimisations have nothing to do
     /// on its one node, and its TensorRT provider deserialises the engine rather than building one.
@@ -104,7 +107,16 @@ public sealed class EmbeddingModel : IDisposable
             case ExecutionProviderKind.TensorRt:
                 using (var tensorRt = new OrtTensorRTProviderOptions())
                 {
-                    tensorRt.UpdateOptions(new Dictionary<string, string> { ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+                    var settings = new Dictionary<string, string> { ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+                    if (options.Engine is null && options.TensorRtCacheDirectory is { } cache)
+                    {
+                        Directory.CreateDirectory(cache);
+                        settings["trt_engine_cache_enable"] = "1";
+                        settings["trt_engine_cache_path"] = cache;
+                        settings["trt_timing_cache_enable"] = "1";
+                        settings["trt_timing_cache_path"] = cache;
+                    }
+                    tensorRt.UpdateOptions(settings);
                     sessionOptions.AppendExecutionProvider_Tensorrt(tensorRt);
                 }
                 // Nodes TensorRT does not take run on CUDA rather than on the CPU.
