@@ -7,6 +7,7 @@
 #   scripts/services/rabbitmq.sh env      print the export line the tests read
 #
 # Settings: NVDINO_SERVICES_DIR (default /tmp/nvdino-services), NVDINO_RABBITMQ_PORT (default 56720),
+# NVDINO_RABBITMQ_NODENAME (default nvdino; a second node on this machine needs its own),
 # NVDINO_RABBITMQ_CONSUMER_TIMEOUT_MS (how long a delivery may stay unacknowledged; default one day, as
 # deploy/README.md asks of a production broker; the fault campaign sets it short to make it fire).
 # The node uses PORT (AMQP), PORT+1 (Erlang distribution), PORT+2 (its own epmd), PORT+3..PORT+8
@@ -27,7 +28,7 @@ die() { log "$*"; exit 1; }
 node_env() {
   # The Erlang cookie lives in $HOME/.erlang.cookie: a private HOME keeps it away from any other node.
   export HOME="$BASE"
-  export RABBITMQ_NODENAME="nvdino@localhost"
+  export RABBITMQ_NODENAME="${NVDINO_RABBITMQ_NODENAME:-nvdino}@localhost"
   export RABBITMQ_USE_LONGNAME=false
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
   export RABBITMQ_NODE_PORT="$PORT"

@@ -12,6 +12,7 @@ namespace NvDinoPipeline.Deploy.Tests;
 public sealed class ServiceProcess : IAsyncDisposable
 {
     private const int SigTerm = 15;
+    private const int SigKill = 9;
 
     private readonly Process _process;
     private readonly StringBuilder _output = new();
@@ -156,6 +157,17 @@ public sealed class ServiceProcess : IAsyncDisposable
             await _process.WaitForExitAsync();
             return false;
         }
+    }
+
+    /// <summary>SIGKILL, as a crash or the OOM killer ends a process: no shutdown, no hand-back, nothing flushed.</summary>
+    public async Task KillAsync()
+    {
+        if (_process.HasExited)
+        {
+            return;
+        }
+        _ = Kill(_process.Id, SigKill);
+        await _process.WaitForExitAsync();
     }
 
     public async ValueTask DisposeAsync()

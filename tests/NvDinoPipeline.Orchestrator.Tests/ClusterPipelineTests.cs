@@ -1,4 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.Testing;
 using static NvDinoPipeline.Orchestrator.Tests.TestPipelineHosts;
@@ -86,5 +88,45 @@ public sealed class ClusterPipelineTests(RabbitMqFixture broker, PostgresFixture
         Assert.Equal(JobStatus.Done, jobs.Job("export").Status);
         await orchestrator.StopAsync();
         await workers.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_command_no_consumer_can_read_goes_to_its_error_queue_and_the_worker_keeps_serving()
+    {
+        var settings = ClusterSettings();
+        var standIns = new StandIns();
+        using var workers = Build(settings, p => p.AddStandInWorkers(standIns));
+        using var orchestrator = Build(settings, p => p.AddOrchestrator());
+        await workers.StartAsync();
+        await orchestrator.StartAsync();
+
+        await workers.Services.GetRequiredService<MassTransit.IBusControl>().WaitUntilReadyAsync(CancellationToken.None);
+        await broker.PublishRawAsync(Hosting.Messaging.Queues.StageDataset, "{\"message\": {\"jobId\": ", "application/vnd.masstransit+json");
+        var errors = await WaitForDepthAsync($"{Hosting.Messaging.Queues.StageDataset}_error", 1);
+        Assert.Equal(1, errors);
+
+        var start = NewStart(SpecLoader.CreateDefault().Defaults.ToJson(), withTest: false);
+        await StartPipelineAsync(orchestrator, start);
+        await WaitForAsync(orchestrator, start.PipelineId, (p, _) => p.Status == JobStatus.Done);
+        await orchestrator.StopAsync();
+        await workers.StopAsync();
+    }
+
+    private async Task<long?> WaitForDepthAsync(string queue, long depth)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        long? seen = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            seen = await broker.QueueDepthAsync(queue);
+            if (seen >= depth)
+            {
+                return seen;
+            }
+            await Task.Delay(500);
+        }
+        var others = string.Join(", ", await Task.WhenAll(new[] { "stage-dataset", "stage-dataset_skipped", "stage-dataset_error" }
+            .Select(async q => $"{q}={await broker.QueueDepthAsync(q)}")));
+        throw new TimeoutException($"{queue} held {seen?.ToString() ?? "no queue"} messages, not {depth} ({others}).");
     }
 }

@@ -53,6 +53,40 @@ public sealed class RabbitMqFixture : IAsyncLifetime
         _management.Dispose();
     }
 
+    /// <summary>Publishes <paramref name="body"/> as it is to <paramref name="queue"/> (through the default exchange), as a plain AMQP client would.</summary>
+    public async Task PublishRawAsync(string queue, string body, string contentType)
+    {
+        using var response = await Management.PostAsJsonAsync($"api/exchanges/{Uri.EscapeDataString(VirtualHost)}/amq.default/publish", new
+        {
+            properties = new Dictionary<string, object> { ["content_type"] = contentType, ["delivery_mode"] = 2 },
+            routing_key = queue,
+            payload = body,
+            payload_encoding = "string",
+        });
+        response.EnsureSuccessStatusCode();
+        var answer = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        if (!answer.GetProperty("routed").GetBoolean())
+        {
+            throw new InvalidOperationException($"The broker routed the message for {queue} nowhere: the queue does not exist in {VirtualHost}.");
+        }
+    }
+
+    /// <summary>How many messages <paramref name="queue"/> of this fixture's virtual host holds; null while it does not exist.</summary>
+    public async Task<long?> QueueDepthAsync(string queue)
+    {
+        using var response = await Management.GetAsync($"api/queues/{Uri.EscapeDataString(VirtualHost)}/{Uri.EscapeDataString(queue)}");
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        response.EnsureSuccessStatusCode();
+        var queueInfo = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        return queueInfo.TryGetProperty("messages", out var messages) ? messages.GetInt64() : 0;
+    }
+
+    private HttpClient Management => _management
+        ?? throw new TestServiceUnavailableException("The test broker has no management API (set NVDINO_TEST_RABBITMQ_MANAGEMENT).");
+
     private static HttpClient CreateManagementClient(Uri managementUri)
     {
         var credentials = Uri.UnescapeDataString(managementUri.UserInfo);

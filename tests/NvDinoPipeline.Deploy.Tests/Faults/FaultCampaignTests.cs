@@ -1,0 +1,53 @@
+using NvDinoPipeline.Testing;
+using Xunit.Abstractions;
+
+namespace NvDinoPipeline.Deploy.Tests.Faults;
+
+/// <summary>
+/// The short version of the fault campaign (benchmarks/FaultCampaign runs the whole one): a few pipelines on the
+/// multi-process deployment while the orchestrator and a worker are killed mid-job and the broker, the database and
+/// the object store go away and come back. Every pipeline completes, nothing runs twice, nothing is corrupt.
+/// </summary>
+public sealed class FaultCampaignTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly TempDirectory _folder = new("nvdino-faults");
+
+    public void Dispose() => _folder.Dispose();
+
+    [Fact]
+    public async Task Pipelines_survive_killed_processes_and_a_restarted_broker_database_and_store_completing_once_and_intact()
+    {
+        var campaign = new FaultCampaign(new FaultCampaignOptions
+        {
+            Folder = _folder.Path,
+            PortBase = 57800,
+            Pipelines = 3,
+            PipelineInterval = TimeSpan.FromSeconds(4),
+            Faults = [FaultKind.KillTraining, FaultKind.KillOrchestrator, FaultKind.RestartRabbitMq, FaultKind.RestartPostgres, FaultKind.StopS3],
+            FaultSpacing = TimeSpan.FromSeconds(3),
+            S3Outage = TimeSpan.FromSeconds(10),
+            Deadline = TimeSpan.FromMinutes(12),
+            Seed = 7,
+            Log = output.WriteLine,
+        });
+
+        var report = await campaign.RunAsync();
+
+        foreach (var fault in report.Faults)
+        {
+            output.WriteLine($"{fault.Kind}: {fault.Detail}; {fault.PipelinesTouched} pipelines touched, stood still {fault.StallSeconds:F1} s after");
+        }
+        foreach (var problem in report.Failed.Concat(report.Unfinished).Concat(report.StagesCompletedTwice).Concat(report.CorruptArtifacts))
+        {
+            output.WriteLine(problem);
+        }
+        Assert.Equal(5, report.Faults.Count);
+        Assert.Empty(report.Unfinished);
+        Assert.Empty(report.Failed);
+        Assert.Equal(3, report.Completed);
+        Assert.Empty(report.StagesCompletedTwice);
+        Assert.True(report.ArtifactsChecked > 3 * 7, $"only {report.ArtifactsChecked} artifacts carried a sha256");
+        Assert.Empty(report.CorruptArtifacts);
+        Assert.True(double.IsFinite(report.LongestStallSeconds), "a pipeline touched by a fault never moved again");
+    }
+}

@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace NvDinoPipeline.Deploy.Tests.Faults;
+
+/// <summary>
+/// A RabbitMQ node, a PostgreSQL cluster and an s3rver of a fault campaign's own, started by the project's service
+/// scripts on ports no other test uses, so that restarting or stopping them disturbs nothing else.
+/// </summary>
+public sealed partial class PrivateServices(string folder, int portBase) : IAsyncDisposable
+{
+    private readonly Dictionary<string, string> _variables = [];
+
+    public string RabbitMqUri => Variable("NVDINO_TEST_RABBITMQ");
+
+    public string PostgresConnectionString => Variable("NVDINO_TEST_POSTGRES");
+
+    public string S3Url => Variable("NVDINO_TEST_S3_URL");
+
+    public string S3AccessKey => Variable("NVDINO_TEST_S3_ACCESS_KEY");
+
+    public string S3SecretKey => Variable("NVDINO_TEST_S3_SECRET_KEY");
+
+    /// <summary>Starts all three (installing what is missing), with RabbitMQ's delivery timeout set to <paramref name="consumerTimeout"/>.</summary>
+    public async Task StartAsync(TimeSpan consumerTimeout)
+    {
+        _consumerTimeout = consumerTimeout;
+        await Task.WhenAll(ScriptAsync("rabbitmq", "start"), ScriptAsync("postgres", "start"), ScriptAsync("s3rver", "start"));
+        foreach (var service in new[] { "rabbitmq", "postgres", "s3rver" })
+        {
+            foreach (Match match in ExportPair().Matches(await ScriptAsync(service, "env")))
+            {
+                _variables[match.Groups[1].Value] = match.Groups[2].Value.Trim('"');
+            }
+        }
+    }
+
+    private TimeSpan _consumerTimeout = TimeSpan.FromDays(1);
+
+    public Task StopAsync(string service) => ScriptAsync(service, "stop");
+
+    public Task StartAsync(string service) => ScriptAsync(service, "start");
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var service in new[] { "s3rver", "postgres", "rabbitmq" })
+        {
+            try
+            {
+                await ScriptAsync(service, "stop");
+            }
+            catch (Exception)
+            {
+                // Best effort: a service that did not start has nothing to stop.
+            }
+        }
+    }
+
+    private string Variable(string name) => _variables.TryGetValue(name, out var value)
+        ? value
+        : throw new InvalidOperationException($"{name} is unknown: the private services were not started.");
+
+    private async Task<string> ScriptAsync(string service, string verb)
+    {
+        var start = new ProcessStartInfo("bash", [Repo.PathOf("scripts", "services", service + ".sh"), verb])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment["NVDINO_SERVICES_DIR"] = folder;
+        start.Environment["NVDINO_RABBITMQ_PORT"] = portBase.ToString();
+        start.Environment["NVDINO_RABBITMQ_NODENAME"] = $"nvdino{portBase}";
+        start.Environment["NVDINO_RABBITMQ_CONSUMER_TIMEOUT_MS"] = ((long)_consumerTimeout.TotalMilliseconds).ToString();
+        start.Environment["NVDINO_POSTGRES_PORT"] = (portBase + 20).ToString();
+        start.Environment["NVDINO_S3RVER_PORT"] = (portBase + 30).ToString();
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        await process.WaitForExitAsync(timeout.Token);
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"scripts/services/{service}.sh {verb} failed ({process.ExitCode}): {await error}");
+        }
+        return await output;
+    }
+
+    [GeneratedRegex(@"(NVDINO_TEST_[A-Z0-9_]+)=(""[^""]*""|\S+)")]
+    private static partial Regex ExportPair();
+}
