@@ -182,10 +182,6 @@ public sealed class EngineGenerationRunner(
         if (File.Exists(timingCache.LocalPath))
         {
             uploads["timing_cache"] = (job.Output(EngineArtifacts.TimingCache), timingCache.LocalPath);
-            if (timingCache.SharedUri is { } shared)
-            {
-                uploads["shared_timing_cache"] = (shared, timingCache.LocalPath);
-            }
         }
 
         if (quantization is null)
@@ -216,7 +212,7 @@ public sealed class EngineGenerationRunner(
                 Arguments = build.Arguments,
                 WorkspaceMiB = settings.WorkspaceMiB,
                 LayersPrecision = [.. settings.LayersPrecision.Select(l => l.ToString())],
-                TimingCacheUri = (timingCache.SharedUri ?? job.Output(EngineArtifacts.TimingCache)).AbsoluteUri,
+                TimingCacheUri = job.Output(EngineArtifacts.TimingCache).AbsoluteUri,
                 BuildLogUri = job.Output(EngineArtifacts.BuildLog).AbsoluteUri,
                 VerifyLogUri = job.Output(EngineArtifacts.VerifyLog).AbsoluteUri,
                 BuildSeconds = build.Elapsed.TotalSeconds,
@@ -259,11 +255,6 @@ public sealed class EngineGenerationRunner(
             if (File.Exists(quantization.QdqModelPath + ".data"))
             {
                 await PutAsync("qdq_model_data", job.Output(EngineArtifacts.QdqModel + ".data"), quantization.QdqModelPath + ".data");
-            }
-
-            if (quantization.SharedCacheUri is { } shared && !quantization.Summary.FromCache)
-            {
-                await PutAsync("shared_calibration_cache", shared, quantization.CachePath);
             }
         }
 
@@ -631,14 +622,14 @@ public sealed class EngineGenerationRunner(
         var seconds = clock.GetElapsedTime(clockStart).TotalSeconds;
         logger.LogInformation("Quantised {Nodes} nodes of {OnnxUri} with {Method} ranges in {Seconds:F1} s ({KeptInFloat} kept in float)",
             plan.Nodes.Count, source.OnnxUri, table.Method, seconds, plan.KeptInFloat.Count);
-        return new QuantizationResult(qdqPath, cachePath, sharedCache, new CalibrationSummary
+        return new QuantizationResult(qdqPath, cachePath, new CalibrationSummary
         {
             Method = table.Method,
             Percentile = table.Percentile,
             Images = table.Images,
             Batches = table.Batches,
             Source = imagesDescription,
-            CacheUri = (sharedCache ?? job.Output(EngineArtifacts.CalibrationCache)).AbsoluteUri,
+            CacheUri = (fromCache ? sharedCache! : job.Output(EngineArtifacts.CalibrationCache)).AbsoluteUri,
             FromCache = fromCache,
             QuantizedNodes = plan.Nodes.Count,
             KeptInFloat = plan.KeptInFloat,
@@ -789,7 +780,7 @@ public sealed class EngineGenerationRunner(
         var uri = EngineLocations.ObjectUri(value, relativeTo: null, "gen_trt_engine.timing_cache");
         if (await store.GetInfoAsync(uri, cancellationToken) is not null)
         {
-            // A copy: trtexec rewrites the file, and the shared one is replaced only once the build succeeded.
+            // A copy: trtexec rewrites the file, and the updated one is kept in the job's folder, never written back.
             await using var from = await store.OpenReadAsync(uri, cancellationToken);
             await using var to = File.Create(local);
             await from.CopyToAsync(to, cancellationToken);
@@ -868,7 +859,7 @@ public sealed class EngineGenerationRunner(
         public EngineProfile Manifest => new(InputName, Profile.MinBatch, Profile.OptBatch, Profile.MaxBatch, Profile.Height, Profile.Width);
     }
 
-    private sealed record QuantizationResult(string QdqModelPath, string CachePath, Uri? SharedCacheUri, CalibrationSummary Summary);
+    private sealed record QuantizationResult(string QdqModelPath, string CachePath, CalibrationSummary Summary);
 
     private sealed record Verification(IImageSource Source, IReadOnlyList<int> Indices, int Count, string Description, bool HeldOut, bool OwnsSource) : IDisposable
     {
