@@ -177,6 +177,7 @@ internal sealed class WorkerBench : IAsyncDisposable
         services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
         services.AddArtifactStore(configuration);
         services.AddSingleton(Options.Create(new InferenceOptions()));
+        services.AddSingleton<IInferenceHardware, NativeInferenceHardware>();
         services.AddSingleton<DeployedModelLoader>();
         services.AddSingleton<ResultCounter>();
         services.AddMassTransit(bus =>

@@ -16,6 +16,12 @@ public sealed record TrainModel : IStageCommand
     public required Uri DatasetUri { get; init; }
 
     public required Uri ManifestUri { get; init; }
+
+    /// <summary>
+    /// The artifact folders of this step's earlier attempts (a resumed pipeline), newest first: the job continues from
+    /// the newest checkpoint among them when it has none of its own.
+    /// </summary>
+    public IReadOnlyList<Uri> PreviousAttempts { get; init; } = [];
 }
 
 public sealed record TrainingCompleted : IStageMessage

@@ -27,7 +27,7 @@ public sealed class PipelineHostBuilder(IHostApplicationBuilder builder)
         where TCompleted : class, IStageMessage
         where TRunner : class, IStageRunner<TCommand, TCompleted>
     {
-        var retryLimit = Configuration.GetValue($"{MessagingOptions.SectionName}:{nameof(MessagingOptions.RetryLimit)}", 3);
+        var retryLimit = Configuration.GetValue($"{MessagingOptions.SectionName}:{nameof(MessagingOptions.RetryLimit)}", new MessagingOptions().RetryLimit);
         Services.AddSingleton(new StageDescriptor<TCommand>(stage, Queues.ForStage(stage), defaultConcurrentJobs, retryLimit));
         Services.AddScoped<IStageRunner<TCommand, TCompleted>, TRunner>();
         _registrations.Add(bus => bus.AddConsumer<StageConsumer<TCommand, TCompleted>, StageConsumerDefinition<TCommand, TCompleted>>());

@@ -30,12 +30,20 @@ public static class PipelineHostExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.AddSingleton<WorkerIdentity>();
+        services.AddOptions<OutboxOptions>()
+            .Bind(builder.Configuration.GetSection(OutboxOptions.SectionName))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddSingleton<OutboxRelay>();
+        services.AddSingleton<IOutbox>(provider => provider.GetRequiredService<OutboxRelay>());
 
         var pipeline = new PipelineHostBuilder(builder);
         configure(pipeline);
         services.AddSingleton(pipeline.Served);
         services.AddHostedService<StateDatabaseInitializer>();
         services.AddHostedService<WorkerHeartbeatService>();
+        // Before the bus: hosted services stop in reverse order, so the relay outlives the consumers' last writes.
+        services.AddHostedService(provider => provider.GetRequiredService<OutboxRelay>());
         services.AddPipelineBus(builder.Configuration, pipeline.Registrations);
         return builder;
     }

@@ -10,7 +10,7 @@ public sealed class PipelineRecord
 
     public JobStatus Status { get; set; }
 
-    /// <summary>The steps this pipeline runs, in order (see <see cref="PipelineStep"/>).</summary>
+    /// <summary>The steps this pipeline runs, in order: JSON written by <see cref="PipelineStep.Serialize"/>.</summary>
     public required string Plan { get; set; }
 
     public required string Spec { get; set; }

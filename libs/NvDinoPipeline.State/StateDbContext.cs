@@ -2,15 +2,32 @@ using Microsoft.EntityFrameworkCore;
 
 namespace NvDinoPipeline.State;
 
-public sealed class StateDbContext(DbContextOptions<StateDbContext> options) : DbContext(options)
+/// <summary>
+/// The state database: pipelines, jobs, live workers, and the outbox and inbox that make every state change and
+/// its messages one transaction. Its schema is created and upgraded by migrations (<see cref="StateDatabase"/>),
+/// one set per provider (<see cref="SqliteStateDbContext"/>, <see cref="PostgresStateDbContext"/>).
+/// </summary>
+public class StateDbContext : DbContext
 {
+    public StateDbContext(DbContextOptions<StateDbContext> options)
+        : base(options)
+    {
+    }
+
+    protected StateDbContext(DbContextOptions options)
+        : base(options)
+    {
+    }
+
     public DbSet<PipelineRecord> Pipelines => Set<PipelineRecord>();
 
     public DbSet<JobRecord> Jobs => Set<JobRecord>();
 
     public DbSet<WorkerRecord> Workers => Set<WorkerRecord>();
 
-    public DbSet<ControlRequest> ControlRequests => Set<ControlRequest>();
+    public DbSet<OutboxMessage> Outbox => Set<OutboxMessage>();
+
+    public DbSet<InboxMessage> Inbox => Set<InboxMessage>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -39,11 +56,28 @@ public sealed class StateDbContext(DbContextOptions<StateDbContext> options) : D
             worker.ToTable("workers");
             worker.HasKey(w => w.Id);
         });
-        modelBuilder.Entity<ControlRequest>(request =>
+        modelBuilder.Entity<OutboxMessage>(message =>
         {
-            request.ToTable("control_requests");
-            request.HasKey(r => r.Id);
-            request.HasIndex(r => r.ProcessedAt);
+            message.ToTable("outbox");
+            message.HasKey(m => m.Id);
+            message.Property(m => m.Destination).HasMaxLength(128);
+            message.Property(m => m.MessageType).HasMaxLength(256);
+            message.Property(m => m.LockedBy).HasMaxLength(128);
+            message.HasIndex(m => m.MessageId);
+            message.HasIndex(m => m.SentAt);
+        });
+        modelBuilder.Entity<InboxMessage>(message =>
+        {
+            message.ToTable("inbox");
+            message.HasKey(m => new { m.MessageId, m.Consumer });
+            message.Property(m => m.Consumer).HasMaxLength(128);
+            message.HasIndex(m => m.HandledAt);
         });
     }
 }
+
+/// <summary>The state database on SQLite, as its migrations know it.</summary>
+public sealed class SqliteStateDbContext(DbContextOptions<SqliteStateDbContext> options) : StateDbContext(options);
+
+/// <summary>The state database on PostgreSQL, as its migrations know it.</summary>
+public sealed class PostgresStateDbContext(DbContextOptions<PostgresStateDbContext> options) : StateDbContext(options);

@@ -18,6 +18,13 @@ public sealed class StateOptions
     [Required(AllowEmptyStrings = false)]
     public string ConnectionString { get; set; } = "";
 
+    /// <summary>
+    /// SQLite: how long a statement waits for another process's write lock before it fails (and is retried as a
+    /// transient fault). Several processes (the command-line client, hosts) share one file.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How long a worker's claim on a job lasts without a heartbeat.</summary>
     [Range(typeof(TimeSpan), "00:00:02", "01:00:00")]
     public TimeSpan JobLease { get; set; } = TimeSpan.FromSeconds(30);

@@ -17,8 +17,11 @@ public static class StateServiceCollectionExtensions
         services.AddDbContextFactory<StateDbContext>((provider, db) =>
             Configure(db, provider.GetRequiredService<IOptions<StateOptions>>().Value));
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton<JobStore>();
         services.AddSingleton<StateDatabase>();
+        services.AddSingleton<JobStore>();
+        services.AddSingleton<PipelineStore>();
+        services.AddSingleton<OutboxStore>();
+        services.AddSingleton<WorkerStore>();
         return services;
     }
 
@@ -27,16 +30,17 @@ public static class StateServiceCollectionExtensions
         switch (options.Provider)
         {
             case StateProvider.Sqlite:
-                var sqlite = new SqliteConnectionStringBuilder(options.ConnectionString);
-                if (sqlite.DefaultTimeout < 30)
+                // Several processes (CLI, hosts) share the file; wait for a lock instead of failing.
+                var sqlite = new SqliteConnectionStringBuilder(options.ConnectionString)
                 {
-                    // Several processes (CLI, hosts) share the file; wait for a lock instead of failing.
-                    sqlite.DefaultTimeout = 30;
-                }
+                    DefaultTimeout = Math.Max(1, (int)Math.Ceiling(options.BusyTimeout.TotalSeconds)),
+                };
                 db.UseSqlite(sqlite.ConnectionString);
                 break;
             case StateProvider.Postgres:
-                db.UseNpgsql(options.ConnectionString);
+                // A restarted or failed-over server drops connections: the statement is tried again on a new one.
+                db.UseNpgsql(options.ConnectionString, npgsql => npgsql.EnableRetryOnFailure(
+                    maxRetryCount: 8, maxRetryDelay: TimeSpan.FromSeconds(10), errorCodesToAdd: null));
                 break;
             default:
                 throw new InvalidOperationException($"State:Provider '{options.Provider}' is not supported; use Sqlite or Postgres.");

@@ -43,13 +43,16 @@ public sealed record TrainingLoopOptions
 /// Runs a <see cref="ITrainableModel"/> from its current step to the end of its last epoch over the batches of an
 /// <see cref="SslBatchLoader"/>, writing a checkpoint every <see cref="TrainingLoopOptions.CheckpointInterval"/> epochs
 /// (and within epochs every <see cref="TrainingLoopOptions.CheckpointEvery"/>).
-/// Cancellation is checked before every step; a canceled run leaves the last checkpoint as it was.
+/// Cancellation is checked before every step. A canceled run writes a checkpoint of where it stopped when the caller
+/// gives it a <c>saveOnStop</c> token that is still live (a worker that is stopped or whose job is canceled), so that the
+/// next attempt continues from that step; otherwise it leaves the last checkpoint as it was.
 /// </summary>
 public sealed class TrainingLoop(ITrainableModel model, SslBatchLoader loader, TrainingLoopOptions options, ILogger? logger = null)
 {
     private readonly ILogger log = logger ?? NullLogger.Instance;
 
-    public async Task<TrainingLoopResult> RunAsync(ITrainingObserver observer, CancellationToken cancellationToken)
+    public async Task<TrainingLoopResult> RunAsync(ITrainingObserver observer, CancellationToken cancellationToken,
+        CancellationToken saveOnStop = default)
     {
         ArgumentNullException.ThrowIfNull(observer);
         if (options.CheckpointInterval < 1)
@@ -63,61 +66,87 @@ public sealed class TrainingLoop(ITrainableModel model, SslBatchLoader loader, T
         EpochSummary? lastEpoch = null;
         SavedCheckpoint? lastCheckpoint = null;
         var sinceCheckpoint = Stopwatch.StartNew();
-        while (model.GlobalStep < totalSteps)
+        try
         {
-            var epoch = (int)(model.GlobalStep / iterations);
-            var firstBatch = model.GlobalStep % iterations;
-            var sums = new Dictionary<string, double>(StringComparer.Ordinal);
-            long steps = 0, images = 0;
-            var epochClock = Stopwatch.StartNew();
-            var stepClock = Stopwatch.StartNew();
-            foreach (var batch in loader.Epoch(epoch, firstBatch, cancellationToken))
+            while (model.GlobalStep < totalSteps)
             {
-                using (batch)
+                var epoch = (int)(model.GlobalStep / iterations);
+                var firstBatch = model.GlobalStep % iterations;
+                var sums = new Dictionary<string, double>(StringComparer.Ordinal);
+                long steps = 0, images = 0;
+                var epochClock = Stopwatch.StartNew();
+                var stepClock = Stopwatch.StartNew();
+                foreach (var batch in loader.Epoch(epoch, firstBatch, cancellationToken))
                 {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var result = model.Step(batch);
-                    var seconds = stepClock.Elapsed.TotalSeconds;
-                    stepClock.Restart();
-                    steps++;
-                    images += result.Images;
-                    foreach (var (name, value) in result.Metrics)
-                        sums[name] = sums.GetValueOrDefault(name) + value;
-                    observer.OnStep(result, seconds > 0 ? result.Images / seconds : 0);
+                    using (batch)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        var result = model.Step(batch);
+                        var seconds = stepClock.Elapsed.TotalSeconds;
+                        stepClock.Restart();
+                        steps++;
+                        images += result.Images;
+                        foreach (var (name, value) in result.Metrics)
+                            sums[name] = sums.GetValueOrDefault(name) + value;
+                        observer.OnStep(result, seconds > 0 ? result.Images / seconds : 0);
+                    }
+                    // Not when canceled: cancel must be prompt, and the next step's check ends the run.
+                    if (options.CheckpointEvery is { } every && sinceCheckpoint.Elapsed >= every && model.GlobalStep % iterations != 0
+                        && !cancellationToken.IsCancellationRequested)
+                    {
+                        lastCheckpoint = await CheckpointAsync(observer, cancellationToken);
+                        sinceCheckpoint.Restart();
+                        stepClock.Restart();
+                    }
                 }
-                // Not when canceled: cancel must be prompt, and the next step's check ends the run.
-                if (options.CheckpointEvery is { } every && sinceCheckpoint.Elapsed >= every && model.GlobalStep % iterations != 0
-                    && !cancellationToken.IsCancellationRequested)
+
+                var elapsed = epochClock.Elapsed.TotalSeconds;
+                var means = sums.ToDictionary(p => p.Key, p => p.Value / Math.Max(steps, 1), StringComparer.Ordinal);
+                means[TrainingMetrics.Epoch] = epoch + 1;
+                means[TrainingMetrics.Step] = model.GlobalStep;
+                means[TrainingMetrics.ImagesPerSecond] = elapsed > 0 ? images / elapsed : 0;
+                means[TrainingMetrics.EpochSeconds] = elapsed;
+                lastEpoch = new EpochSummary(epoch + 1, steps, means);
+                model.EpochCompleted(lastEpoch);
+                log.LogInformation("Epoch {Epoch}/{Epochs} done: loss {Loss:F4}, {ImagesPerSecond:F1} images/s, {Seconds:F1} s",
+                    epoch + 1, model.Epochs, means.GetValueOrDefault(TrainingMetrics.Loss), means[TrainingMetrics.ImagesPerSecond], elapsed);
+                await observer.OnEpochEndAsync(lastEpoch, cancellationToken);
+
+                var completed = epoch + 1;
+                if (completed % options.CheckpointInterval == 0 || completed == model.Epochs)
                 {
                     lastCheckpoint = await CheckpointAsync(observer, cancellationToken);
                     sinceCheckpoint.Restart();
-                    stepClock.Restart();
                 }
             }
-
-            var elapsed = epochClock.Elapsed.TotalSeconds;
-            var means = sums.ToDictionary(p => p.Key, p => p.Value / Math.Max(steps, 1), StringComparer.Ordinal);
-            means[TrainingMetrics.Epoch] = epoch + 1;
-            means[TrainingMetrics.Step] = model.GlobalStep;
-            means[TrainingMetrics.ImagesPerSecond] = elapsed > 0 ? images / elapsed : 0;
-            means[TrainingMetrics.EpochSeconds] = elapsed;
-            lastEpoch = new EpochSummary(epoch + 1, steps, means);
-            model.EpochCompleted(lastEpoch);
-            log.LogInformation("Epoch {Epoch}/{Epochs} done: loss {Loss:F4}, {ImagesPerSecond:F1} images/s, {Seconds:F1} s",
-                epoch + 1, model.Epochs, means.GetValueOrDefault(TrainingMetrics.Loss), means[TrainingMetrics.ImagesPerSecond], elapsed);
-            await observer.OnEpochEndAsync(lastEpoch, cancellationToken);
-
-            var completed = epoch + 1;
-            if (completed % options.CheckpointInterval == 0 || completed == model.Epochs)
-            {
-                lastCheckpoint = await CheckpointAsync(observer, cancellationToken);
-                sinceCheckpoint.Restart();
-            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await SaveOnStopAsync(observer, lastCheckpoint?.Step ?? firstStep, saveOnStop);
+            throw;
         }
 
         // Resumed from the final checkpoint: nothing left to train, but the run's outputs are written again.
         lastCheckpoint ??= await CheckpointAsync(observer, cancellationToken);
         return new TrainingLoopResult(lastEpoch, lastCheckpoint, model.GlobalStep - firstStep);
+    }
+
+    /// <summary>A checkpoint of the step the run stopped at, unless the run is still where it was last saved or may not save.</summary>
+    private async Task SaveOnStopAsync(ITrainingObserver observer, long savedStep, CancellationToken saveOnStop)
+    {
+        if (!saveOnStop.CanBeCanceled || saveOnStop.IsCancellationRequested || model.GlobalStep == savedStep)
+            return;
+        try
+        {
+            var saved = await CheckpointAsync(observer, saveOnStop);
+            log.LogInformation("Stopped at step {Step} (epoch {Epoch}): its checkpoint {Path} is where the next attempt continues",
+                saved.Step, saved.Epoch + 1, saved.CheckpointPath);
+        }
+        catch (Exception exception)
+        {
+            log.LogWarning(exception, "Stopped at step {Step}, but its checkpoint could not be saved; the next attempt continues from the previous one",
+                model.GlobalStep);
+        }
     }
 
     private async Task<SavedCheckpoint> CheckpointAsync(ITrainingObserver observer, CancellationToken cancellationToken)

@@ -6,7 +6,9 @@
 #   scripts/services/rabbitmq.sh status   exit 0 when the node is up
 #   scripts/services/rabbitmq.sh env      print the export line the tests read
 #
-# Settings: NVDINO_SERVICES_DIR (default /tmp/nvdino-services), NVDINO_RABBITMQ_PORT (default 56720).
+# Settings: NVDINO_SERVICES_DIR (default /tmp/nvdino-services), NVDINO_RABBITMQ_PORT (default 56720),
+# NVDINO_RABBITMQ_CONSUMER_TIMEOUT_MS (how long a delivery may stay unacknowledged; default one day, as
+# deploy/README.md asks of a production broker; the fault campaign sets it short to make it fire).
 # The node uses PORT (AMQP), PORT+1 (Erlang distribution), PORT+2 (its own epmd), PORT+3..PORT+8
 # (rabbitmqctl's distribution) and PORT+9 (management HTTP API, which tests use to make a virtual
 # host per test class), so it never meets a system broker on 5672/4369/25672/15672.
@@ -115,6 +117,7 @@ log.console = false
 log.file.level = warning
 management.tcp.ip = 127.0.0.1
 management.tcp.port = ${MANAGEMENT_PORT}
+consumer_timeout = ${NVDINO_RABBITMQ_CONSUMER_TIMEOUT_MS:-86400000}
 EOF
 }
 

@@ -1,4 +1,3 @@
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Specs;
@@ -49,14 +48,8 @@ public static class Cli
     }
 
     /// <summary>True when a live embedded (or any) orchestrator has beaten recently.</summary>
-    public static async Task<bool> EmbeddedHostRunningAsync(CliServices services, CancellationToken cancellationToken)
-    {
-        var contexts = services.Provider.GetRequiredService<IDbContextFactory<StateDbContext>>();
-        await services.Provider.GetRequiredService<StateDatabase>().EnsureCreatedAsync(cancellationToken);
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var since = DateTime.UtcNow.AddSeconds(-45);
-        return await db.Workers.AnyAsync(w => w.LastSeenAt > since && w.Stages.Contains("Orchestrator"), cancellationToken);
-    }
+    public static async Task<bool> EmbeddedHostRunningAsync(CliServices services, CancellationToken cancellationToken) =>
+        (await services.Provider.GetRequiredService<WorkerStore>().LiveStagesAsync(cancellationToken)).Contains("Orchestrator");
 
     /// <summary>Shows progress until the pipeline ends; exit code 0 when Done, 1 otherwise.</summary>
     public static async Task<int> WaitAsync(CliServices services, Guid pipelineId, CancellationToken cancellationToken,

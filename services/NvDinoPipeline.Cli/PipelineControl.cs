@@ -1,19 +1,18 @@
 using NvDinoPipeline.Hosting;
-using System.Text.Json;
 using MassTransit;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.State;
 
 namespace NvDinoPipeline.Cli;
 
 /// <summary>
-/// Sends start, cancel and resume to the orchestrator: on RabbitMQ through the broker; on the
-/// in-memory transport through the state database, which the embedded host reads.
+/// Sends start, cancel and resume to the orchestrator: on RabbitMQ through the broker; on the in-memory transport,
+/// which does not cross processes, as an outbox row in the state database, which the embedded host's relay delivers.
 /// </summary>
 public sealed class PipelineControl(IConfiguration configuration, ServiceProvider services)
 {
@@ -24,16 +23,8 @@ public sealed class PipelineControl(IConfiguration configuration, ServiceProvide
     {
         if (Transport == TransportKind.InMemory)
         {
-            await services.GetRequiredService<StateDatabase>().EnsureCreatedAsync(cancellationToken);
-            var contexts = services.GetRequiredService<IDbContextFactory<StateDbContext>>();
-            await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-            db.ControlRequests.Add(new ControlRequest
-            {
-                MessageType = typeof(T).FullName!,
-                Message = JsonSerializer.Serialize(message),
-                CreatedAt = DateTime.UtcNow,
-            });
-            await db.SaveChangesAsync(cancellationToken);
+            await services.GetRequiredService<OutboxStore>().AddAsync(
+                [OutboxMessage.Send(Queues.Orchestrator, message, PipelineIdOf(message), DateTime.UtcNow)], cancellationToken);
             return;
         }
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, Configuration = new ConfigurationManager() });
@@ -52,4 +43,12 @@ public sealed class PipelineControl(IConfiguration configuration, ServiceProvide
             await host.StopAsync(CancellationToken.None);
         }
     }
+
+    private static Guid? PipelineIdOf(object message) => message switch
+    {
+        StartPipeline start => start.PipelineId,
+        CancelPipeline cancel => cancel.PipelineId,
+        ResumePipeline resume => resume.PipelineId,
+        _ => null,
+    };
 }

@@ -1,9 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Microsoft.EntityFrameworkCore;
 using NvDinoPipeline.Contracts;
-using NvDinoPipeline.Orchestrator;
 using NvDinoPipeline.State;
 
 namespace NvDinoPipeline.Cli;
@@ -48,38 +46,21 @@ public sealed record PipelineView(
 }
 
 /// <summary>Reads pipelines from the state database: status, list and watch need no running host.</summary>
-public sealed class PipelineReader(IDbContextFactory<StateDbContext> contexts, StateDatabase database)
+public sealed class PipelineReader(PipelineStore pipelines, WorkerStore workers)
 {
-    /// <summary>A worker that has not beaten for this long is taken as gone.</summary>
-    private static readonly TimeSpan WorkerTimeout = TimeSpan.FromSeconds(45);
-
     public async Task<PipelineView?> ReadAsync(Guid pipelineId, CancellationToken cancellationToken)
     {
-        await database.EnsureCreatedAsync(cancellationToken);
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var pipeline = await db.Pipelines.AsNoTracking().SingleOrDefaultAsync(p => p.Id == pipelineId, cancellationToken);
-        if (pipeline is null)
+        if (await pipelines.ReadAsync(pipelineId, cancellationToken) is not { } found)
         {
             return null;
         }
-        var jobs = await db.Jobs.AsNoTracking().Where(j => j.PipelineId == pipelineId).ToListAsync(cancellationToken);
-        var since = DateTime.UtcNow - WorkerTimeout;
-        var served = (await db.Workers.AsNoTracking().Where(w => w.LastSeenAt > since).Select(w => w.Stages).ToListAsync(cancellationToken))
-            .SelectMany(s => s.Split(',')).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        return View(pipeline, jobs, served);
+        return View(found.Pipeline, found.Jobs, await workers.LiveStagesAsync(cancellationToken));
     }
 
-    public async Task<IReadOnlyList<PipelineView>> ListAsync(int limit, CancellationToken cancellationToken)
-    {
-        await database.EnsureCreatedAsync(cancellationToken);
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var pipelines = await db.Pipelines.AsNoTracking().OrderByDescending(p => p.CreatedAt).Take(limit).ToListAsync(cancellationToken);
-        var ids = pipelines.Select(p => p.Id).ToList();
-        var jobs = (await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.PipelineId)).ToListAsync(cancellationToken)).ToLookup(j => j.PipelineId);
-        return pipelines.Select(p => View(p, jobs[p.Id].ToList(), null)).ToList();
-    }
+    public async Task<IReadOnlyList<PipelineView>> ListAsync(int limit, CancellationToken cancellationToken) =>
+        (await pipelines.ListAsync(limit, cancellationToken)).Select(p => View(p.Pipeline, p.Jobs, null)).ToList();
 
-    private static PipelineView View(PipelineRecord pipeline, List<JobRecord> jobs, HashSet<string>? served)
+    private static PipelineView View(PipelineRecord pipeline, List<JobRecord> jobs, IReadOnlySet<string>? served)
     {
         var steps = PipelineStep.Deserialize(pipeline.Plan).Select(step =>
         {

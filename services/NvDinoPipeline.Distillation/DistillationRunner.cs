@@ -53,7 +53,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
                 $"lower dataset.batch_size to at most {images.Count}.");
         var iterations = (long)(images.Count / batchSize);
 
-        var resume = await JobCheckpoints.FindNewestAsync(store, jobFolder, checkpointDirectory, scratch, cancellationToken);
+        var resume = await JobCheckpoints.FindResumePointAsync(store, jobFolder, checkpointDirectory, scratch, command.PreviousAttempts, cancellationToken);
         var recipe = spec.Trainer.Trainer with { Device = string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device };
         if (resume is not null)
             recipe = recipe with { Seed = resume.State.Seed };
@@ -94,7 +94,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         }
 
         var metricsPath = Path.Combine(scratch, MetricsFileName);
-        await JobCheckpoints.PrepareMetricsFileAsync(store, jobFolder, metricsPath, trainer.Epoch, cancellationToken);
+        await JobCheckpoints.PrepareMetricsFileAsync(store, resume?.MetricsFolder ?? jobFolder, metricsPath, trainer.Epoch, cancellationToken);
         var progress = new TrainingProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
         await progress.ReportNowAsync(startMessage, cancellationToken);
 
@@ -113,7 +113,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
             var pump = progress.PumpAsync(settings.ProgressInterval, pumpStop.Token);
             try
             {
-                result = await Task.Factory.StartNew(() => loop.RunAsync(observer, cancellationToken), cancellationToken,
+                result = await Task.Factory.StartNew(() => loop.RunAsync(observer, cancellationToken, context.SaveOnStop), cancellationToken,
                     TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
             }
             catch (TrainingDivergedException exception)

@@ -82,13 +82,29 @@ public sealed record TensorRtBuild
 
     public string? ComputeCapability { get; init; }
 
+    /// <summary>SHA-256 of the serialised engine; the EP-context model records the same, and inference checks it.</summary>
+    public string? EngineSha256 { get; init; }
+
+    /// <summary>The EP-context model (<c>model_ctx.onnx</c>) through which ONNX Runtime's TensorRT provider loads this engine.</summary>
+    public string? EpContextModelUri { get; init; }
+
     public required string Trtexec { get; init; }
 
     public required IReadOnlyList<string> Arguments { get; init; }
 
     public required int WorkspaceMiB { get; init; }
 
+    /// <summary>The per-layer constraints the engine was built with.</summary>
     public required IReadOnlyList<string> LayersPrecision { get; init; }
+
+    /// <summary>True when <see cref="LayersPrecision"/> is fp16's default (LayerNormalization and Softmax in fp32), not the spec's list.</summary>
+    public bool LayersPrecisionDefault { get; init; }
+
+    /// <summary>int8: what carried the project's calibration into TensorRT (<c>qdq_model</c>: explicit quantisation).</summary>
+    public string? Int8Input { get; init; }
+
+    /// <summary>int8: the same ranges in TensorRT's calibration-cache format (for trtexec <c>--calib</c> or ONNX Runtime's native calibration table).</summary>
+    public string? Int8CalibrationCacheUri { get; init; }
 
     public required string TimingCacheUri { get; init; }
 

@@ -26,6 +26,12 @@ public sealed class InferenceOptions : IValidatableObject
     [Range(0, 64)]
     public int DeviceId { get; set; }
 
+    /// <summary>
+    /// Runs a TensorRT engine on a GPU of the same compute capability as the one it was built on but another model
+    /// (an A100-80GB for an engine built on an A100-40GB). Off: such an engine is refused, as TensorRT tuned it for the other model.
+    /// </summary>
+    public bool AllowEngineOnOtherGpuModel { get; set; }
+
     /// <summary>ONNX Runtime threads per operator; 0 lets ONNX Runtime use every core.</summary>
     [Range(0, 1024)]
     public int IntraOpThreads { get; set; }

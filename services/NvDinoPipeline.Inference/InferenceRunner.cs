@@ -102,6 +102,7 @@ public sealed class InferenceRunner(
             Target = command.Target,
             DeployArtifactUri = command.DeployArtifactUri.ToString(),
             ModelFile = Path.GetFileName(model.ModelPath),
+            TensorRtEngine = model.Engine,
             DatasetUri = command.DatasetUri.ToString(),
             InputKind = source.Kind,
             ExecutionProvider = model.ExecutionProvider.Name,
@@ -180,6 +181,9 @@ public sealed record InferenceSummary
     public required string DeployArtifactUri { get; init; }
 
     public required string ModelFile { get; init; }
+
+    /// <summary>The prebuilt engine that ran (its TensorRT version, GPU and precision), when the model is its EP-context model.</summary>
+    public NvDinoPipeline.Onnx.EpContext.TensorRtEngineContext? TensorRtEngine { get; init; }
 
     public required string DatasetUri { get; init; }
 

@@ -1,5 +1,6 @@
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting;
 using NvDinoPipeline.Inference.Online;
@@ -20,6 +21,7 @@ public static class InferenceWorkerExtensions
             .Bind(pipeline.Configuration.GetSection(InferenceOptions.SectionName))
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        pipeline.Services.TryAddSingleton<IInferenceHardware, NativeInferenceHardware>();
         pipeline.Services.AddSingleton<DeployedModelLoader>();
         pipeline.Services.AddSingleton<OnlineModels>();
         pipeline.AddBus(bus => bus.AddConsumer<EmbedImagesConsumer, EmbedImagesConsumerDefinition>());

@@ -1,16 +1,22 @@
 using MassTransit;
 using Microsoft.Extensions.Logging;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Specs;
+using NvDinoPipeline.State;
 using LogContext = Serilog.Context.LogContext;
 
 namespace NvDinoPipeline.Orchestrator;
 
-/// <summary>Feeds every pipeline command and stage event to the state machine, then acts on the transition.</summary>
+/// <summary>
+/// Feeds every pipeline command and stage event to the state machine, and saves the transition with the commands and
+/// events it implies (outbox) and the message it handled (inbox) in one transaction; then delivers them. A message
+/// handled before changes nothing.
+/// </summary>
 public sealed class PipelineConsumer(
     PipelineStateMachine machine,
-    PipelineRepository pipelines,
-    CommandDispatcher dispatcher,
+    PipelineStore pipelines,
+    IOutbox outbox,
     SpecLoader specs,
     ILogger<PipelineConsumer> logger) :
     IConsumer<StartPipeline>,
@@ -25,28 +31,38 @@ public sealed class PipelineConsumer(
     IConsumer<StageFailed>,
     IConsumer<StageCanceled>
 {
+    /// <summary>Who the inbox records as having handled a message: the orchestrator's queue.</summary>
+    public const string InboxName = Queues.Orchestrator;
+
+    /// <summary>The types of message this consumer handles, by full name.</summary>
+    public static IReadOnlyCollection<string> ConsumedTypes { get; } = typeof(PipelineConsumer).GetInterfaces()
+        .Where(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IConsumer<>))
+        .Select(i => i.GetGenericArguments()[0].FullName!)
+        .ToList();
+
     public async Task Consume(ConsumeContext<StartPipeline> context)
     {
         var start = context.Message;
         using var scope = LogContext.PushProperty("PipelineId", start.PipelineId);
         var problem = Check(start, out var spec);
-        var transition = await pipelines.CreateAsync(
-            () => problem is null
+        var change = await pipelines.CreateAsync(start.PipelineId, Handled(context), () =>
+        {
+            var (state, transition) = problem is null
                 ? machine.Start(start, spec!.Get<bool>("pipeline.stages.distill"), spec.Get<bool>("pipeline.stages.inference"))
-                : machine.Reject(start, problem),
-            start.PipelineId, context.CancellationToken);
-        if (transition is null)
+                : machine.Reject(start, problem);
+            return (state.Pipeline, state.Jobs, Messages(start.PipelineId, transition));
+        }, context.CancellationToken);
+        switch (change.Outcome)
         {
-            logger.LogInformation("Pipeline {PipelineId} was started before; sending its waiting jobs again", start.PipelineId);
-            transition = await pipelines.UpdateAsync(start.PipelineId,
-                state => new Transition(state.Jobs.Where(j => j.Status == JobStatus.Pending).ToList(), []), context.CancellationToken);
+            case ChangeOutcome.Applied:
+                logger.LogInformation("Pipeline {PipelineId} started: train {TrainData}, test {TestData}{Problem}", start.PipelineId,
+                    start.TrainDataUri, start.TestDataUri, problem is null ? "" : $"; rejected: {problem}");
+                break;
+            case ChangeOutcome.Missing:
+                logger.LogInformation("Pipeline {PipelineId} was started before; the request changes nothing", start.PipelineId);
+                break;
         }
-        else
-        {
-            logger.LogInformation("Pipeline {PipelineId} started: train {TrainData}, test {TestData}{Problem}", start.PipelineId,
-                start.TrainDataUri, start.TestDataUri, problem is null ? "" : $"; rejected: {problem}");
-        }
-        await ActAsync(context, transition);
+        await outbox.DeliverAsync(change.Outbox, context.CancellationToken);
     }
 
     /// <summary>What makes a start request impossible to run, checked before any stage is asked to work.</summary>
@@ -106,26 +122,40 @@ public sealed class PipelineConsumer(
     private async Task ApplyAsync(ConsumeContext context, Guid pipelineId, Func<PipelineState, Transition> change)
     {
         using var scope = LogContext.PushProperty("PipelineId", pipelineId);
-        var transition = await pipelines.UpdateAsync(pipelineId, change, context.CancellationToken);
-        if (transition is null)
+        var saved = await pipelines.UpdateAsync(pipelineId, Handled(context),
+            (pipeline, jobs) => Messages(pipelineId, change(new PipelineState(pipeline, jobs))), context.CancellationToken);
+        switch (saved.Outcome)
         {
-            logger.LogWarning("{MessageType} for unknown pipeline {PipelineId} ignored", context.SupportedMessageTypes.FirstOrDefault(), pipelineId);
-            return;
+            case ChangeOutcome.Missing:
+                logger.LogWarning("{MessageType} for unknown pipeline {PipelineId} ignored", context.SupportedMessageTypes.FirstOrDefault(), pipelineId);
+                return;
+            case ChangeOutcome.AlreadyHandled:
+                logger.LogInformation("{MessageType} {MessageId} of pipeline {PipelineId} was handled before; it changes nothing",
+                    context.SupportedMessageTypes.FirstOrDefault(), context.MessageId, pipelineId);
+                return;
         }
-        await ActAsync(context, transition);
+        await outbox.DeliverAsync(saved.Outbox, context.CancellationToken);
     }
 
-    private async Task ActAsync(ConsumeContext context, Transition? transition)
+    /// <summary>The transition's commands (each job's stored command, to its stage's queue) and events, as outbox rows.</summary>
+    private IReadOnlyList<OutboxMessage> Messages(Guid pipelineId, Transition transition)
     {
-        if (transition is null)
-        {
-            return;
-        }
-        await dispatcher.SendAsync(transition.Dispatch, context.CancellationToken);
         foreach (var message in transition.Publish)
         {
             logger.LogInformation("Pipeline event {Event}", message.GetType().Name);
-            await context.Publish(message, message.GetType(), context.CancellationToken);
         }
+        foreach (var job in transition.Dispatch)
+        {
+            logger.LogInformation("Sending {Command} for {Stage} job {JobId} (step {Step}, attempt {Attempt})",
+                job.CommandType[(job.CommandType.LastIndexOf('.') + 1)..], job.Stage, job.Id, job.Step, job.Attempt);
+        }
+        return
+        [
+            .. transition.Publish.Select(message => outbox.Publish(message, pipelineId)),
+            .. transition.Dispatch.Select(job => outbox.Send(Queues.ForStage(job.Stage), job.CommandType, job.Command, pipelineId)),
+        ];
     }
+
+    private static HandledMessage? Handled(ConsumeContext context) =>
+        context.MessageId is { } id ? new HandledMessage(id, InboxName) : null;
 }

@@ -1,6 +1,7 @@
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.State;
 
 namespace NvDinoPipeline.Orchestrator;
 
@@ -15,12 +16,14 @@ public sealed class PipelineConsumerDefinition : ConsumerDefinition<PipelineCons
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpointConfigurator,
         IConsumerConfigurator<PipelineConsumer> consumerConfigurator, IRegistrationContext context)
     {
-        // Two events of one pipeline handled at once: the loser of the version check reloads and tries again.
+        // Two events of one pipeline handled at once: the loser of the version check reloads and tries again. A state
+        // database that is away (restarting, locked) is waited for: every event is kept until it can be recorded.
         endpointConfigurator.UseMessageRetry(retry =>
         {
             retry.Handle<DbUpdateConcurrencyException>();
             retry.Handle<DbUpdateException>();
-            retry.Intervals(10, 50, 100, 250, 500, 1000, 2000);
+            retry.Handle<Exception>(StateFailures.IsTransient);
+            retry.Intervals(10, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 30000, 30000, 30000, 30000, 30000, 30000);
         });
     }
 }

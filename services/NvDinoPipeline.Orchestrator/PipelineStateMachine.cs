@@ -2,7 +2,7 @@ using System.Text.Json;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.State;
 using NvDinoPipeline.Storage;
-using static NvDinoPipeline.Orchestrator.PipelineStep;
+using static NvDinoPipeline.State.PipelineStep;
 
 namespace NvDinoPipeline.Orchestrator;
 
@@ -122,12 +122,8 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         }
         job.HandledAt ??= Now;
         job.UpdatedAt = Now;
-        if (redelivered)
-        {
-            // Seen before: the commands it led to may not have gone out, so send the waiting ones again.
-            return new Transition(state.Jobs.Where(j => j.Status == JobStatus.Pending).ToList(), []);
-        }
-        return Advance(state);
+        // Seen before (another message carrying the same completion): what it led to was saved with it the first time.
+        return redelivered ? Transition.None : Advance(state);
     }
 
     public Transition OnStageFailed(PipelineState state, StageFailed failed)
@@ -144,20 +140,21 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             job.CompletedAt = Now;
         }
         job.HandledAt ??= Now;
+        return state.Pipeline.Status == JobStatus.Running ? Fail(state, failed.Stage, failed.JobId, failed.Reason) : Transition.None;
+    }
+
+    private Transition Fail(PipelineState state, PipelineStage stage, Guid jobId, string reason)
+    {
         var pipeline = state.Pipeline;
-        if (pipeline.Status != JobStatus.Running)
-        {
-            return Transition.None;
-        }
         pipeline.Status = JobStatus.Error;
-        pipeline.FailedStage = failed.Stage;
-        pipeline.ErrorReason = failed.Reason;
+        pipeline.FailedStage = stage;
+        pipeline.ErrorReason = reason;
         pipeline.CompletedAt = Now;
         pipeline.UpdatedAt = Now;
-        CancelActiveJobs(state, $"pipeline failed in {failed.Stage}");
+        CancelActiveJobs(state, $"pipeline failed in {stage}");
         return new Transition([],
         [
-            new PipelineFailed { PipelineId = pipeline.Id, Stage = failed.Stage, JobId = failed.JobId, Reason = failed.Reason, FailedAt = clock.GetUtcNow() },
+            new PipelineFailed { PipelineId = pipeline.Id, Stage = stage, JobId = jobId, Reason = reason, FailedAt = clock.GetUtcNow() },
         ]);
     }
 
@@ -168,6 +165,10 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         {
             job.Status = JobStatus.Canceled;
             job.CompletedAt = Now;
+        }
+        if (job is not null)
+        {
+            job.HandledAt ??= Now;
         }
         return state.Pipeline.Status == JobStatus.Running
             ? Cancel(state, $"{canceled.Stage} job {canceled.JobId} was canceled")
@@ -203,9 +204,20 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         pipeline.CompletedAt = null;
         pipeline.UpdatedAt = Now;
         var from = state.Plan.First(step => !state.IsDone(step.Name)).Stage;
+        // The one place a step is attempted again: every step whose last attempt failed or was canceled.
+        var retried = new List<JobRecord>();
+        foreach (var step in state.Plan)
+        {
+            if (state.Latest(step.Name) is { Status: JobStatus.Error or JobStatus.Canceled } last && step.DependsOn.All(state.IsDone))
+            {
+                var job = NewJob(state, step, last.Attempt + 1);
+                state.Jobs.Add(job);
+                retried.Add(job);
+            }
+        }
         var advance = Advance(state);
         var resumed = new PipelineResumed { PipelineId = pipeline.Id, FromStage = from, ResumedAt = clock.GetUtcNow() };
-        return advance with { Publish = [resumed, .. advance.Publish] };
+        return new Transition([.. retried, .. advance.Dispatch], [resumed, .. advance.Publish]);
     }
 
     /// <summary>Starts every step whose inputs are ready; completes the pipeline when all are done.</summary>
@@ -216,21 +228,24 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         {
             return Transition.None;
         }
+        // A job its worker recorded as failed or canceled ends the pipeline, whichever message brought the orchestrator
+        // here first: the stage's own StageFailed may still be on its way behind another stage's completion.
+        if (state.Plan.Select(step => state.Latest(step.Name)).FirstOrDefault(j => j?.Status is JobStatus.Error or JobStatus.Canceled) is { } ended)
+        {
+            return ended.Status == JobStatus.Error
+                ? Fail(state, ended.Stage, ended.Id, ended.ErrorReason ?? $"{ended.Stage} job {ended.Id} failed")
+                : Cancel(state, $"{ended.Stage} job {ended.Id} was canceled");
+        }
         var dispatch = new List<JobRecord>();
         foreach (var step in state.Plan)
         {
-            var latest = state.Latest(step.Name);
-            if (latest?.Status is JobStatus.Done or JobStatus.Pending or JobStatus.Running)
+            // A step runs once per start or resume: only Resume makes a further attempt.
+            if (state.Latest(step.Name) is null && step.DependsOn.All(state.IsDone))
             {
-                continue;
+                var job = NewJob(state, step, 1);
+                state.Jobs.Add(job);
+                dispatch.Add(job);
             }
-            if (!step.DependsOn.All(state.IsDone))
-            {
-                continue;
-            }
-            var job = NewJob(state, step, (latest?.Attempt ?? 0) + 1);
-            state.Jobs.Add(job);
-            dispatch.Add(job);
         }
         pipeline.UpdatedAt = Now;
         if (!state.Plan.All(step => state.IsDone(step.Name)))
@@ -286,10 +301,13 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
     }
 
     /// <summary>Each stage's command, built from the outputs of the stages before it.</summary>
-    private static (Guid? Parent, IStageCommand Command) BuildCommand(PipelineState state, PipelineStep step, Guid jobId, Uri output)
+    private (Guid? Parent, IStageCommand Command) BuildCommand(PipelineState state, PipelineStep step, Guid jobId, Uri output)
     {
         var pipeline = state.Pipeline;
         var spec = pipeline.Spec;
+        // Earlier attempts' folders, newest first: a training or distillation attempt continues from their checkpoints.
+        IReadOnlyList<Uri> previous = state.Jobs.Where(j => j.Step == step.Name).OrderByDescending(j => j.Attempt)
+            .Select(j => artifacts.JobFolder(pipeline.Id, j.Id)).ToList();
         switch (step.Name)
         {
             case StageTrain or StageTest:
@@ -305,7 +323,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
                 return (staged.JobId, new TrainModel
                 {
                     PipelineId = pipeline.Id, JobId = jobId, ParentJobId = staged.JobId, Spec = spec, OutputUri = output,
-                    DatasetUri = staged.DatasetUri, ManifestUri = staged.ManifestUri,
+                    DatasetUri = staged.DatasetUri, ManifestUri = staged.ManifestUri, PreviousAttempts = previous,
                 });
             case Distill:
                 var trained = Output<TrainingCompleted>(state, Train);
@@ -314,6 +332,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
                 {
                     PipelineId = pipeline.Id, JobId = jobId, ParentJobId = trained.JobId, Spec = spec, OutputUri = output,
                     TeacherCheckpointUri = trained.CheckpointUri, DatasetUri = trainData.DatasetUri, ManifestUri = trainData.ManifestUri,
+                    PreviousAttempts = previous,
                 });
             case Export:
                 var validation = Output<DatasetStaged>(state, StageTrain).DatasetUri;

@@ -1,95 +1,85 @@
-using System.Text.Json;
 using MassTransit;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.State;
 
 namespace NvDinoPipeline.Orchestrator;
 
 /// <summary>
-/// Picks up after a process that stopped mid-pipeline when the transport kept nothing: at start-up, once the bus
-/// is ready, it sends the commands of jobs still waiting, and from then on it sends again the commands of jobs
-/// whose worker stopped renewing its claim or that have waited untouched for three recovery intervals, and the
-/// completions the orchestrator never handled.
+/// Rearms the jobs of dead workers, on every transport: a Running job whose lease ran out (its worker was killed, or
+/// lost the database for longer than the lease) goes back to Pending with its command sent again, in one transaction,
+/// so the next free worker continues it. The outbox guarantees every other message; only on the in-memory transport,
+/// whose queues die with the process, this process first gives back what a previous one held: the messages it had
+/// delivered to the orchestrator without the orchestrator recording them, and the commands of the jobs still waiting.
 /// </summary>
 public sealed class RecoveryService(
-    IDbContextFactory<StateDbContext> contexts,
+    JobStore jobs,
+    OutboxStore outboxStore,
+    IOutbox outbox,
     StateDatabase database,
-    IBus bus,
     IBusControl busControl,
     TimeProvider clock,
     IOptions<OrchestratorOptions> options,
-    ILogger<CommandDispatcher> dispatcherLogger,
+    IOptions<MessagingOptions> messaging,
+    IOptions<OutboxOptions> outboxOptions,
     ILogger<RecoveryService> logger) : BackgroundService
 {
-    private readonly CommandDispatcher _dispatcher = new(bus, dispatcherLogger);
-    private readonly Dictionary<Guid, DateTime> _resentAt = [];
-
-    private static readonly Dictionary<string, Type> CompletionTypes = typeof(IStageMessage).Assembly.GetTypes()
-        .Where(t => typeof(IStageMessage).IsAssignableFrom(t) && !t.IsInterface)
-        .ToDictionary(t => t.FullName!);
+    private readonly DateTime _startedAt = clock.GetUtcNow().UtcDateTime;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await database.EnsureCreatedAsync(stoppingToken);
         await busControl.WaitUntilReadyAsync(stoppingToken);
-        var first = true;
+        var restartRecovered = messaging.Value.Transport != TransportKind.InMemory;
         using var timer = new PeriodicTimer(options.Value.RecoveryInterval, clock);
         do
         {
             try
             {
-                await RecoverAsync(includePending: first, stoppingToken);
-                first = false;
+                if (!restartRecovered)
+                {
+                    await RecoverInMemoryRestartAsync(stoppingToken);
+                    restartRecovered = true;
+                }
+                await RearmAsync(stoppingToken);
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
             {
-                logger.LogWarning(exception, "Recovery pass failed; trying again later");
+                logger.LogWarning(exception, "Recovery pass failed; trying again at the next one");
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    public async Task RecoverAsync(bool includePending, CancellationToken cancellationToken)
+    /// <summary>Rearms every job whose lease ran out; returns how many.</summary>
+    public async Task<int> RearmAsync(CancellationToken cancellationToken)
+    {
+        var rearmed = await jobs.RearmExpiredAsync(
+            job => outbox.Send(Queues.ForStage(job.Stage), job.CommandType, job.Command, job.PipelineId), 100, cancellationToken);
+        foreach (var (job, _) in rearmed)
+        {
+            logger.LogWarning("{Stage} job {JobId} of pipeline {PipelineId} lost its worker {WorkerId} (lease ran out at {LeaseExpiresAt:O}); sent again",
+                job.Stage, job.Id, job.PipelineId, job.WorkerId, job.LeaseExpiresAt);
+        }
+        await outbox.DeliverAsync(rearmed.Select(r => r.Message).ToList(), cancellationToken);
+        return rearmed.Count;
+    }
+
+    private async Task RecoverInMemoryRestartAsync(CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
-        // A job left waiting this long with nothing touching it lost its command (for example, a worker handed it back
-        // while a predecessor process stopped, after the start-up pass had seen it running); a duplicate command is
-        // harmless, since only one claim of a job succeeds.
-        var stale = now - 3 * options.Value.RecoveryInterval;
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var running = db.Pipelines.Where(p => p.Status == JobStatus.Running).Select(p => p.Id);
-        var lost = await db.Jobs
-            .Where(j => running.Contains(j.PipelineId)
-                && ((j.Status == JobStatus.Pending && (includePending || j.UpdatedAt < stale))
-                    || (j.Status == JobStatus.Running && j.LeaseExpiresAt < now)))
-            .ToListAsync(cancellationToken);
-        // A job still waiting is sent again at most once per such period, not on every pass.
-        lost.RemoveAll(j => j.Status == JobStatus.Pending && !includePending && _resentAt.TryGetValue(j.Id, out var resent) && resent >= stale);
-        foreach (var id in _resentAt.Where(p => p.Value < stale).Select(p => p.Key).ToList())
-            _resentAt.Remove(id);
-        foreach (var job in lost)
-            _resentAt[job.Id] = now;
-        if (lost.Count > 0)
+        var redelivered = await outboxStore.RedeliverUnhandledAsync(PipelineConsumer.InboxName, Queues.Orchestrator, PipelineConsumer.ConsumedTypes,
+            now - outboxOptions.Value.Retention, _startedAt, cancellationToken);
+        var waiting = await jobs.PendingOfRunningPipelinesAsync(_startedAt, cancellationToken);
+        await outboxStore.AddAsync(waiting.Select(job => OutboxMessage.Send(Queues.ForStage(job.Stage), job.CommandType, job.Command, job.PipelineId, now))
+            .ToList(), cancellationToken);
+        if (redelivered + waiting.Count > 0)
         {
-            logger.LogInformation("Sending again the commands of {Count} waiting or abandoned jobs", lost.Count);
-            await _dispatcher.SendAsync(lost, cancellationToken);
-        }
-        var unhandled = await db.Jobs
-            .Where(j => running.Contains(j.PipelineId) && j.Status == JobStatus.Done && j.HandledAt == null && j.Completion != null)
-            .ToListAsync(cancellationToken);
-        foreach (var job in unhandled)
-        {
-            if (CompletionTypes.TryGetValue(job.CompletionType ?? "", out var type)
-                && JsonSerializer.Deserialize(job.Completion!, type) is { } completion)
-            {
-                logger.LogInformation("Publishing again the unhandled completion of {Stage} job {JobId}", job.Stage, job.Id);
-                await bus.Publish(completion, type, cancellationToken);
-            }
+            logger.LogInformation(
+                "Picking up after the previous process: {Redelivered} messages it delivered to the orchestrator without their being handled, and the commands of {Waiting} waiting jobs, go out again",
+                redelivered, waiting.Count);
         }
     }
 }

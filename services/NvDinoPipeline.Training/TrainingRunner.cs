@@ -49,7 +49,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
                 $"lower dataset.batch_size to at most {images.Count}.");
         var iterations = (long)(images.Count / batchSize);
 
-        var resume = await FindResumeCheckpointAsync(jobFolder, checkpointDirectory, spec, scratch, cancellationToken);
+        var resume = await FindResumeCheckpointAsync(jobFolder, checkpointDirectory, spec, scratch, command.PreviousAttempts, cancellationToken);
         var trainerOptions = spec.Trainer with { Device = string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device };
         if (resume is not null)
             trainerOptions = trainerOptions with { Seed = resume.State.Seed };
@@ -74,7 +74,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         }
 
         var metricsPath = Path.Combine(scratch, MetricsFileName);
-        await JobCheckpoints.PrepareMetricsFileAsync(store, jobFolder, metricsPath, trainer.Epoch, cancellationToken);
+        await JobCheckpoints.PrepareMetricsFileAsync(store, resume?.MetricsFolder ?? jobFolder, metricsPath, trainer.Epoch, cancellationToken);
         var progress = new TrainingProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
         await progress.ReportNowAsync(startMessage, cancellationToken);
 
@@ -93,7 +93,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
             var pump = progress.PumpAsync(settings.ProgressInterval, pumpStop.Token);
             try
             {
-                result = await Task.Factory.StartNew(() => loop.RunAsync(observer, cancellationToken), cancellationToken,
+                result = await Task.Factory.StartNew(() => loop.RunAsync(observer, cancellationToken, context.SaveOnStop), cancellationToken,
                     TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
             }
             catch (TrainingDivergedException exception)
@@ -160,12 +160,14 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
     }
 
     /// <summary>
-    /// The newest checkpoint of this job (its scratch copy or the uploaded ones), else <c>train.resume_training_checkpoint_path</c>.
-    /// A restart of the job continues its own run even when the spec names another checkpoint to start from.
+    /// The newest checkpoint of this job (its scratch copy or the uploaded ones), else of an earlier attempt of its step
+    /// (a resumed pipeline), else <c>train.resume_training_checkpoint_path</c>. A restart of the job, or a new attempt,
+    /// continues the run that was stopped even when the spec names another checkpoint to start from.
     /// </summary>
-    private async Task<ResumePoint?> FindResumeCheckpointAsync(Uri jobFolder, string checkpointDirectory, TrainingSpec spec, string scratch, CancellationToken cancellationToken)
+    private async Task<ResumePoint?> FindResumeCheckpointAsync(Uri jobFolder, string checkpointDirectory, TrainingSpec spec, string scratch,
+        IReadOnlyList<Uri> previousAttempts, CancellationToken cancellationToken)
     {
-        var best = await JobCheckpoints.FindNewestAsync(store, jobFolder, checkpointDirectory, scratch, cancellationToken);
+        var best = await JobCheckpoints.FindResumePointAsync(store, jobFolder, checkpointDirectory, scratch, previousAttempts, cancellationToken);
         if (best is not null || spec.ResumeCheckpointPath is not { } configured)
             return best;
 

@@ -1,7 +1,12 @@
+using System.Security.Cryptography;
 using NvDinoPipeline.Deployment;
 using NvDinoPipeline.EngineGeneration.Tests.Support;
 using NvDinoPipeline.Hosting.Workers;
+using NvDinoPipeline.Onnx;
+using NvDinoPipeline.Onnx.EpContext;
+using NvDinoPipeline.Quantization;
 using NvDinoPipeline.Storage;
+using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.EngineGeneration.Tests;
 
@@ -83,10 +88,109 @@ public sealed class TensorRtTargetTests
         Assert.True(manifest.Fidelity.MinCosine > 0.9999, manifest.Fidelity.ToString());
         Assert.Contains("--verbose", (await bed.ReadTextAsync(command.OutputUri.Append("trtexec_build.log"))).Split(' ', '\n'));
 
-        // The engine's ONNX model travels with it, for ONNX Runtime's TensorRT provider on inference hosts.
+        // model.json names the EP-context model, through which ONNX Runtime's TensorRT provider loads this very engine.
         var metadata = ModelMetadata.FromJson(await bed.ReadTextAsync(done.ModelMetadataUri), "model.json");
-        Assert.Equal("model.onnx", metadata.OnnxFile);
+        Assert.Equal("model_ctx.onnx", metadata.OnnxFile);
+        var contextPath = command.OutputUri.Append("model_ctx.onnx").LocalPath;
+        OnnxChecker.AssertValid(contextPath);
+        var context = EpContextModel.Read(OnnxModelReader.Load(contextPath), contextPath)!;
+        var engine = await bed.Store.GetInfoAsync(done.ArtifactUri, CancellationToken.None);
+        Assert.Equal(new TensorRtEngineContext
+        {
+            EngineFile = "model.engine",
+            EngineSha256 = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(done.ArtifactUri.LocalPath))),
+            SourceOnnxFile = "model.onnx",
+            TensorRtVersion = "10.3.0",
+            Gpu = "NVIDIA A100-SXM4-40GB",
+            ComputeCapability = "8.0",
+            Precision = "fp16",
+        }, context);
+        Assert.Equal(engine!.Sha256, context.EngineSha256);
+        Assert.Equal((context.EngineSha256, command.OutputUri.Append("model_ctx.onnx").AbsoluteUri), (manifest.TensorRt.EngineSha256, manifest.TensorRt.EpContextModelUri));
+        // The ONNX model it was built from travels with it, for inference asked to run without TensorRT.
         Assert.NotNull(await bed.Store.GetInfoAsync(command.OutputUri.Append("model.onnx"), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Fp16_keeps_every_layernorm_and_softmax_in_fp32_when_the_spec_lists_no_layers()
+    {
+        var (bed, embedding) = await SamePictureBedAsync();
+        using var _ = bed;
+        var fake = Install(bed, TrtexecBehaviour.Succeeds, embedding);
+        var command = bed.Command("pipeline.deploy.target=tensorrt", "gen_trt_engine.tensorrt.data_type=fp16");
+
+        await bed.RunAsync(command);
+
+        var expected = TinyVit.Build().Graph!.Node.Where(n => n.OpType is "LayerNormalization" or "Softmax").Select(n => $"{n.Name}:fp32").ToList();
+        Assert.Equal(3 * 3 + 1, expected.Count); // 3 blocks of 2 LayerNorms and a Softmax, and the final norm
+        var build = fake.Runs[0].Split(' ');
+        Assert.Equal(expected, build.Single(a => a.StartsWith("--layerPrecisions=", StringComparison.Ordinal))["--layerPrecisions=".Length..].Split(','));
+        Assert.Contains("--precisionConstraints=obey", build);
+        var manifest = await bed.ManifestAsync(command.OutputUri);
+        Assert.True(manifest.TensorRt!.LayersPrecisionDefault);
+        Assert.Equal(expected, manifest.TensorRt.LayersPrecision);
+    }
+
+    [Fact]
+    public async Task Fp32_gets_no_layer_constraints_by_default()
+    {
+        var (bed, embedding) = await SamePictureBedAsync();
+        using var _ = bed;
+        var fake = Install(bed, TrtexecBehaviour.Succeeds, embedding);
+
+        await bed.RunAsync(bed.Command("pipeline.deploy.target=tensorrt"));
+
+        Assert.DoesNotContain(fake.Runs[0].Split(' '), a => a.StartsWith("--layerPrecisions", StringComparison.Ordinal) || a.StartsWith("--precisionConstraints", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_engine_placed_elsewhere_by_trt_engine_is_the_one_the_ep_context_model_names()
+    {
+        var (bed, embedding) = await SamePictureBedAsync();
+        using var _ = bed;
+        Install(bed, TrtexecBehaviour.Succeeds, embedding);
+        var elsewhere = new Uri(bed.Temp.Combine("engines", "a100 vit.plan"));
+        var command = bed.Command("pipeline.deploy.target=tensorrt", $"gen_trt_engine.trt_engine={elsewhere.AbsoluteUri}");
+
+        var result = await bed.RunAsync(command);
+
+        Assert.Equal(elsewhere, result.Completed.ArtifactUri);
+        var contextPath = command.OutputUri.Append("model_ctx.onnx").LocalPath;
+        var context = EpContextModel.Read(OnnxModelReader.Load(contextPath), contextPath)!;
+        Assert.Equal("a100 vit.plan", context.EngineFile);
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(elsewhere.LocalPath))), context.EngineSha256);
+    }
+
+    [Fact]
+    public async Task Onnx_runtime_reads_the_ep_context_model_and_only_lacks_the_tensorrt_provider_to_run_it()
+    {
+        var (bed, embedding) = await SamePictureBedAsync();
+        using var _ = bed;
+        Install(bed, TrtexecBehaviour.Succeeds, embedding);
+        var command = bed.Command("pipeline.deploy.target=tensorrt");
+
+        await bed.RunAsync(command);
+
+        // ONNX Runtime loads the graph, checks the node against its EPContext schema and reads which provider the
+        // context is for; the CPU build then has none to give it to (GPU builds hand it to the TensorRT provider).
+        var error = Assert.Throws<Microsoft.ML.OnnxRuntime.OnnxRuntimeException>(() =>
+            new Microsoft.ML.OnnxRuntime.InferenceSession(command.OutputUri.Append("model_ctx.onnx").LocalPath).Dispose());
+        Assert.Contains("EPContext node generated by 'TensorrtExecutionProvider' is not compatible with any execution provider added to the session", error.Message);
+    }
+
+    [Fact]
+    public async Task A_trtexec_that_does_not_report_its_tensorrt_and_gpu_fails_the_job_saying_so()
+    {
+        var (bed, embedding) = await SamePictureBedAsync();
+        using var _ = bed;
+        Install(bed, TrtexecBehaviour.SilentAboutHost, embedding);
+        var command = bed.Command("pipeline.deploy.target=tensorrt");
+
+        var error = await Assert.ThrowsAsync<StageInputException>(() => bed.RunAsync(command));
+
+        Assert.Contains("does not say which TensorRT and GPU built the engine", error.Message);
+        Assert.Contains(command.OutputUri.Append("trtexec_build.log").ToString(), error.Message);
+        Assert.Null(await bed.Store.GetInfoAsync(command.OutputUri.Append("model.engine"), CancellationToken.None));
     }
 
     [Fact]
@@ -132,10 +236,19 @@ public sealed class TensorRtTargetTests
         Assert.Contains("--int8", build);
         Assert.DoesNotContain("--fp16", build);
         Assert.Contains(build, a => a.StartsWith("--onnx=", StringComparison.Ordinal) && a.EndsWith("model.int8.onnx", StringComparison.Ordinal));
-        var metadata = ModelMetadata.FromJson(await bed.ReadTextAsync(result.Completed.ModelMetadataUri), "model.json");
-        Assert.Equal("model.int8.onnx", metadata.OnnxFile);
+        var contextPath = command.OutputUri.Append("model_ctx.onnx").LocalPath;
+        Assert.Equal("model.int8.onnx", EpContextModel.Read(OnnxModelReader.Load(contextPath), contextPath)!.SourceOnnxFile);
         Assert.True(result.Artifacts.ContainsKey("calibration_cache"));
-        Assert.Equal("int8", (await bed.ManifestAsync(command.OutputUri)).Precision);
+        var manifest = await bed.ManifestAsync(command.OutputUri);
+        Assert.Equal(("int8", "qdq_model"), (manifest.Precision, manifest.TensorRt!.Int8Input));
+
+        // The same ranges in TensorRT's calibration-cache format, headed with the version that built the engine.
+        var table = CalibrationTable.FromJson(await bed.ReadTextAsync(command.OutputUri.Append("calibration.json")), "calibration.json");
+        var cacheUri = command.OutputUri.Append("calibration.cache");
+        Assert.Equal(cacheUri.AbsoluteUri, manifest.TensorRt.Int8CalibrationCacheUri);
+        var (version, calibrator, scales) = TensorRtCalibrationCache.Parse(await bed.ReadTextAsync(cacheUri), "calibration.cache");
+        Assert.Equal((100300L, "EntropyCalibration2"), (version, calibrator));
+        Assert.Equal(table.Tensors.ToDictionary(t => t.Key, t => t.Value.Scale), scales);
     }
 
     [Fact]

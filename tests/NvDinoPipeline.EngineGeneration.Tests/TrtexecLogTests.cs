@@ -10,7 +10,7 @@ public sealed class TrtexecLogTests
     [InlineData(100300, "10.3.0")]
     [InlineData(101300, "10.13.0")]
     public void Decodes_the_version_in_trtexecs_banner(long encoded, string version) =>
-        Assert.Equal(version, TrtexecLog.DecodeVersion(encoded));
+        Assert.Equal(version, NvDinoPipeline.Onnx.EpContext.TensorRtVersion.Decode(encoded));
 
     [Fact]
     public void Reads_tensorrt_version_gpu_and_compute_capability_from_a_build_log()

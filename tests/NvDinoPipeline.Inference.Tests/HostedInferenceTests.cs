@@ -8,6 +8,7 @@ using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Inference.Output;
 using NvDinoPipeline.Inference.Tests.Support;
 using NvDinoPipeline.Orchestrator;
+using NvDinoPipeline.State;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Inference.Tests;

@@ -1,5 +1,8 @@
+using Microsoft.Extensions.DependencyInjection;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Specs;
+using NvDinoPipeline.State;
 using NvDinoPipeline.Testing;
 using static NvDinoPipeline.Orchestrator.Tests.TestPipelineHosts;
 
@@ -159,7 +162,7 @@ public sealed class PipelineStateMachineTests : IDisposable
     }
 
     [Fact]
-    public async Task A_job_handed_back_after_the_start_up_recovery_pass_is_sent_again_once_it_has_waited_untouched()
+    public async Task A_job_a_predecessor_hands_back_late_is_continued_by_the_next_host_with_the_command_saved_with_the_hand_back()
     {
         var settings = EmbeddedSettings(_folder.Path);
         var first = new StandIns();
@@ -172,17 +175,22 @@ public sealed class PipelineStateMachineTests : IDisposable
             await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running));
             await host.StopAsync();
         }
-        // The start-up pass of the next host sees the training job still claimed by the stopped one ...
+        // The next host starts while the training job is still claimed by a predecessor that has not finished stopping ...
         var (_, before) = await ReadAsync(settings, start.PipelineId);
-        var train = before.Job("train").Id;
-        await UpdateJobAsync(settings, train, JobStatus.Running, leaseExpiresAt: DateTime.UtcNow.AddHours(1));
+        var train = before.Job("train");
+        const string predecessor = "predecessor/1/0000";
+        await UpdateJobAsync(settings, train.Id, JobStatus.Running, leaseExpiresAt: DateTime.UtcNow.AddHours(1), workerId: predecessor);
 
         var second = new StandIns();
         using var restarted = Build(settings, p => p.AddOrchestrator().AddStandInWorkers(second));
         await restarted.StartAsync();
         await Task.Delay(TimeSpan.FromSeconds(1.5));
-        // ... and only then is it handed back, as a late hand-back would leave it: waiting, with no command on its way.
-        await UpdateJobAsync(settings, train, JobStatus.Pending, leaseExpiresAt: null);
+        Assert.Equal(0, second.RunsOf("training"));
+        // ... which then hands the job back, saving its command for its own relay, and dies before delivering it.
+        var command = OutboxMessage.Send(Queues.TrainModel, train.CommandType, train.Command, start.PipelineId, DateTime.UtcNow);
+        command.LockedBy = predecessor;
+        command.LockedUntil = DateTime.UtcNow.AddSeconds(2);
+        Assert.True(await restarted.Services.GetRequiredService<JobStore>().ReleaseAsync(train.Id, predecessor, [command], CancellationToken.None));
 
         await WaitForAsync(restarted, start.PipelineId, (p, _) => p.Status == JobStatus.Done, TimeSpan.FromSeconds(30));
         Assert.Equal(1, second.RunsOf("training"));

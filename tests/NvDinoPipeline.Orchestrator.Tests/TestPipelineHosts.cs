@@ -24,7 +24,7 @@ public static class TestPipelineHosts
         ["Workers:ScratchDirectory"] = Path.Combine(folder, "scratch"),
         ["Workers:ProgressInterval"] = "00:00:00.050",
         ["Orchestrator:RecoveryInterval"] = "00:00:01",
-        ["Orchestrator:ControlPollInterval"] = "00:00:00.050",
+        ["Outbox:PollInterval"] = "00:00:00.050",
     };
 
     public static IHost Build(IDictionary<string, string?> settings, Action<PipelineHostBuilder> configure)
@@ -75,12 +75,14 @@ public static class TestPipelineHosts
     }
 
     /// <summary>Sets a job's status and lease directly, as another process would have left them.</summary>
-    public static async Task UpdateJobAsync(IDictionary<string, string?> settings, Guid jobId, JobStatus status, DateTime? leaseExpiresAt)
+    public static async Task UpdateJobAsync(IDictionary<string, string?> settings, Guid jobId, JobStatus status, DateTime? leaseExpiresAt,
+        string? workerId = null)
     {
         await using var db = OpenState(settings);
         await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
             .SetProperty(j => j.Status, status)
             .SetProperty(j => j.LeaseExpiresAt, leaseExpiresAt)
+            .SetProperty(j => j.WorkerId, j => workerId ?? j.WorkerId)
             .SetProperty(j => j.UpdatedAt, DateTime.UtcNow));
     }
 

@@ -61,6 +61,64 @@ public sealed class TrainingLoopTests
     }
 
     [Fact]
+    public async Task A_stopped_run_given_time_to_save_checkpoints_the_step_it_stopped_at_and_resuming_it_repeats_the_uninterrupted_losses()
+    {
+        using var folder = new TempDirectory("nvdino-loop-stop");
+        var options = TinyTraining.Trainer(epochs: 3);
+        var images = TinyTraining.Images(12);
+        var data = TinyTraining.Data(workers: 2);
+        var uninterrupted = new Recorder();
+        using (var trainer = new SslTrainer(options, 3))
+        {
+            await new TrainingLoop(trainer, new SslBatchLoader(images, data, options.Seed),
+                new TrainingLoopOptions { CheckpointDirectory = folder.Combine("a") }).RunAsync(uninterrupted, CancellationToken.None);
+        }
+
+        // Stopped during epoch 2, one step after the checkpoint of epoch 1, with time left to save.
+        using var cancel = new CancellationTokenSource();
+        using var saveWindow = new CancellationTokenSource();
+        var stopped = new Recorder { CancelAfterSteps = 4, Cancel = cancel };
+        var directory = folder.Combine("b");
+        using (var trainer = new SslTrainer(options, 3))
+        {
+            var loop = new TrainingLoop(trainer, new SslBatchLoader(images, data, options.Seed), new TrainingLoopOptions { CheckpointDirectory = directory });
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => loop.RunAsync(stopped, cancel.Token, saveWindow.Token));
+        }
+        Assert.Equal([1L * 3, 4], stopped.Checkpoints.Select(c => c.Step));
+        var kept = Assert.Single(Directory.GetFiles(directory, "*.ckpt"));
+        Assert.Equal("epoch_001_step_0000004.ckpt", Path.GetFileName(kept));
+
+        var resumed = new Recorder();
+        using (var trainer = new SslTrainer(options, 3))
+        {
+            trainer.LoadCheckpoint(kept);
+            var result = await new TrainingLoop(trainer, new SslBatchLoader(images, data, options.Seed),
+                new TrainingLoopOptions { CheckpointDirectory = directory }).RunAsync(resumed, CancellationToken.None);
+            Assert.Equal(5, result.StepsTaken);
+        }
+        Assert.Equal([4L, 5, 6, 7, 8], resumed.Steps.Select(s => s.Step));
+        foreach (var step in resumed.Steps)
+        {
+            var expected = uninterrupted.Steps.Single(s => s.Step == step.Step);
+            Assert.Equal(expected[TrainingMetrics.Loss], step[TrainingMetrics.Loss], 5);
+            Assert.Equal(expected[TrainingMetrics.DinoLocalLoss], step[TrainingMetrics.DinoLocalLoss], 5);
+        }
+
+        // A run whose save window is already over (its claim was lost) writes nothing more.
+        using var lostCancel = new CancellationTokenSource();
+        using var closed = new CancellationTokenSource();
+        await closed.CancelAsync();
+        var lostDirectory = folder.Combine("c");
+        using (var trainer = new SslTrainer(options, 3))
+        {
+            var loop = new TrainingLoop(trainer, new SslBatchLoader(images, data, options.Seed), new TrainingLoopOptions { CheckpointDirectory = lostDirectory });
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+                loop.RunAsync(new Recorder { CancelAfterSteps = 4, Cancel = lostCancel }, lostCancel.Token, closed.Token));
+        }
+        Assert.Equal(["epoch_001.ckpt"], Directory.GetFiles(lostDirectory, "*.ckpt").Select(Path.GetFileName));
+    }
+
+    [Fact]
     public async Task Timed_checkpoints_within_an_epoch_resume_step_for_step()
     {
         using var folder = new TempDirectory("nvdino-loop-timed");

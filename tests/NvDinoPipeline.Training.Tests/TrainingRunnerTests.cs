@@ -110,6 +110,37 @@ public sealed class TrainingRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_stopped_attempt_saves_where_it_stopped_and_the_next_attempt_of_a_resumed_pipeline_continues_from_there()
+    {
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(12));
+        var first = NewJob(dataset, TinyTraining.Spec("train.num_epochs=3"));
+        using var stop = new CancellationTokenSource();
+        using var saveWindow = new CancellationTokenSource();
+        first.OnReport = report =>
+        {
+            if (report.Metrics is { } metrics && metrics.TryGetValue(TrainingMetrics.Step, out var step) && step >= 4)
+                stop.Cancel();
+        };
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            Runner().RunAsync(first.Command, first.Context("scratch-a", saveWindow.Token), stop.Token));
+        var stoppedAt = StoredCheckpoints.Newest(await StoredCheckpoints.ListAsync(store, first.Output.Append("checkpoints/"), CancellationToken.None))!;
+        var stoppedStep = stoppedAt.Step ?? stoppedAt.Epoch * 3L;
+        Assert.InRange(stoppedStep, 4, 8);
+
+        // Resume makes a new attempt, a new job in a new folder, that knows the folders of the attempts before it.
+        var second = NewJob(dataset, TinyTraining.Spec("train.num_epochs=3"), previousAttempts: [first.Output]);
+        var result = await Runner().RunAsync(second.Command, second.Context("scratch-b"), CancellationToken.None);
+
+        Assert.Contains(second.Reports, r => r.Message!.Contains($"resuming the checkpoint {stoppedAt.Uri} of an earlier attempt", StringComparison.Ordinal)
+            && r.Message.Contains($"(step {stoppedStep} of 9)", StringComparison.Ordinal));
+        Assert.Equal(9 - stoppedStep, result.Completed.Metrics["steps_this_attempt"]);
+        Assert.Equal(3, result.Completed.Epochs);
+        Assert.StartsWith(second.Output.AbsoluteUri, result.Completed.CheckpointUri.AbsoluteUri, StringComparison.Ordinal);
+        var metrics = File.ReadAllLines(await store.GetLocalPathAsync(second.Output.Append("metrics.jsonl"), folder.Path, CancellationToken.None));
+        Assert.Equal(3, metrics.Length);
+    }
+
+    [Fact]
     public async Task A_batch_larger_than_the_dataset_fails_naming_the_batch_size()
     {
         var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(3));
@@ -161,7 +192,7 @@ public sealed class TrainingRunnerTests : IDisposable
         return [.. names.Order(StringComparer.Ordinal)];
     }
 
-    private TestJob NewJob(Uri dataset, ResolvedSpec spec)
+    private TestJob NewJob(Uri dataset, ResolvedSpec spec, IReadOnlyList<Uri>? previousAttempts = null)
     {
         var pipelineId = Guid.NewGuid();
         var jobId = Guid.NewGuid();
@@ -175,6 +206,7 @@ public sealed class TrainingRunnerTests : IDisposable
             OutputUri = output,
             DatasetUri = dataset,
             ManifestUri = new Uri(dataset, "../manifest.jsonl"),
+            PreviousAttempts = previousAttempts ?? [],
         };
         return new TestJob(command, spec, output, folder);
     }
@@ -189,7 +221,7 @@ public sealed class TrainingRunnerTests : IDisposable
 
         public Action<StageProgress>? OnReport { get; set; }
 
-        public StageContext Context(string scratch)
+        public StageContext Context(string scratch, CancellationToken saveOnStop = default)
         {
             var path = folder.Combine(scratch);
             Directory.CreateDirectory(path);
@@ -198,7 +230,7 @@ public sealed class TrainingRunnerTests : IDisposable
                 Reports.Enqueue(progress);
                 OnReport?.Invoke(progress);
                 return Task.CompletedTask;
-            });
+            }, saveOnStop);
         }
     }
 }

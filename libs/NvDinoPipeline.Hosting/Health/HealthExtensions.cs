@@ -11,8 +11,7 @@ public static class HealthExtensions
 {
     /// <summary>
     /// Health and readiness endpoints (section <c>Health</c>, off unless <c>Health:Port</c> is set), the
-    /// time a stopping process is given to hand its jobs back (section <c>Shutdown</c>), and the hand-back
-    /// of the messages it was handling to their queues. Call it before the bus is added, so the endpoints
+    /// time a stopping process is given to hand its jobs back (section <c>Shutdown</c>). Call it before the bus is added, so the endpoints
     /// answer while the rest starts and keep answering while it stops.
     /// </summary>
     public static IHostApplicationBuilder AddPipelineHealth(this IHostApplicationBuilder builder)
@@ -33,7 +32,6 @@ public static class HealthExtensions
         services.AddHealthChecks()
             .AddCheck<StateDatabaseHealthCheck>(StateDatabaseHealthCheck.Name, tags: [HealthTags.Ready], timeout: timeout);
         services.AddHostedService<HealthEndpoint>();
-        services.AddSingleton<IConfigureReceiveEndpoint, HandBackOnShutdown>();
         return builder;
     }
 

@@ -21,13 +21,16 @@ public sealed class MessagingOptions : IValidatableObject
     [Range(1, 1000)]
     public int PrefetchCount { get; set; } = 16;
 
-    /// <summary>Redeliveries of a message that failed with a transient fault before it counts as failed.</summary>
-    [Range(0, 20)]
-    public int RetryLimit { get; set; } = 3;
+    /// <summary>
+    /// Redeliveries of a message that failed with a transient fault (broker, store or state database away) before it
+    /// counts as failed; with the default intervals they span about four minutes.
+    /// </summary>
+    [Range(0, 50)]
+    public int RetryLimit { get; set; } = 8;
 
     public TimeSpan RetryInitialInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    public TimeSpan RetryMaxInterval { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan RetryMaxInterval { get; set; } = TimeSpan.FromSeconds(60);
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {

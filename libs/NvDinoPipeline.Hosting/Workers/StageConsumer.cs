@@ -5,6 +5,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Health;
+using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.State;
 using NvDinoPipeline.Storage;
@@ -13,23 +15,33 @@ using LogContext = Serilog.Context.LogContext;
 namespace NvDinoPipeline.Hosting.Workers;
 
 /// <summary>
-/// Runs one job of a stage: records and claims it, keeps the claim alive, watches for cancel, then
-/// completes, fails or hands it back. Delivery is at-least-once, so a command for a job that is
-/// already Done publishes the stored completion again instead of running the stage twice.
+/// Runs one job of a stage: records and claims it, keeps the claim alive, watches for cancel, then completes, fails
+/// or hands it back, each together with the event others must hear (through the outbox). Delivery is at-least-once:
+/// a command for a job that is finished, or held by a live claim, changes nothing; a job whose worker died is
+/// rearmed by the orchestrator's recovery once its lease runs out. The run does not depend on the broker delivery
+/// that started it: a broker that drops the channel (a restart, its consumer timeout) does not stop the job.
 /// </summary>
 public sealed class StageConsumer<TCommand, TCompleted>(
     IServiceScopeFactory scopes,
     JobStore jobs,
+    IOutbox outbox,
+    IBus bus,
     WorkerIdentity worker,
     StageDescriptor<TCommand> descriptor,
     IOptions<StateOptions> stateOptions,
     IOptions<WorkerOptions> workerOptions,
+    IOptions<ShutdownOptions> shutdownOptions,
     IHostApplicationLifetime lifetime,
     TimeProvider clock,
     ILogger<StageConsumer<TCommand, TCompleted>> logger) : IConsumer<TCommand>
     where TCommand : class, IStageCommand
     where TCompleted : class, IStageMessage
 {
+    /// <summary>How long finishing writes (done, failed, handed back) wait for a database that is away.</summary>
+    private static readonly TimeSpan FinishPatience = TimeSpan.FromMinutes(5);
+
+    private readonly StateResilience _resilience = new(logger, FinishPatience);
+
     public async Task Consume(ConsumeContext<TCommand> context)
     {
         var command = context.Message;
@@ -46,25 +58,14 @@ public sealed class StageConsumer<TCommand, TCompleted>(
             job = await jobs.FindAsync(command.JobId, token)
                 ?? throw new InvalidOperationException($"Job {command.JobId} vanished from the state database.");
         }
-        switch (job.Status)
+        if (job.Status is JobStatus.Done or JobStatus.Error or JobStatus.Canceled)
         {
-            case JobStatus.Done:
-                logger.LogInformation("{Stage} job {JobId} is already done; publishing its completion again", stage, job.Id);
-                await PublishStoredCompletionAsync(context, job);
-                return;
-            case JobStatus.Error or JobStatus.Canceled:
-                logger.LogInformation("{Stage} job {JobId} is {Status}; not running it", stage, job.Id, job.Status);
-                return;
+            logger.LogInformation("{Stage} job {JobId} is {Status} already; the command changes nothing", stage, job.Id, job.Status);
+            return;
         }
 
         var lease = stateOptions.Value.JobLease;
-        if (!await jobs.TryClaimAsync(job.Id, worker.Id, lease, token))
-        {
-            logger.LogInformation("{Stage} job {JobId} is held by another live worker; leaving it there", stage, job.Id);
-            return;
-        }
-        logger.LogInformation("{Stage} job {JobId} of pipeline {PipelineId} claimed by {WorkerId}", stage, job.Id, job.PipelineId, worker.Id);
-        await context.Publish(new StageStarted
+        var started = outbox.Publish(new StageStarted
         {
             PipelineId = command.PipelineId,
             JobId = command.JobId,
@@ -72,73 +73,147 @@ public sealed class StageConsumer<TCommand, TCompleted>(
             Stage = stage,
             WorkerId = worker.Id,
             StartedAt = clock.GetUtcNow(),
-        }, token);
+        }, command.PipelineId);
+        if (!await jobs.TryClaimAsync(job.Id, worker.Id, lease, [started], token))
+        {
+            logger.LogInformation(
+                "{Stage} job {JobId} is held by a live worker; leaving it there (should that worker die, the job is rearmed when its lease runs out)",
+                stage, job.Id);
+            return;
+        }
+        logger.LogInformation("{Stage} job {JobId} of pipeline {PipelineId} claimed by {WorkerId}", stage, job.Id, job.PipelineId, worker.Id);
+        await outbox.DeliverAsync([started], CancellationToken.None);
+        await RunClaimedAsync(context, command, stage, lease);
+    }
 
-        using var jobCanceled = new CancellationTokenSource();
-        using var running = CancellationTokenSource.CreateLinkedTokenSource(token, lifetime.ApplicationStopping, jobCanceled.Token);
+    private async Task RunClaimedAsync(ConsumeContext<TCommand> context, TCommand command, PipelineStage stage, TimeSpan lease)
+    {
+        using var canceled = new CancellationTokenSource();
+        using var lost = new CancellationTokenSource();
+        using var running = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping, canceled.Token, lost.Token);
+        using var saving = new CancellationTokenSource();
+        var saveWindow = SaveWindow();
+        using var onStop = running.Token.Register(() =>
+        {
+            if (lost.IsCancellationRequested)
+            {
+                saving.Cancel();
+            }
+            else
+            {
+                saving.CancelAfter(saveWindow);
+            }
+        });
+        using var onLost = lost.Token.Register(saving.Cancel);
         using var heartbeatStop = new CancellationTokenSource();
-        var heartbeat = KeepClaimAsync(job.Id, lease, jobCanceled, heartbeatStop.Token);
+        var heartbeat = KeepClaimAsync(command.JobId, lease, canceled, lost, heartbeatStop.Token);
         try
         {
-            var result = await RunAsync(context, command, stage, running.Token);
+            var result = await RunAsync(command, stage, running.Token, saving.Token);
             await StopAsync(heartbeatStop, heartbeat);
-            if (!await jobs.CompleteAsync(job.Id, worker.Id, result.Completed, result.Artifacts, result.Metrics, CancellationToken.None))
+            if (lost.IsCancellationRequested)
             {
-                logger.LogWarning("{Stage} job {JobId} was canceled or taken over while it finished; its result is not recorded", stage, job.Id);
+                logger.LogWarning("{Stage} job {JobId} finished after its claim was lost; its result is not recorded", stage, command.JobId);
                 return;
             }
-            logger.LogInformation("{Stage} job {JobId} done", stage, job.Id);
-            await context.Publish(result.Completed, CancellationToken.None);
-        }
-        catch (OperationCanceledException) when (jobCanceled.IsCancellationRequested)
-        {
-            await StopAsync(heartbeatStop, heartbeat);
-            await jobs.MarkCanceledAsync(job.Id, CancellationToken.None);
-            logger.LogInformation("{Stage} job {JobId} canceled", stage, job.Id);
-            await context.Publish(new StageCanceled
+            var completed = outbox.Publish(result.Completed, command.PipelineId);
+            if (!await _resilience.RunAsync(ct => jobs.CompleteAsync(command.JobId, worker.Id, result.Completed, result.Artifacts, result.Metrics,
+                    [completed], ct), CancellationToken.None))
             {
-                PipelineId = command.PipelineId,
-                JobId = command.JobId,
-                ParentJobId = command.ParentJobId,
-                Stage = stage,
-                CanceledAt = clock.GetUtcNow(),
-            }, CancellationToken.None);
-        }
-        catch (OperationCanceledException) when (running.IsCancellationRequested)
-        {
-            // The process is stopping: hand the job back so another worker (or this one, restarted) resumes it.
-            await StopAsync(heartbeatStop, heartbeat);
-            await jobs.ReleaseAsync(job.Id, worker.Id, CancellationToken.None);
-            logger.LogWarning("{Stage} job {JobId} handed back: this worker is stopping", stage, job.Id);
-            throw;
-        }
-        catch (Exception exception) when (StageFailures.IsTransient(exception) && context.GetRetryAttempt() < descriptor.RetryLimit)
-        {
-            await StopAsync(heartbeatStop, heartbeat);
-            await jobs.ReleaseAsync(job.Id, worker.Id, CancellationToken.None);
-            logger.LogWarning(exception, "{Stage} job {JobId} hit a transient fault; it will be retried", stage, job.Id);
-            throw;
+                logger.LogWarning("{Stage} job {JobId} was canceled or taken over while it finished; its result is not recorded", stage, command.JobId);
+                return;
+            }
+            logger.LogInformation("{Stage} job {JobId} done", stage, command.JobId);
+            await outbox.DeliverAsync([completed], CancellationToken.None);
         }
         catch (Exception exception)
         {
             await StopAsync(heartbeatStop, heartbeat);
-            var reason = StageFailures.Describe(exception);
-            await jobs.FailAsync(job.Id, reason, CancellationToken.None);
-            logger.LogError(exception, "{Stage} job {JobId} failed: {Reason}", stage, job.Id, reason);
-            await context.Publish(new StageFailed
+            // Why the run ended decides what is recorded: a run told to stop may end in any exception its work threw.
+            if (lost.IsCancellationRequested)
             {
-                PipelineId = command.PipelineId,
-                JobId = command.JobId,
-                ParentJobId = command.ParentJobId,
-                Stage = stage,
-                Reason = reason,
-                FailedAt = clock.GetUtcNow(),
-            }, CancellationToken.None);
+                logger.LogWarning("{Stage} job {JobId} stopped: its claim was lost to another worker; nothing of this run is recorded", stage, command.JobId);
+            }
+            else if (canceled.IsCancellationRequested)
+            {
+                await RecordCanceledAsync(command, stage);
+            }
+            else if (lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                await HandBackAsync(command, stage);
+            }
+            else if (StageFailures.IsTransient(exception) && context.GetRetryAttempt() < descriptor.RetryLimit)
+            {
+                await _resilience.RunAsync(ct => jobs.ReleaseAsync(command.JobId, worker.Id, [], ct), CancellationToken.None);
+                logger.LogWarning(exception, "{Stage} job {JobId} hit a transient fault; it will be retried", stage, command.JobId);
+                throw;
+            }
+            else
+            {
+                await RecordFailedAsync(command, stage, exception);
+            }
         }
     }
 
-    private async Task<StageResult<TCompleted>> RunAsync(ConsumeContext<TCommand> context, TCommand command,
-        PipelineStage stage, CancellationToken cancellationToken)
+    private async Task RecordCanceledAsync(TCommand command, PipelineStage stage)
+    {
+        var message = outbox.Publish(new StageCanceled
+        {
+            PipelineId = command.PipelineId,
+            JobId = command.JobId,
+            ParentJobId = command.ParentJobId,
+            Stage = stage,
+            CanceledAt = clock.GetUtcNow(),
+        }, command.PipelineId);
+        if (await _resilience.RunAsync(ct => jobs.MarkCanceledAsync(command.JobId, worker.Id, [message], ct), CancellationToken.None))
+        {
+            await outbox.DeliverAsync([message], CancellationToken.None);
+        }
+        logger.LogInformation("{Stage} job {JobId} canceled", stage, command.JobId);
+    }
+
+    /// <summary>
+    /// The process is stopping: the job goes back to Pending with its command queued again, so another worker (or this
+    /// one, restarted) continues it; the delivery that brought it is done with.
+    /// </summary>
+    private async Task HandBackAsync(TCommand command, PipelineStage stage)
+    {
+        var again = outbox.Send(descriptor.Queue, typeof(TCommand).FullName!, JsonSerializer.Serialize(command), command.PipelineId);
+        if (await _resilience.RunAsync(ct => jobs.ReleaseAsync(command.JobId, worker.Id, [again], ct), CancellationToken.None))
+        {
+            await outbox.DeliverAsync([again], CancellationToken.None);
+        }
+        logger.LogWarning("{Stage} job {JobId} handed back: this worker is stopping", stage, command.JobId);
+    }
+
+    private async Task RecordFailedAsync(TCommand command, PipelineStage stage, Exception exception)
+    {
+        var reason = StageFailures.Describe(exception);
+        logger.LogError(exception, "{Stage} job {JobId} failed: {Reason}", stage, command.JobId, reason);
+        var failed = outbox.Publish(new StageFailed
+        {
+            PipelineId = command.PipelineId,
+            JobId = command.JobId,
+            ParentJobId = command.ParentJobId,
+            Stage = stage,
+            Reason = reason,
+            FailedAt = clock.GetUtcNow(),
+        }, command.PipelineId);
+        if (await _resilience.RunAsync(ct => jobs.FailAsync(command.JobId, worker.Id, reason, [failed], ct), CancellationToken.None))
+        {
+            await outbox.DeliverAsync([failed], CancellationToken.None);
+        }
+    }
+
+    /// <summary>How long a stopped job may save its work: most of the shutdown time, leaving some for the hand-back.</summary>
+    private TimeSpan SaveWindow()
+    {
+        var timeout = shutdownOptions.Value.Timeout;
+        return timeout - TimeSpan.FromTicks(Math.Max(timeout.Ticks / 5, Math.Min(TimeSpan.FromSeconds(5).Ticks, timeout.Ticks / 2)));
+    }
+
+    private async Task<StageResult<TCompleted>> RunAsync(TCommand command, PipelineStage stage, CancellationToken cancellationToken,
+        CancellationToken saveOnStop)
     {
         var spec = ParseSpec(command);
         var scratch = Path.Combine(workerOptions.Value.ScratchDirectory, command.PipelineId.ToString(), command.JobId.ToString());
@@ -154,8 +229,9 @@ public sealed class StageConsumer<TCommand, TCompleted>(
                 return;
             }
             lastReport = now;
-            await jobs.ReportProgressAsync(command.JobId, progress.Fraction, progress.Message, progress.Metrics, ct);
-            await context.Publish(new StageProgressed
+            await jobs.ReportProgressAsync(command.JobId, worker.Id, progress.Fraction, progress.Message, progress.Metrics, ct);
+            // Progress is a view of the job's row, which holds the truth: it goes out at once, not through the outbox.
+            await PublishProgressAsync(new StageProgressed
             {
                 PipelineId = command.PipelineId,
                 JobId = command.JobId,
@@ -171,8 +247,20 @@ public sealed class StageConsumer<TCommand, TCompleted>(
         await using var scope = scopes.CreateAsyncScope();
         using var confinement = scope.ServiceProvider.GetRequiredService<IArtifactStore>().ConfineToJob(command.PipelineId, command.JobId, command.OutputUri);
         var runner = scope.ServiceProvider.GetRequiredService<IStageRunner<TCommand, TCompleted>>();
-        var stageContext = new StageContext(command, stage, spec, command.OutputUri, scratch, logger, Report);
+        var stageContext = new StageContext(command, stage, spec, command.OutputUri, scratch, logger, Report, saveOnStop);
         return await runner.RunAsync(command, stageContext, cancellationToken);
+    }
+
+    private async Task PublishProgressAsync(StageProgressed progressed, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await bus.Publish(progressed, cancellationToken);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            logger.LogDebug(exception, "A progress event of job {JobId} was not published", progressed.JobId);
+        }
     }
 
     private static ResolvedSpec ParseSpec(TCommand command)
@@ -187,31 +275,50 @@ public sealed class StageConsumer<TCommand, TCompleted>(
         }
     }
 
-    /// <summary>Renews the claim; a job marked Canceled (or taken away) cancels the run.</summary>
-    private async Task KeepClaimAsync(Guid jobId, TimeSpan lease, CancellationTokenSource jobCanceled, CancellationToken stop)
+    /// <summary>
+    /// Renews the claim. A job marked Canceled cancels the run; a claim another worker now holds, or one this worker
+    /// could not renew for a whole lease (the database was away that long, so another worker may have taken the job),
+    /// stops the run without recording anything.
+    /// </summary>
+    private async Task KeepClaimAsync(Guid jobId, TimeSpan lease, CancellationTokenSource canceled, CancellationTokenSource lost, CancellationToken stop)
     {
         var period = lease / 3;
+        var renewedAt = clock.GetUtcNow();
         try
         {
             while (!stop.IsCancellationRequested)
             {
                 await Task.Delay(period, clock, stop);
-                JobStatus? status;
+                ClaimState state;
                 try
                 {
-                    status = await jobs.RenewLeaseAsync(jobId, worker.Id, lease, stop);
+                    state = await jobs.RenewLeaseAsync(jobId, worker.Id, lease, stop);
                 }
                 catch (Exception exception) when (exception is not OperationCanceledException)
                 {
+                    if (clock.GetUtcNow() - renewedAt >= lease)
+                    {
+                        logger.LogWarning(exception, "The claim on job {JobId} could not be renewed for {Lease}; stopping the job, which may have been taken over",
+                            jobId, lease);
+                        await lost.CancelAsync();
+                        return;
+                    }
                     logger.LogWarning(exception, "Could not renew the claim on job {JobId}; trying again", jobId);
                     continue;
                 }
-                if (status is not JobStatus.Running)
+                if (state.Status == JobStatus.Canceled && state.Owned)
                 {
-                    logger.LogInformation("Job {JobId} is now {Status}; stopping it", jobId, status);
-                    await jobCanceled.CancelAsync();
+                    logger.LogInformation("Job {JobId} was canceled; stopping it", jobId);
+                    await canceled.CancelAsync();
                     return;
                 }
+                if (state.Status != JobStatus.Running || !state.Owned)
+                {
+                    logger.LogWarning("Job {JobId} is {Status} and no longer this worker's; stopping it", jobId, state.Status);
+                    await lost.CancelAsync();
+                    return;
+                }
+                renewedAt = clock.GetUtcNow();
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -223,17 +330,6 @@ public sealed class StageConsumer<TCommand, TCompleted>(
     {
         await heartbeatStop.CancelAsync();
         await heartbeat;
-    }
-
-    private static async Task PublishStoredCompletionAsync(ConsumeContext<TCommand> context, JobRecord job)
-    {
-        if (job.Completion is null)
-        {
-            return;
-        }
-        var completion = JsonSerializer.Deserialize<TCompleted>(job.Completion)
-            ?? throw new InvalidOperationException($"Job {job.Id} has an empty completion record.");
-        await context.Publish(completion, context.CancellationToken);
     }
 
     private static JobRecord NewJob(TCommand command, PipelineStage stage) => new()

@@ -14,7 +14,8 @@ public sealed class StageContext(
     Uri outputUri,
     string scratchDirectory,
     ILogger logger,
-    Func<StageProgress, bool, CancellationToken, Task> report)
+    Func<StageProgress, bool, CancellationToken, Task> report,
+    CancellationToken saveOnStop = default)
 {
     public Guid PipelineId => job.PipelineId;
 
@@ -33,6 +34,14 @@ public sealed class StageContext(
     public string ScratchDirectory => scratchDirectory;
 
     public ILogger Logger => logger;
+
+    /// <summary>
+    /// Live while a job that was told to stop (its process is stopping, or the job was canceled) may still save its
+    /// work, such as a checkpoint, so that the next attempt continues from it: canceled when the process's shutdown
+    /// time is nearly spent, and at once when the job's claim was lost to another worker (the job folder is no longer
+    /// this run's to write).
+    /// </summary>
+    public CancellationToken SaveOnStop => saveOnStop;
 
     /// <summary>Reports progress; calls closer together than the configured interval are dropped.</summary>
     public Task ReportAsync(StageProgress progress, CancellationToken cancellationToken) =>

@@ -34,9 +34,7 @@ public sealed class StageConsumerDefinition<TCommand, TCompleted> : ConsumerDefi
         }
         endpointConfigurator.UseMessageRetry(retry =>
         {
-            retry.Handle<TransientStageException>();
-            retry.Handle<TimeoutException>();
-            retry.Handle<HttpRequestException>();
+            retry.Handle<Exception>(StageFailures.IsTransient);
             retry.Exponential(_messaging.RetryLimit, _messaging.RetryInitialInterval, _messaging.RetryMaxInterval,
                 _messaging.RetryInitialInterval);
         });

@@ -14,11 +14,12 @@ public sealed class StageUnavailableException(string message, Exception? inner =
 
 public static class StageFailures
 {
+    /// <summary>Faults that pass by themselves: an unreachable broker, store or state database.</summary>
     public static bool IsTransient(Exception exception) => exception switch
     {
         TransientStageException or TimeoutException or HttpRequestException or System.Net.Sockets.SocketException => true,
-        AggregateException aggregate => aggregate.InnerExceptions.All(IsTransient),
-        _ => false,
+        AggregateException aggregate => aggregate.InnerExceptions.Count > 0 && aggregate.InnerExceptions.All(IsTransient),
+        _ => State.StateFailures.IsTransient(exception),
     };
 
     /// <summary>The failure reason recorded on the job and published with <c>StageFailed</c>.</summary>

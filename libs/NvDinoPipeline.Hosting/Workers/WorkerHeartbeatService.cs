@@ -7,7 +7,7 @@ namespace NvDinoPipeline.Hosting.Workers;
 
 /// <summary>Records this process and the stages it serves, so status can say when a stage has no worker.</summary>
 public sealed class WorkerHeartbeatService(
-    JobStore jobs,
+    WorkerStore workers,
     WorkerIdentity worker,
     ServedStages served,
     IOptions<WorkerOptions> options,
@@ -25,7 +25,7 @@ public sealed class WorkerHeartbeatService(
         {
             try
             {
-                await jobs.HeartbeatWorkerAsync(worker.Id, stages, worker.HostName, stoppingToken);
+                await workers.HeartbeatAsync(worker.Id, stages, worker.HostName, stoppingToken);
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
             {
@@ -42,7 +42,7 @@ public sealed class WorkerHeartbeatService(
         {
             try
             {
-                await jobs.RemoveWorkerAsync(worker.Id, cancellationToken);
+                await workers.RemoveAsync(worker.Id, cancellationToken);
             }
             catch (Exception exception)
             {

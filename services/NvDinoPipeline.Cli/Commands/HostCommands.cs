@@ -48,7 +48,7 @@ public static class HostCommands
             var testUri = (await services.Artifacts.PutFileAsync(services.Artifacts.Root.Append($"_demo/{stamp}/images_test.tar.gz"), test, cancellationToken)).Uri;
             Directory.Delete(folder, recursive: true);
             Console.WriteLine($"demo data: {trainUri} and {testUri}");
-            using var host = EmbeddedHost.Build(configFile, [new("Orchestrator:ControlPollInterval", "00:00:00.100")]);
+            using var host = EmbeddedHost.Build(configFile, [new("Outbox:PollInterval", "00:00:00.100")]);
             await host.StartAsync(cancellationToken);
             try
             {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using NvDinoPipeline.Onnx.EpContext;
 
 namespace NvDinoPipeline.EngineGeneration.TensorRt;
 
@@ -21,7 +22,7 @@ public static partial class TrtexecLog
 
             if (banner is null && BannerVersion().Match(line) is { Success: true } b)
             {
-                banner = DecodeVersion(long.Parse(b.Groups[1].Value, CultureInfo.InvariantCulture));
+                banner = TensorRtVersion.Decode(long.Parse(b.Groups[1].Value, CultureInfo.InvariantCulture));
             }
 
             if (gpu is null && DeviceLine().Match(line) is { Success: true } d)
@@ -37,14 +38,6 @@ public static partial class TrtexecLog
 
         return new TensorRtBuildHost(stated ?? banner, gpu, capability);
     }
-
-    /// <summary>
-    /// NV_TENSORRT_VERSION as trtexec prints it in "[TensorRT v8601]": major·1000 + minor·100 + patch up to
-    /// TensorRT 9, major·10000 + minor·100 + patch from TensorRT 10 (v100300 is 10.3.0).
-    /// </summary>
-    public static string DecodeVersion(long encoded) => encoded >= 100_000
-        ? string.Create(CultureInfo.InvariantCulture, $"{encoded / 10_000}.{encoded / 100 % 100}.{encoded % 100}")
-        : string.Create(CultureInfo.InvariantCulture, $"{encoded / 1000}.{encoded / 100 % 10}.{encoded % 100}");
 
     /// <summary>Lines trtexec marks as errors ("[E] ...").</summary>
     public static IReadOnlyList<string> Errors(IReadOnlyList<string> lines) =>

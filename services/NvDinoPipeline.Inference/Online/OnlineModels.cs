@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NvDinoPipeline.Contracts;
@@ -35,8 +34,7 @@ public sealed class ModelLease(EmbeddingModel model, Guid deployJobId, Action re
 /// used model is unloaded once no request holds it.
 /// </summary>
 public sealed class OnlineModels(
-    IDbContextFactory<StateDbContext> contexts,
-    StateDatabase database,
+    PipelineStore pipelines,
     DeployedModelLoader loader,
     IOptions<InferenceOptions> options,
     IOptions<WorkerOptions> workers,
@@ -94,17 +92,11 @@ public sealed class OnlineModels(
 
     private async Task<Deployed> FindDeployedAsync(Guid pipelineId, CancellationToken cancellationToken)
     {
-        await database.EnsureCreatedAsync(cancellationToken);
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        if (!await db.Pipelines.AnyAsync(p => p.Id == pipelineId, cancellationToken)
-            && !await db.Jobs.AnyAsync(j => j.PipelineId == pipelineId, cancellationToken))
+        if (!await pipelines.KnownAsync(pipelineId, cancellationToken))
         {
             throw new OnlineRequestException($"Pipeline {pipelineId} does not exist.");
         }
-        var jobs = await db.Jobs.AsNoTracking()
-            .Where(j => j.PipelineId == pipelineId && j.Status == JobStatus.Done
-                && (j.Stage == PipelineStage.EngineGeneration || j.Stage == PipelineStage.Export))
-            .ToListAsync(cancellationToken);
+        var jobs = await pipelines.FinishedJobsAsync(pipelineId, [PipelineStage.EngineGeneration, PipelineStage.Export], cancellationToken);
         var job = jobs.OrderByDescending(j => j.Stage == PipelineStage.EngineGeneration).ThenByDescending(j => j.CompletedAt).FirstOrDefault();
         if (job?.Completion is null)
         {

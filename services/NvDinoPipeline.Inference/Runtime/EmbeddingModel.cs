@@ -1,5 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 using NvDinoPipeline.Deployment;
+using NvDinoPipeline.Onnx.EpContext;
 using ModelMetadata = NvDinoPipeline.Deployment.ModelMetadata;
 
 namespace NvDinoPipeline.Inference;
@@ -13,8 +14,14 @@ public sealed record EmbeddingModelOptions
     /// <summary>GPU of the TensorRT and CUDA providers.</summary>
     public int DeviceId { get; init; }
 
-    /// <summary>Where the TensorRT provider keeps the engines it builds; null keeps none.</summary>
+    /// <summary>Where the TensorRT provider keeps the engines it builds from a plain ONNX model; null keeps none.</summary>
     public string? TensorRtCacheDirectory { get; init; }
+
+    /// <summary>
+    /// Set when the model is an EP-context model over this prebuilt engine: ONNX Runtime's graph optimisations have nothing to do
+    /// on its one node, and its TensorRT provider deserialises the engine rather than building one.
+    /// </summary>
+    public TensorRtEngineContext? Engine { get; init; }
 
     /// <summary>
     /// Whether ONNX Runtime's idle operator threads spin between operators (its default). Off when other work
@@ -34,8 +41,10 @@ public sealed class EmbeddingModel : IDisposable
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
 
-    private EmbeddingModel(InferenceSession session, string modelPath, ModelMetadata metadata, ExecutionProviderChoice provider, int? fixedBatch)
+    private EmbeddingModel(InferenceSession session, string modelPath, ModelMetadata metadata, ExecutionProviderChoice provider, int? fixedBatch,
+        TensorRtEngineContext? engine)
     {
+        Engine = engine;
         _session = session;
         ModelPath = modelPath;
         Metadata = metadata;
@@ -52,6 +61,9 @@ public sealed class EmbeddingModel : IDisposable
     public ModelMetadata Metadata { get; }
 
     public ExecutionProviderChoice ExecutionProvider { get; }
+
+    /// <summary>The prebuilt TensorRT engine the model runs, when it is an EP-context model.</summary>
+    public TensorRtEngineContext? Engine { get; }
 
     public ImagePreprocessor Preprocessor { get; }
 
@@ -84,7 +96,7 @@ public sealed class EmbeddingModel : IDisposable
         }
         using var sessionOptions = new SessionOptions
         {
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            GraphOptimizationLevel = options.Engine is not null ? GraphOptimizationLevel.ORT_DISABLE_ALL : GraphOptimizationLevel.ORT_ENABLE_ALL,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             IntraOpNumThreads = options.IntraOpThreads,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING,
@@ -96,7 +108,7 @@ public sealed class EmbeddingModel : IDisposable
                 using (var tensorRt = new OrtTensorRTProviderOptions())
                 {
                     var settings = new Dictionary<string, string> { ["device_id"] = options.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-                    if (options.TensorRtCacheDirectory is { } cache)
+                    if (options.Engine is null && options.TensorRtCacheDirectory is { } cache)
                     {
                         Directory.CreateDirectory(cache);
                         settings["trt_engine_cache_enable"] = "1";
@@ -119,7 +131,7 @@ public sealed class EmbeddingModel : IDisposable
         try
         {
             var fixedBatch = Check(session, modelPath, metadata);
-            return new EmbeddingModel(session, modelPath, metadata, provider, fixedBatch);
+            return new EmbeddingModel(session, modelPath, metadata, provider, fixedBatch, options.Engine);
         }
         catch
         {

@@ -16,6 +16,9 @@ internal enum TrtexecBehaviour
 
     /// <summary>Exits 0 without writing the engine.</summary>
     WritesNoEngine,
+
+    /// <summary>Builds and runs like <see cref="Succeeds"/>, but prints no TensorRT version, device or compute capability.</summary>
+    SilentAboutHost,
 }
 
 /// <summary>
@@ -58,13 +61,20 @@ internal sealed class FakeTrtexec
                 --timingCacheFile=*) cache="${a#*=}" ;;
               esac
             done
-            echo "&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec $*"
-            echo "[11/22/2026-10:00:00] [I] === Device Information ==="
-            echo "[11/22/2026-10:00:00] [I] Selected Device: NVIDIA A100-SXM4-40GB"
-            echo "[11/22/2026-10:00:00] [I] Compute Capability: 8.0"
-            echo "[11/22/2026-10:00:00] [I] TensorRT version: 10.3.0"
 
             """);
+        if (behaviour != TrtexecBehaviour.SilentAboutHost)
+        {
+            script.Append("""
+                echo "&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec $*"
+                echo "[11/22/2026-10:00:00] [I] === Device Information ==="
+                echo "[11/22/2026-10:00:00] [I] Selected Device: NVIDIA A100-SXM4-40GB"
+                echo "[11/22/2026-10:00:00] [I] Compute Capability: 8.0"
+                echo "[11/22/2026-10:00:00] [I] TensorRT version: 10.3.0"
+
+                """);
+        }
+
         script.Append(behaviour switch
         {
             TrtexecBehaviour.FailsToBuild => """

@@ -53,6 +53,7 @@ public sealed class RunnerBed : IAsyncDisposable
         services.AddLogging();
         services.AddArtifactStore(configuration);
         services.AddSingleton(Options.Create(Configure(configure)));
+        services.AddSingleton<IInferenceHardware, NativeInferenceHardware>();
         services.AddSingleton<DeployedModelLoader>();
         services.AddScoped<InferenceRunner>();
         services.AddMassTransitTestHarness();

@@ -1,0 +1,35 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using NvDinoPipeline.Contracts;
+
+namespace NvDinoPipeline.State;
+
+/// <summary>One step of a pipeline's plan: the stage it runs and the steps whose output it needs.</summary>
+public sealed record PipelineStep(string Name, PipelineStage Stage, IReadOnlyList<string> DependsOn)
+{
+    public const string StageTrain = "stage-train";
+    public const string StageTest = "stage-test";
+    public const string Train = "train";
+    public const string Distill = "distill";
+    public const string Export = "export";
+    public const string Engine = "engine";
+    public const string Inference = "inference";
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    /// <summary>The plan as stored with the pipeline: a JSON array of <c>{"name", "stage", "depends_on"}</c>.</summary>
+    public static string Serialize(IEnumerable<PipelineStep> plan) => JsonSerializer.Serialize(plan.ToList(), Json);
+
+    /// <summary>Reads a stored plan; also the <c>name:Stage:dep,dep;…</c> form that databases made before JSON plans hold.</summary>
+    public static IReadOnlyList<PipelineStep> Deserialize(string plan) => plan.TrimStart().StartsWith('[')
+        ? JsonSerializer.Deserialize<List<PipelineStep>>(plan, Json) ?? []
+        : plan.Split(';', StringSplitOptions.RemoveEmptyEntries)
+            .Select(step => step.Split(':'))
+            .Select(parts => new PipelineStep(parts[0], Enum.Parse<PipelineStage>(parts[1]),
+                parts[2].Split(',', StringSplitOptions.RemoveEmptyEntries)))
+            .ToList();
+}

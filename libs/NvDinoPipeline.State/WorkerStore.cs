@@ -1,0 +1,38 @@
+using Microsoft.EntityFrameworkCore;
+
+namespace NvDinoPipeline.State;
+
+/// <summary>The live worker processes, refreshed by their heartbeats, so status can say when a stage has no worker.</summary>
+public sealed class WorkerStore(StateDatabase database, TimeProvider clock)
+{
+    /// <summary>A worker that has not beaten for this long is taken as gone.</summary>
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(45);
+
+    public Task HeartbeatAsync(string workerId, string stages, string hostName, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        return database.ReadAsync(async db =>
+        {
+            var updated = await db.Workers.Where(w => w.Id == workerId)
+                .ExecuteUpdateAsync(s => s.SetProperty(w => w.LastSeenAt, now), cancellationToken);
+            if (updated == 0)
+            {
+                db.Workers.Add(new WorkerRecord { Id = workerId, Stages = stages, HostName = hostName, StartedAt = now, LastSeenAt = now });
+                await db.SaveChangesAsync(cancellationToken);
+            }
+            return updated;
+        }, cancellationToken);
+    }
+
+    public Task RemoveAsync(string workerId, CancellationToken cancellationToken) =>
+        database.ReadAsync(db => db.Workers.Where(w => w.Id == workerId).ExecuteDeleteAsync(cancellationToken), cancellationToken);
+
+    /// <summary>The stages (and roles such as <c>Orchestrator</c>) some live process serves.</summary>
+    public async Task<IReadOnlySet<string>> LiveStagesAsync(CancellationToken cancellationToken)
+    {
+        var since = clock.GetUtcNow().UtcDateTime - Timeout;
+        var stages = await database.ReadAsync(db => db.Workers.AsNoTracking().Where(w => w.LastSeenAt > since).Select(w => w.Stages)
+            .ToListAsync(cancellationToken), cancellationToken);
+        return stages.SelectMany(s => s.Split(',')).ToHashSet(StringComparer.OrdinalIgnoreCase);
+    }
+}
