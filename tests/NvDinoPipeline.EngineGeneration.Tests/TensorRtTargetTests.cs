@@ -144,13 +144,13 @@ public sealed class TensorRtTargetTests
     }
 
     [Fact]
-    public async Task An_engine_placed_elsewhere_by_trt_engine_is_the_one_the_ep_context_model_names()
+    public async Task An_engine_named_by_trt_engine_is_the_one_the_ep_context_model_names()
     {
         var (bed, embedding) = await SamePictureBedAsync();
         using var _ = bed;
         Install(bed, TrtexecBehaviour.Succeeds, embedding);
-        var elsewhere = new Uri(bed.Temp.Combine("engines", "a100 vit.plan"));
-        var command = bed.Command("pipeline.deploy.target=tensorrt", $"gen_trt_engine.trt_engine={elsewhere.AbsoluteUri}");
+        var command = bed.Command("pipeline.deploy.target=tensorrt", "gen_trt_engine.trt_engine=a100 vit.plan");
+        var elsewhere = command.OutputUri.Append("a100 vit.plan");
 
         var result = await bed.RunAsync(command);
 
