@@ -75,7 +75,7 @@ internal static class WorkerPath
     {
         var root = Path.Combine(folder, "artifacts");
         Directory.CreateDirectory(root);
-        using var store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(root + "/").AbsoluteUri }));
+        using var store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(root + "/").AbsoluteUri, AllowedReadRoots = [folder] }));
         var pipelineId = Guid.NewGuid();
 
         var archive = Path.Combine(folder, "images_train.tar.gz");

@@ -91,7 +91,7 @@ async Task<(double Seconds, DatasetStaged Staged)> StageAsync(string archive)
     }
     Directory.CreateDirectory(root);
     Directory.CreateDirectory(scratch);
-    using var store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(root + "/").AbsoluteUri }));
+    using var store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(root + "/").AbsoluteUri, AllowedReadRoots = [folder] }));
     var runner = new DatasetStagingRunner(store, Options.Create(new StagingOptions()), NullLogger<DatasetStagingRunner>.Instance);
     var command = new StageDataset
     {

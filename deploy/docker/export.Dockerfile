@@ -27,7 +27,6 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build-cpu /app ./
 ENV Health__Port=8080 \
-    Health__Address=* \
     Workers__ScratchDirectory=/var/lib/nvdino/scratch
 RUN mkdir -p /var/lib/nvdino/scratch && chown -R $APP_UID /var/lib/nvdino
 USER $APP_UID

@@ -36,7 +36,6 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build-cpu /app ./
 ENV Health__Port=8080 \
-    Health__Address=* \
     Workers__ScratchDirectory=/var/lib/nvdino/scratch
 RUN mkdir -p /var/lib/nvdino/scratch && chown -R $APP_UID /var/lib/nvdino
 USER $APP_UID
@@ -63,7 +62,6 @@ ENV DOTNET_RUNNING_IN_CONTAINER=true \
 WORKDIR /app
 COPY --from=build-gpu /app ./
 ENV Health__Port=8080 \
-    Health__Address=* \
     Workers__ScratchDirectory=/var/lib/nvdino/scratch
 RUN mkdir -p /var/lib/nvdino/scratch && chown -R 1654 /var/lib/nvdino
 USER 1654

@@ -35,6 +35,9 @@ internal sealed record KeyRule(string Key)
     /// <summary>List elements must not decrease (a min/max pair).</summary>
     public bool Ascending { get; init; }
 
+    /// <summary>Whether the value names something the stage reads or writes (see <see cref="SpecLocations"/>).</summary>
+    public LocationRole Location { get; init; }
+
     public Func<SpecValue, bool>? Check { get; init; }
     public string? CheckDescription { get; init; }
 
@@ -61,6 +64,12 @@ internal sealed record KeyRule(string Key)
     public KeyRule Of(SpecType type) => this with { Type = type };
 
     public KeyRule Pair() => this with { Length = 2, Ascending = true };
+
+    /// <summary>The value names a file or folder the stage reads.</summary>
+    public KeyRule Input() => this with { Location = LocationRole.Input };
+
+    /// <summary>The value names a file the stage writes: a path inside the job's own folder.</summary>
+    public KeyRule Output() => this with { Location = LocationRole.Output };
 
     public KeyRule Must(Func<SpecValue, bool> check, string description) => this with { Check = check, CheckDescription = description };
 

@@ -1,8 +1,6 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.RegularExpressions;
-using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
 
 namespace NvDinoPipeline.Specs;
 
@@ -239,6 +237,24 @@ public sealed partial class SpecLoader
         return errors;
     }
 
+    /// <summary>
+    /// Every file or folder <paramref name="spec"/> names for a stage to read, as written (an absolute path, a URI,
+    /// or a name relative to a folder the stage knows), with its key: what a client checks against the locations its
+    /// deployment reads before it sends the spec. List values give one entry per element.
+    /// </summary>
+    public IReadOnlyList<(string Key, string Value)> InputLocations(ResolvedSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var found = new List<(string, string)>();
+        foreach (var key in order.Where(key => definitions[key].Rule.Location == LocationRole.Input && spec.Values.ContainsKey(key)))
+        {
+            var value = spec.Values[key];
+            var texts = value.Kind == ValueKind.List ? value.Items.Select(item => item.String) : [value.String];
+            found.AddRange(texts.Where(text => !string.IsNullOrEmpty(text)).Select(text => (key, text!)));
+        }
+        return found;
+    }
+
     /// <summary>What a key accepts and its default, e.g. "an integer >= 1 (default 100)", for help texts.</summary>
     /// <exception cref="KeyNotFoundException">No such key; the message names the closest one.</exception>
     public string Describe(string dottedKey) =>
@@ -313,40 +329,31 @@ public sealed partial class SpecLoader
 
     private static RawMapping? ReadDocument(SpecDocument document, List<SpecError> errors)
     {
-        var stream = new YamlStream();
+        (RawInput Root, long Line)? read;
         try
         {
-            stream.Load(new StringReader(document.Yaml));
+            read = SpecYaml.Read(document.Yaml);
         }
-        catch (YamlException exception)
+        catch (SpecYamlException exception)
         {
-            var source = $"{document.Name}:{exception.Start.Line}";
-            errors.Add(new SpecError("", $"{document.Name} is not valid YAML: {InnerMost(exception).Message} (from {source})") { Source = source });
+            var source = $"{document.Name}:{exception.Line}";
+            errors.Add(new SpecError("", $"{document.Name} {exception.Message} (from {source})") { Source = source });
             return null;
         }
-        if (stream.Documents.Count == 0)
-            return null;
-        if (stream.Documents.Count > 1)
+        switch (read?.Root)
         {
-            errors.Add(new SpecError("", $"{document.Name} holds {stream.Documents.Count} YAML documents; a spec file holds one") { Source = document.Name });
-            return null;
-        }
-        var root = RawInput.FromYaml(stream.Documents[0].RootNode);
-        switch (root)
-        {
+            case null:
+                return null;
             case RawMapping mapping:
                 return mapping;
             case RawScalar { IsNull: true }:
                 return null;
             default:
-                var source = $"{document.Name}:{stream.Documents[0].RootNode.Start.Line}";
+                var source = $"{document.Name}:{read.Value.Line}";
                 errors.Add(new SpecError("", $"{document.Name} must be a mapping of sections such as model:, dataset:, train: (from {source})") { Source = source });
                 return null;
         }
     }
-
-    private static Exception InnerMost(Exception exception) =>
-        exception.InnerException is { } inner ? InnerMost(inner) : exception;
 
     private static void CollectLeaves(RawMapping mapping, string prefix, string file, List<(string, RawInput, string)> leaves, List<SpecError> errors)
     {
@@ -433,7 +440,7 @@ public sealed partial class SpecLoader
 
         public void ApplyOverride(string item)
         {
-            var source = $"--set {item}";
+            var source = $"--set {SpecLocations.Redact(item)}";
             var equals = item.IndexOf('=');
             if (equals <= 0 || item[..equals].Trim().Length == 0)
             {
@@ -447,13 +454,12 @@ public sealed partial class SpecLoader
             {
                 try
                 {
-                    var stream = new YamlStream();
-                    stream.Load(new StringReader(text));
-                    raw = stream.Documents.Count == 0 ? new RawScalar("", Quoted: false) : RawInput.FromYaml(stream.Documents[0].RootNode);
+                    raw = SpecYaml.Read(text)?.Root ?? new RawScalar("", Quoted: false);
                 }
-                catch (YamlException exception)
+                catch (SpecYamlException exception)
                 {
-                    errors.Add(SpecEntries.Describe(key, $"value {text} cannot be read: {InnerMost(exception).Message}", source));
+                    var shown = text.Length > 80 ? text[..80] + "…" : text;
+                    errors.Add(SpecEntries.Describe(key, $"value {shown} {exception.Message}", source.Length > 200 ? source[..200] + "…" : source));
                     return;
                 }
             }

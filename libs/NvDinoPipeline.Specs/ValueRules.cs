@@ -106,6 +106,11 @@ internal static partial class ValueRules
 
         if (rule.Check is { } check && !check(value))
             return $"{value} is not valid; expected {rule.CheckDescription}";
+        if (rule.Location != LocationRole.None)
+        {
+            var texts = value.Kind == ValueKind.List ? value.Items.Select(item => item.String ?? "") : [value.String ?? ""];
+            return texts.Select(text => SpecLocations.Problem(text, rule.Location)).FirstOrDefault(problem => problem is not null);
+        }
         return null;
     }
 

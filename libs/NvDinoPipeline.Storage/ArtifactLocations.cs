@@ -29,6 +29,12 @@ internal static class ArtifactLocations
             throw new ArgumentException($"{settingName} '{value}' is neither an absolute URI nor an absolute path.", settingName);
         }
 
+        if (uri.UserInfo.Length > 0)
+        {
+            throw new ArgumentException(
+                $"{settingName} carries a user name or password; give S3 credentials as {ArtifactStoreOptions.SectionName}:S3:AccessKey and SecretKey.", settingName);
+        }
+
         if (!uri.AbsoluteUri.EndsWith('/'))
         {
             uri = new Uri(uri.AbsoluteUri + "/");

@@ -7,13 +7,13 @@ using NvDinoPipeline.Storage.S3;
 namespace NvDinoPipeline.Storage;
 
 /// <summary>
-/// The artifact store: routes each URI by scheme to the file system (<c>file://</c>) or to S3 (<c>s3://</c>),
-/// whatever the configured <see cref="Root"/>, so a job on an S3 deployment can still read a local file and
-/// the other way round.
+/// The artifact store: routes each URI by scheme to the file system (<c>file://</c>) or to S3 (<c>s3://</c>), after
+/// <see cref="Access"/> has let it through: reads only under the read roots, writes only under <see cref="Root"/>
+/// (and while a job runs, only under its folder; see <see cref="ArtifactConfinement"/>).
 /// </summary>
 public sealed class ArtifactStore : IArtifactStore, IDisposable
 {
-    private readonly FileArtifactStore _files = new();
+    private readonly FileArtifactStore _files;
     private readonly Lazy<S3ArtifactStore> _s3;
 
     public ArtifactStore(IOptions<ArtifactStoreOptions> options, ILoggerFactory? loggerFactory = null)
@@ -27,12 +27,16 @@ public sealed class ArtifactStore : IArtifactStore, IDisposable
         }
 
         Root = value.GetRootUri();
+        Access = new ArtifactAccessPolicy(Root, value.GetAllowedReadRootUris());
+        _files = new FileArtifactStore(Access);
         var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<ArtifactStore>();
         var s3Options = value.S3;
         _s3 = new Lazy<S3ArtifactStore>(() => new S3ArtifactStore(S3ClientFactory.Create(s3Options), s3Options, logger));
     }
 
     public Uri Root { get; }
+
+    public ArtifactAccessPolicy Access { get; }
 
     public Uri JobFolder(Guid pipelineId, Guid jobId) => new($"{Root.AbsoluteUri}{pipelineId:D}/{jobId:D}/");
 
@@ -44,13 +48,13 @@ public sealed class ArtifactStore : IArtifactStore, IDisposable
             throw new ArgumentException($"The content stream for '{destination}' is not readable.", nameof(content));
         }
 
-        return BackendForObject(destination, nameof(destination)).PutAsync(destination, content, ct);
+        return Writable(destination, nameof(destination)).PutAsync(destination, content, ct);
     }
 
     public async Task<ArtifactInfo> PutFileAsync(Uri destination, string localPath, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(localPath);
-        var backend = BackendForObject(destination, nameof(destination));
+        var backend = Writable(destination, nameof(destination));
         if (!File.Exists(localPath))
         {
             throw new FileNotFoundException($"Cannot upload '{localPath}' to '{destination}': the file does not exist.", localPath);
@@ -61,19 +65,23 @@ public sealed class ArtifactStore : IArtifactStore, IDisposable
     }
 
     public Task<Stream> OpenReadAsync(Uri source, CancellationToken ct) =>
-        BackendForObject(source, nameof(source)).OpenReadAsync(source, ct);
+        Readable(source, nameof(source)).OpenReadAsync(source, ct);
 
     public Task<ArtifactInfo?> GetInfoAsync(Uri uri, CancellationToken ct) =>
-        BackendForObject(uri, nameof(uri)).GetInfoAsync(uri, ct);
+        Readable(uri, nameof(uri)).GetInfoAsync(uri, ct);
 
-    public IAsyncEnumerable<ArtifactInfo> ListAsync(Uri prefix, CancellationToken ct) =>
-        Backend(prefix, nameof(prefix)).ListAsync(prefix, ct);
+    public IAsyncEnumerable<ArtifactInfo> ListAsync(Uri prefix, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        Access.EnsureReadable(prefix);
+        return Backend(prefix, nameof(prefix)).ListAsync(prefix, ct);
+    }
 
     public Task DeleteAsync(Uri uri, CancellationToken ct) =>
-        BackendForObject(uri, nameof(uri)).DeleteAsync(uri, ct);
+        Writable(uri, nameof(uri)).DeleteAsync(uri, ct);
 
     public Task<string> GetLocalPathAsync(Uri uri, string scratchDirectory, CancellationToken ct) =>
-        BackendForObject(uri, nameof(uri)).GetLocalPathAsync(uri, scratchDirectory, ct);
+        Readable(uri, nameof(uri)).GetLocalPathAsync(uri, scratchDirectory, ct);
 
     public void Dispose()
     {
@@ -81,6 +89,20 @@ public sealed class ArtifactStore : IArtifactStore, IDisposable
         {
             _s3.Value.Dispose();
         }
+    }
+
+    private IArtifactBackend Readable(Uri uri, string paramName)
+    {
+        ArgumentNullException.ThrowIfNull(uri, paramName);
+        Access.EnsureReadable(uri);
+        return BackendForObject(uri, paramName);
+    }
+
+    private IArtifactBackend Writable(Uri uri, string paramName)
+    {
+        ArgumentNullException.ThrowIfNull(uri, paramName);
+        Access.EnsureWritable(uri);
+        return BackendForObject(uri, paramName);
     }
 
     private IArtifactBackend BackendForObject(Uri uri, string paramName)

@@ -9,10 +9,18 @@ public sealed class ArtifactStoreOptions
     /// Defaults to <c>.nvdino/artifacts</c> under the working directory.</summary>
     public string Root { get; set; } = new Uri(Path.GetFullPath(Path.Combine(".nvdino", "artifacts")) + "/").AbsoluteUri;
 
+    /// <summary>Folders (<c>file:///…/</c> or absolute paths) and buckets or prefixes (<c>s3://bucket/prefix/</c>) that may be
+    /// read besides <see cref="Root"/>: where datasets, pretrained weights and other inputs live. Nothing else is read.</summary>
+    public List<string> AllowedReadRoots { get; set; } = [];
+
     public ArtifactStoreS3Options S3 { get; set; } = new();
 
     /// <summary><see cref="Root"/> as an absolute URI ending with '/'. Throws <see cref="ArgumentException"/> when invalid.</summary>
     public Uri GetRootUri() => ArtifactLocations.ParseRoot(Root, $"{SectionName}:{nameof(Root)}");
+
+    /// <summary><see cref="AllowedReadRoots"/> as absolute URIs ending with '/'. Throws <see cref="ArgumentException"/> naming the entry when one is invalid.</summary>
+    public IReadOnlyList<Uri> GetAllowedReadRootUris() =>
+        [.. (AllowedReadRoots ?? []).Select((root, index) => ArtifactLocations.ParseRoot(root, $"{SectionName}:{nameof(AllowedReadRoots)}:{index}"))];
 }
 
 /// <summary>S3 connection settings (section <c>ArtifactStore:S3</c>). Used for every <c>s3://</c> URI.</summary>

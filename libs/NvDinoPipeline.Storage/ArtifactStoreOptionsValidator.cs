@@ -22,6 +22,15 @@ public sealed class ArtifactStoreOptionsValidator : IValidateOptions<ArtifactSto
             failures.Add(e.Message);
         }
 
+        try
+        {
+            options.GetAllowedReadRootUris();
+        }
+        catch (ArgumentException e)
+        {
+            failures.Add(e.Message);
+        }
+
         var s3 = options.S3;
         if (s3 is null)
         {

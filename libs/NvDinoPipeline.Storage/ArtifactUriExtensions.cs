@@ -21,4 +21,26 @@ public static class ArtifactUriExtensions
 
         return new Uri(folder.AbsoluteUri + ArtifactLocations.EscapePath(relativePath));
     }
+
+    /// <summary>
+    /// The location a user wrote as a URI: an absolute local path (<c>/data/x</c>) or a URI (<c>file:///data/x</c>,
+    /// <c>s3://bucket/x</c>; other schemes too, for the store to refuse by name). False for anything else, such as a
+    /// name relative to some folder.
+    /// </summary>
+    public static bool TryParseLocation(string? value, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Uri? location)
+    {
+        location = null;
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            return false;
+        }
+
+        if (value.StartsWith('/'))
+        {
+            location = ArtifactLocations.FromLocalPath(Path.GetFullPath(value));
+            return true;
+        }
+
+        return value.Contains("://", StringComparison.Ordinal) && Uri.TryCreate(value, UriKind.Absolute, out location);
+    }
 }

@@ -10,6 +10,10 @@ public interface IArtifactStore
     /// <summary>Configured root folder, always ending with '/', e.g. <c>file:///var/lib/nvdino/artifacts/</c> or <c>s3://bucket/prefix/</c>.</summary>
     Uri Root { get; }
 
+    /// <summary>What the store may read and write; every call below is checked against it before anything is opened
+    /// (<see cref="ArtifactAccessDeniedException"/> when refused).</summary>
+    ArtifactAccessPolicy Access { get; }
+
     /// <summary>The folder of one job: <c>&lt;root&gt;/&lt;pipelineId&gt;/&lt;jobId&gt;/</c> (trailing slash).</summary>
     Uri JobFolder(Guid pipelineId, Guid jobId);
 

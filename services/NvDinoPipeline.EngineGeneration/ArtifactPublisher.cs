@@ -45,11 +45,6 @@ internal sealed class ArtifactPublisher(IArtifactStore store, ILogger logger)
             {
                 await PutAsync("qdq_model_data", job.Output(EngineArtifacts.QdqModel + ".data"), quantization.QdqModelPath + ".data");
             }
-
-            if (quantization.SharedCacheUri is { } shared && !quantization.Summary.FromCache)
-            {
-                await PutAsync("shared_calibration_cache", shared, quantization.CachePath);
-            }
         }
 
         var fidelity = manifest.Fidelity;

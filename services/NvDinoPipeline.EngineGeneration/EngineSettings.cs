@@ -1,4 +1,5 @@
 using NvDinoPipeline.Hosting.Workers;
+using NvDinoPipeline.Storage;
 using NvDinoPipeline.Quantization;
 using NvDinoPipeline.Specs;
 
@@ -143,6 +144,12 @@ public sealed record EngineSettings
         {
             throw new StageInputException(
                 "gen_trt_engine.tensorrt.data_type fp16 needs pipeline.deploy.target=tensorrt: ONNX Runtime's CPU artifact is built in fp32 or int8.");
+        }
+
+        if (TrtEngine is { } engine && ArtifactUriExtensions.TryParseLocation(engine, out _))
+        {
+            throw new StageInputException(
+                $"gen_trt_engine.trt_engine '{engine}' is not a path inside the job's folder: a job writes only under its own folder, so give a relative path such as 'model.engine'.");
         }
 
         if (BatchSize is 0 or < -1)

@@ -105,14 +105,14 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
         var seconds = clock.GetElapsedTime(clockStart).TotalSeconds;
         logger.LogInformation("Quantised {Nodes} nodes of {OnnxUri} with {Method} ranges in {Seconds:F1} s ({KeptInFloat} kept in float)",
             plan.Nodes.Count, source.OnnxUri, table.Method, seconds, plan.KeptInFloat.Count);
-        return new QuantizationResult(qdqPath, cachePath, sharedCache, new CalibrationSummary
+        return new QuantizationResult(qdqPath, cachePath, new CalibrationSummary
         {
             Method = table.Method,
             Percentile = table.Percentile,
             Images = table.Images,
             Batches = table.Batches,
             Source = imagesDescription,
-            CacheUri = (sharedCache ?? job.Output(EngineArtifacts.CalibrationCache)).AbsoluteUri,
+            CacheUri = (fromCache ? sharedCache! : job.Output(EngineArtifacts.CalibrationCache)).AbsoluteUri,
             FromCache = fromCache,
             QuantizedNodes = plan.Nodes.Count,
             KeptInFloat = plan.KeptInFloat,

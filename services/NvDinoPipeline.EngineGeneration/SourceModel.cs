@@ -22,7 +22,7 @@ internal sealed record SourceModel(Uri OnnxUri, string ModelPath, string Sha256,
 }
 
 /// <summary>An int8 job's Q/DQ model and calibration cache.</summary>
-internal sealed record QuantizationResult(string QdqModelPath, string CachePath, Uri? SharedCacheUri, CalibrationSummary Summary);
+internal sealed record QuantizationResult(string QdqModelPath, string CachePath, CalibrationSummary Summary);
 
 /// <summary>The images an artifact is checked on, and how to describe them in the report.</summary>
 internal sealed record Verification(Images.IImageSource Source, IReadOnlyList<int> Indices, int Count, string Description, bool HeldOut, bool OwnsSource)

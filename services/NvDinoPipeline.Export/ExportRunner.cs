@@ -148,8 +148,8 @@ public sealed class ExportRunner(IArtifactStore store, IOptions<ExportOptions> o
     }
 
     /// <summary>
-    /// Where the model and its metadata go: <c>export.onnx_file</c> (a path inside the job folder, an absolute path or a
-    /// URI), by default <c>&lt;job&gt;/model.onnx</c>; the metadata is the same name with <c>.json</c>.
+    /// Where the model and its metadata go: <c>export.onnx_file</c>, a path inside the job folder (a job writes nowhere
+    /// else), by default <c>&lt;job&gt;/model.onnx</c>; the metadata is the same name with <c>.json</c>.
     /// </summary>
     public static (Uri Onnx, Uri Metadata) OutputLocations(Uri jobFolder, ExportSettings settings)
     {
@@ -157,24 +157,17 @@ public sealed class ExportRunner(IArtifactStore store, IOptions<ExportOptions> o
         ArgumentNullException.ThrowIfNull(settings);
         var file = settings.OnnxFile ?? ExportSettings.DefaultOnnxFile;
         Uri onnx;
-        if (file.StartsWith('/'))
+        try
         {
-            onnx = new Uri(Path.GetFullPath(file));
+            onnx = ArtifactUriExtensions.TryParseLocation(file, out _)
+                ? throw new ArgumentException("an absolute location", nameof(settings))
+                : (jobFolder.AbsoluteUri.EndsWith('/') ? jobFolder : new Uri(jobFolder.AbsoluteUri + "/")).Append(file);
         }
-        else if (Uri.TryCreate(file, UriKind.Absolute, out var absolute) && absolute.Scheme is "file" or "s3")
+        catch (ArgumentException exception)
         {
-            onnx = absolute;
-        }
-        else
-        {
-            try
-            {
-                onnx = (jobFolder.AbsoluteUri.EndsWith('/') ? jobFolder : new Uri(jobFolder.AbsoluteUri + "/")).Append(file);
-            }
-            catch (ArgumentException exception)
-            {
-                throw new StageInputException($"export.onnx_file '{file}' is neither a plain path inside the job folder, an absolute path nor a file:// or s3:// URI.", exception);
-            }
+            throw new StageInputException(
+                $"export.onnx_file '{file}' is not a path inside the job's folder: a job writes only under its own folder, so give a relative path such as 'model.onnx'.",
+                exception);
         }
         var name = FileName(onnx);
         if (!name.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) || name.Length == ".onnx".Length)

@@ -231,10 +231,10 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
     {
         try
         {
-            if (Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "file" or "s3")
-                return await store.GetLocalPathAsync(uri, Path.Combine(scratch, "downloads"), cancellationToken);
-            var path = Path.GetFullPath(value);
-            return File.Exists(path) ? path : throw new FileNotFoundException($"the file {path} does not exist", path);
+            // Read through the store, like every input: it holds the reads to the roots this deployment allows.
+            if (!ArtifactUriExtensions.TryParseLocation(value, out var uri) && !ArtifactUriExtensions.TryParseLocation(Path.GetFullPath(value), out uri))
+                throw new ArgumentException($"'{value}' names no file");
+            return await store.GetLocalPathAsync(uri, Path.Combine(scratch, "downloads"), cancellationToken);
         }
         catch (Exception exception) when (exception is FileNotFoundException or ArgumentException or ArtifactStoreException)
         {

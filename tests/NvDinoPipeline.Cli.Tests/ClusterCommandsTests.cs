@@ -32,6 +32,7 @@ public sealed class ClusterCommandsTests(RabbitMqFixture broker, PostgresFixture
             ["Messaging__RabbitMq"] = broker.Uri.ToString(),
             ["State__Provider"] = "Postgres",
             ["State__ConnectionString"] = database.ConnectionString,
+            ["ArtifactStore__AllowedReadRoots__0"] = _home.Combine("images"),
         });
         Directory.CreateDirectory(_home.Combine("images"));
 

@@ -12,7 +12,7 @@ public sealed class PipelineCommandsTests : IDisposable
 
     public PipelineCommandsTests()
     {
-        _nvdino = new NvdinoProcess(_home.Path);
+        _nvdino = new NvdinoProcess(_home.Path, new Dictionary<string, string> { ["ArtifactStore__AllowedReadRoots__0"] = _home.Combine("images") });
         Directory.CreateDirectory(_home.Combine("images"));
         for (var i = 0; i < 32; i++)
         {
@@ -47,6 +47,63 @@ public sealed class PipelineCommandsTests : IDisposable
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains($"--train: '{missing}' does not exist", result.Error);
+    }
+
+    [Fact]
+    public async Task Start_refuses_data_outside_the_read_roots_without_quoting_it_and_sends_nothing()
+    {
+        Directory.CreateDirectory(_home.Combine("outside"));
+        var secret = _home.Combine("outside", "shadow");
+        await File.WriteAllTextAsync(secret, "root:$6$TOP-SECRET-HASH:19000:0:99999:7:::");
+
+        var etc = await _nvdino.RunAsync("pipeline", "start", "--train", "/etc/shadow");
+        var local = await _nvdino.RunAsync("pipeline", "start", "--train", _home.Combine("images"), "--test", secret);
+
+        Assert.Equal((2, 2), (etc.ExitCode, local.ExitCode));
+        Assert.Contains("--train: 'file:///etc/shadow' is outside the locations this deployment reads", etc.Error);
+        Assert.Contains("ArtifactStore:AllowedReadRoots", etc.Error);
+        Assert.Contains($"--test: '{new Uri(secret).AbsoluteUri}' is outside the locations this deployment reads", local.Error);
+        Assert.DoesNotContain("TOP-SECRET", local.Error);
+        Assert.DoesNotContain(Convert.ToHexString("root:$6$"u8), local.Error);
+        Assert.Equal("", etc.Output + local.Output);
+        Assert.Equal(0, await CountAsync("control_requests"));
+    }
+
+    [Fact]
+    public async Task Start_refuses_spec_locations_outside_the_job_folder_or_the_read_roots_naming_each_key()
+    {
+        var victim = _home.Combine("artifacts", Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), "model.ort.onnx");
+        Directory.CreateDirectory(_home.Combine("outside"));
+        var weights = _home.Combine("outside", "weights.pth");
+        await File.WriteAllBytesAsync(weights, [1, 2, 3]);
+
+        var output = await _nvdino.RunAsync("pipeline", "start", "--train", _home.Combine("images"), "--set", $"export.onnx_file={new Uri(victim).AbsoluteUri}");
+        var input = await _nvdino.RunAsync("pipeline", "start", "--train", _home.Combine("images"), "--set", $"train.pretrained_model_path={weights}");
+
+        Assert.Equal((2, 2), (output.ExitCode, input.ExitCode));
+        Assert.Contains("export.onnx_file: 'file://", output.Error);
+        Assert.Contains("is outside the job's folder", output.Error);
+        Assert.Contains($"train.pretrained_model_path: '{new Uri(weights).AbsoluteUri}' is outside the locations this deployment reads", input.Error);
+        Assert.False(File.Exists(victim));
+        Assert.Equal(0, await CountAsync("control_requests"));
+    }
+
+    [Fact]
+    public async Task Start_refuses_an_alias_bomb_spec_naming_the_file_and_the_limit()
+    {
+        var bomb = _home.Combine("bomb.yaml");
+        string[] lines =
+        [
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]",
+            .. "bcdefghi".Select((name, i) => $"{name}: &{name} [{string.Join(',', Enumerable.Repeat($"*{"abcdefgh"[i]}", 9))}]"),
+        ];
+        await File.WriteAllTextAsync(bomb, string.Join('\n', lines));
+
+        var result = await _nvdino.RunAsync("pipeline", "start", "--train", _home.Combine("images"), "--spec", bomb);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains($"{bomb} holds more than 100000 values once every alias is expanded", result.Error);
+        Assert.Equal(0, await CountAsync("control_requests"));
     }
 
     [Fact]

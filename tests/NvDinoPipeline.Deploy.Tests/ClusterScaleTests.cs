@@ -124,8 +124,8 @@ public sealed class ClusterScaleTests(RabbitMqFixture broker, PostgresFixture da
     private async Task<StartPipeline> StartPipelineAsync(string name, int seed)
     {
         var store = _client.Services.GetRequiredService<IArtifactStore>();
-        var train = new Uri($"s3://{_bucket}/input/{name}/images_train.tar");
-        var test = new Uri($"s3://{_bucket}/input/{name}/images_test.tar");
+        var train = new Uri($"s3://{_bucket}/artifacts/input/{name}/images_train.tar");
+        var test = new Uri($"s3://{_bucket}/artifacts/input/{name}/images_test.tar");
         await store.PutFileAsync(train, TestImages.WriteArchive(_folder.Combine($"{name}-train.tar"), TrainImages, seed), CancellationToken.None);
         await store.PutFileAsync(test, TestImages.WriteArchive(_folder.Combine($"{name}-test.tar"), TestImageCount, seed + 100), CancellationToken.None);
         var start = new StartPipeline

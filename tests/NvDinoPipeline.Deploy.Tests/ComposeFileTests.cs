@@ -26,13 +26,65 @@ public sealed class ComposeFileTests
     private static Dictionary<string, string> Environment(Dictionary<string, object?> definition) =>
         definition.Map("environment").ToDictionary(pair => pair.Key, pair => DeployFiles.WithDefaults((string)pair.Value!));
 
-    [Fact]
-    public async Task Docker_compose_accepts_the_file()
-    {
-        var result = await ExternalTool.RunAsync("docker-compose", ["-f", ComposeFile, "config", "-q"], Repo.Root,
-            TimeSpan.FromSeconds(60), "Install Debian's docker-compose package (apt-get install docker-compose); ./scripts/test.sh installs it.");
+    private static readonly string[] Passwords = ["NVDINO_RABBITMQ_PASSWORD", "NVDINO_POSTGRES_PASSWORD", "NVDINO_MINIO_PASSWORD"];
 
-        Assert.True(result.ExitCode == 0, $"docker-compose config rejected {ComposeFile}:\n{result.Error}{result.Output}");
+    /// <summary>docker-compose config with exactly the variables of <paramref name="envFile"/>: none inherited, no .env read.</summary>
+    private static async Task<ExternalTool.Result> ConfigAsync(string envFile)
+    {
+        var clean = System.Environment.GetEnvironmentVariables().Keys.Cast<string>()
+            .Where(name => name.StartsWith("NVDINO_", StringComparison.Ordinal))
+            .ToDictionary(name => name, string? (_) => null);
+        return await ExternalTool.RunAsync("docker-compose", ["-f", ComposeFile, "--env-file", envFile, "config", "-q"], Repo.Root,
+            TimeSpan.FromSeconds(60), "Install Debian's docker-compose package (apt-get install docker-compose); ./scripts/test.sh installs it.", clean);
+    }
+
+    [Fact]
+    public async Task Docker_compose_accepts_the_file_once_every_password_is_set()
+    {
+        var envFile = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllLinesAsync(envFile, Passwords.Select(name => $"{name}={Guid.NewGuid():N}"));
+
+            var result = await ConfigAsync(envFile);
+
+            Assert.True(result.ExitCode == 0, $"docker-compose config rejected {ComposeFile}:\n{result.Error}{result.Output}");
+        }
+        finally
+        {
+            File.Delete(envFile);
+        }
+    }
+
+    [Fact]
+    public async Task Docker_compose_refuses_to_start_while_a_password_is_unset_and_says_where_to_set_it()
+    {
+        var envFile = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllLinesAsync(envFile, Passwords.Skip(1).Select(name => $"{name}={Guid.NewGuid():N}"));
+
+            var result = await ConfigAsync(envFile);
+
+            Assert.NotEqual(0, result.ExitCode);
+            Assert.Contains("set NVDINO_RABBITMQ_PASSWORD in .env (copy .env.example", result.Error);
+        }
+        finally
+        {
+            File.Delete(envFile);
+        }
+    }
+
+    [Fact]
+    public void No_password_has_a_default_and_the_env_example_lists_each_one_empty()
+    {
+        var text = File.ReadAllText(Repo.PathOf(ComposeFile));
+        var example = DeployFiles.EnvFile(".env.example");
+
+        Assert.Equal(Passwords, DeployFiles.RequiredVariables(text));
+        Assert.DoesNotMatch(@"\$\{\w*(PASSWORD|SECRET)\w*:-", text);
+        Assert.All(Passwords, name => Assert.Equal("", example[name]));
+        Assert.Contains("/.env", File.ReadAllLines(Repo.PathOf(".gitignore")));
     }
 
     [Fact]
@@ -87,6 +139,7 @@ public sealed class ComposeFileTests
             Assert.Equal("true", environment["ArtifactStore__S3__ForcePathStyle"]);
             Assert.NotEmpty(environment["ArtifactStore__S3__AccessKey"]);
             Assert.NotEmpty(environment["ArtifactStore__S3__SecretKey"]);
+            Assert.False(environment.ContainsKey("Health__Address"), $"{composeName}: the health check runs inside the container; the endpoints stay on loopback.");
 
             // The only mount is the scratch volume, at the folder the workers are told to use.
             var mounts = definition.TryGetValue("volumes", out var volumes) ? ((List<object?>)volumes!).Cast<string>().ToList() : [];

@@ -121,10 +121,26 @@ public static partial class DeployFiles
         return result;
     }
 
-    /// <summary>Compose's <c>${NAME:-default}</c> interpolation with nothing set: every variable takes its default.</summary>
-    public static string WithDefaults(string value) => Interpolation().Replace(value, match => match.Groups[2].Value);
+    /// <summary>
+    /// Compose's interpolation with nothing set but the required variables: <c>${NAME:-default}</c> takes its default,
+    /// <c>${NAME:?message}</c> (a value that has none) becomes <c>&lt;NAME&gt;</c>.
+    /// </summary>
+    public static string WithDefaults(string value) =>
+        Interpolation().Replace(value, match => match.Groups[2].Value == "-" ? match.Groups[3].Value : $"<{match.Groups[1].Value}>");
 
-    [GeneratedRegex(@"\$\{(\w+):-([^}]*)\}")]
+    /// <summary>The variables a compose file requires (<c>${NAME:?message}</c>), in order of first use.</summary>
+    public static IReadOnlyList<string> RequiredVariables(string text) =>
+        [.. Interpolation().Matches(text).Where(m => m.Groups[2].Value == "?").Select(m => m.Groups[1].Value).Distinct()];
+
+    /// <summary>The <c>NAME=value</c> lines of an env file (comments and blank lines skipped).</summary>
+    public static Dictionary<string, string> EnvFile(string relativePath) =>
+        File.ReadAllLines(Repo.PathOf(relativePath))
+            .Select(line => line.Trim())
+            .Where(line => line.Length > 0 && !line.StartsWith('#'))
+            .Select(line => line.Split('=', 2))
+            .ToDictionary(parts => parts[0], parts => parts.Length > 1 ? parts[1] : "");
+
+    [GeneratedRegex(@"\$\{(\w+):([-?])([^}]*)\}")]
     private static partial Regex Interpolation();
 
     /// <summary>A .NET TimeSpan or a Go/compose duration (<c>10m</c>, <c>1m30s</c>, <c>60s</c>).</summary>

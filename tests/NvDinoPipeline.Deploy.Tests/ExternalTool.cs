@@ -7,8 +7,9 @@ public static class ExternalTool
 {
     public sealed record Result(int ExitCode, string Output, string Error);
 
+    /// <param name="environment">Variables to set for the tool; a null value removes one it would inherit.</param>
     public static async Task<Result> RunAsync(string fileName, IEnumerable<string> arguments, string workingDirectory,
-        TimeSpan timeout, string howToInstall)
+        TimeSpan timeout, string howToInstall, IReadOnlyDictionary<string, string?>? environment = null)
     {
         var start = new ProcessStartInfo(fileName)
         {
@@ -23,6 +24,17 @@ public static class ExternalTool
         }
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+            {
+                start.Environment.Remove(name);
+            }
+            else
+            {
+                start.Environment[name] = value;
+            }
+        }
         Process process;
         try
         {

@@ -8,11 +8,22 @@ public sealed class KubernetesManifestTests
 {
     private const string Folder = "deploy/k8s";
 
+    private static readonly Lazy<Dictionary<string, object?>> Kustomization = new(() => DeployFiles.LoadYaml($"{Folder}/kustomization.yaml").Single());
+
+    /// <summary>Every manifest, and the Secrets kustomize generates, with the keys of their committed <c>.example</c> files.</summary>
     private static readonly Lazy<List<Dictionary<string, object?>>> Resources = new(() =>
-        Directory.EnumerateFiles(Repo.PathOf(Folder), "*.yaml")
+    [
+        .. Directory.EnumerateFiles(Repo.PathOf(Folder), "*.yaml")
             .Where(path => Path.GetFileName(path) != "kustomization.yaml")
-            .SelectMany(path => DeployFiles.LoadYaml(Path.GetRelativePath(Repo.Root, path)))
-            .ToList());
+            .SelectMany(path => DeployFiles.LoadYaml(Path.GetRelativePath(Repo.Root, path))),
+        .. Kustomization.Value.Seq("secretGenerator").Maps().Select(generator => new Dictionary<string, object?>
+        {
+            ["kind"] = "Secret",
+            ["metadata"] = new Dictionary<string, object?> { ["name"] = generator.Str("name"), ["namespace"] = generator.Str("namespace") },
+            ["stringData"] = DeployFiles.EnvFile($"{Folder}/{Assert.Single(generator.Seq("envs").Cast<string>())}.example")
+                .ToDictionary(pair => pair.Key, pair => (object?)pair.Value),
+        }),
+    ]);
 
     private static Dictionary<string, object?> Resource(string kind, string name) =>
         Resources.Value.SingleOrDefault(r => r.Str("kind") == kind && r.Map("metadata").Str("name") == name)
@@ -44,8 +55,7 @@ public sealed class KubernetesManifestTests
     [Fact]
     public void Kustomization_applies_every_manifest_in_the_folder()
     {
-        var kustomization = DeployFiles.LoadYaml($"{Folder}/kustomization.yaml").Single();
-        var listed = kustomization.Seq("resources").Cast<string>().Order().ToList();
+        var listed = Kustomization.Value.Seq("resources").Cast<string>().Order().ToList();
         var present = Directory.EnumerateFiles(Repo.PathOf(Folder), "*.yaml").Select(path => Path.GetFileName(path))
             .Where(name => name != "kustomization.yaml").Order().ToList();
 
@@ -172,8 +182,32 @@ public sealed class KubernetesManifestTests
         Assert.Equal("true", ConfigMap["ArtifactStore__S3__ForcePathStyle"]);
         Assert.StartsWith("amqp://", secret.Str("Messaging__RabbitMq"));
         Assert.Contains("Host=", secret.Str("State__ConnectionString"));
-        Assert.NotEmpty(secret.Str("ArtifactStore__S3__AccessKey"));
-        Assert.NotEmpty(secret.Str("ArtifactStore__S3__SecretKey"));
+        Assert.True(secret.ContainsKey("ArtifactStore__S3__AccessKey"));
+        Assert.True(secret.ContainsKey("ArtifactStore__S3__SecretKey"));
         Assert.All(ConfigMap, setting => Assert.DoesNotMatch("(?i)password=|amqps?://[^/]*@", setting.Value));
+    }
+
+    [Fact]
+    public void Credentials_come_only_from_uncommitted_env_files_whose_templates_hold_no_password()
+    {
+        var generators = Kustomization.Value.Seq("secretGenerator").Maps().ToList();
+        var ignored = File.ReadAllLines(Repo.PathOf(".gitignore"));
+
+        Assert.Equal(["nvdino-keda-rabbitmq", "nvdino-secrets"], generators.Select(g => g.Str("name")).Order());
+        Assert.Equal("true", Kustomization.Value.At("generatorOptions").Str("disableNameSuffixHash"));
+        foreach (var file in generators.Select(g => Assert.Single(g.Seq("envs").Cast<string>())))
+        {
+            Assert.Contains($"/{Folder}/{file}", ignored);
+            foreach (var (key, value) in DeployFiles.EnvFile($"{Folder}/{file}.example"))
+            {
+                // A template names where a password goes, never one: empty, or a <password> placeholder in a URI.
+                Assert.DoesNotMatch(@"://[^:/@]+:(?!<password>@)[^@/]+@|(?i)password=(?!<password>;)", value);
+                if (key.EndsWith("SecretKey", StringComparison.Ordinal) || key.EndsWith("AccessKey", StringComparison.Ordinal))
+                {
+                    Assert.Equal("", value);
+                }
+            }
+        }
+        Assert.DoesNotContain(Directory.EnumerateFiles(Repo.PathOf(Folder)), path => File.ReadAllText(path).Contains("change-me", StringComparison.Ordinal));
     }
 }

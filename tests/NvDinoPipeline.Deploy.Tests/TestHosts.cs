@@ -15,6 +15,7 @@ public static class TestHosts
         ["State:Provider"] = "Sqlite",
         ["State:ConnectionString"] = $"Data Source={Path.Combine(folder, "state.db")}",
         ["ArtifactStore:Root"] = new Uri(Path.Combine(folder, "artifacts") + "/").AbsoluteUri,
+        ["ArtifactStore:AllowedReadRoots:0"] = folder,
         ["Workers:ScratchDirectory"] = Path.Combine(folder, "scratch"),
         ["Workers:ProgressInterval"] = "00:00:00.050",
     };

@@ -24,7 +24,7 @@ public sealed class DistillationRunnerTests : IDisposable
 
     public DistillationRunnerTests()
     {
-        store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri }));
+        store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri, AllowedReadRoots = [folder.Path] }));
     }
 
     public void Dispose()

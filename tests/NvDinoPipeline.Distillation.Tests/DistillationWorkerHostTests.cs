@@ -26,6 +26,7 @@ public sealed class DistillationWorkerHostTests
             ["State:Provider"] = "Sqlite",
             ["State:ConnectionString"] = $"Data Source={folder.Combine("state.db")}",
             ["ArtifactStore:Root"] = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri,
+            ["ArtifactStore:AllowedReadRoots:0"] = folder.Path,
             ["Workers:ScratchDirectory"] = folder.Combine("scratch"),
             ["Distillation:ProgressInterval"] = "00:00:00.100",
             ["Distillation:Device"] = "cpu",

@@ -54,7 +54,7 @@ public sealed class WholePipelineTests(RabbitMqFixture broker, PostgresFixture d
         settings["ArtifactStore:S3:ServiceUrl"] = s3.ServiceUrl.ToString();
         settings["ArtifactStore:S3:AccessKey"] = s3.AccessKey;
         settings["ArtifactStore:S3:SecretKey"] = s3.SecretKey;
-        await RunAsync(settings, uploadTo: $"s3://{bucket}/input/");
+        await RunAsync(settings, uploadTo: $"s3://{bucket}/artifacts/input/");
     }
 
     [Fact]

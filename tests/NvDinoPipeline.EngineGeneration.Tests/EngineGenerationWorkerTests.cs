@@ -21,6 +21,7 @@ public sealed class EngineGenerationWorkerTests : IDisposable
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["ArtifactStore:Root"] = new Uri(_temp.Combine("artifacts") + "/").AbsoluteUri,
+            ["ArtifactStore:AllowedReadRoots:0"] = _temp.Path,
             ["Workers:ScratchDirectory"] = _temp.Combine("scratch"),
         }.Concat(settings.Select(s => KeyValuePair.Create(s.Key, (string?)s.Value))));
         new PipelineHostBuilder(builder).AddEngineGenerationWorker();

@@ -106,23 +106,25 @@ public sealed class OnnxRuntimeTargetTests
     }
 
     [Fact]
-    public async Task Int8_reuses_a_calibration_cache_instead_of_calibrating_again()
+    public async Task Int8_reuses_the_calibration_cache_of_an_earlier_job_instead_of_calibrating_again()
     {
         using var bed = await EngineTestBed.CreateAsync();
         await bed.StageImagesAsync(30);
-        var cache = bed.Temp.Combine("shared", "vit.calibration.json");
-        string[] spec = ["gen_trt_engine.tensorrt.data_type=int8", "gen_trt_engine.tensorrt.calibration.cal_batches=2", $"gen_trt_engine.tensorrt.calibration.cal_cache_file={cache}"];
-
+        string[] spec = ["gen_trt_engine.tensorrt.data_type=int8", "gen_trt_engine.tensorrt.calibration.cal_batches=2"];
         var first = await bed.RunAsync(bed.Command(spec));
+        var cache = first.Artifacts["calibration_cache"];
+        var before = await bed.ReadTextAsync(cache);
         bed.Progress.Clear();
-        var second = bed.Command(spec);
+
+        var second = bed.Command([.. spec, $"gen_trt_engine.tensorrt.calibration.cal_cache_file={cache}"]);
         var reused = await bed.RunAsync(second);
 
-        Assert.True(File.Exists(cache));
         var manifest = await bed.ManifestAsync(second.OutputUri);
         Assert.True(manifest.Calibration!.FromCache);
-        Assert.Equal(new Uri(cache).AbsoluteUri, manifest.Calibration.CacheUri);
-        Assert.Equal(await bed.ReadTextAsync(first.Artifacts["calibration_cache"]), await bed.ReadTextAsync(reused.Artifacts["calibration_cache"]));
+        Assert.Equal(cache.AbsoluteUri, manifest.Calibration.CacheUri);
+        Assert.Equal(second.OutputUri.Append("calibration.json").AbsoluteUri, reused.Artifacts["calibration_cache"].AbsoluteUri);
+        Assert.Equal(before, await bed.ReadTextAsync(reused.Artifacts["calibration_cache"]));
+        Assert.Equal(before, await bed.ReadTextAsync(cache));
         Assert.DoesNotContain(bed.Progress, p => p.Message?.StartsWith("calibrating", StringComparison.Ordinal) == true);
         Assert.Contains(bed.Progress, p => p.Message?.StartsWith("writing Q/DQ", StringComparison.Ordinal) == true);
     }

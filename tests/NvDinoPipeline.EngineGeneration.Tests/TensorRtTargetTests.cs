@@ -144,13 +144,13 @@ public sealed class TensorRtTargetTests
     }
 
     [Fact]
-    public async Task An_engine_placed_elsewhere_by_trt_engine_is_the_one_the_ep_context_model_names()
+    public async Task An_engine_named_by_trt_engine_is_the_one_the_ep_context_model_names()
     {
         var (bed, embedding) = await SamePictureBedAsync();
         using var _ = bed;
         Install(bed, TrtexecBehaviour.Succeeds, embedding);
-        var elsewhere = new Uri(bed.Temp.Combine("engines", "a100 vit.plan"));
-        var command = bed.Command("pipeline.deploy.target=tensorrt", $"gen_trt_engine.trt_engine={elsewhere.AbsoluteUri}");
+        var command = bed.Command("pipeline.deploy.target=tensorrt", "gen_trt_engine.trt_engine=a100 vit.plan");
+        var elsewhere = command.OutputUri.Append("a100 vit.plan");
 
         var result = await bed.RunAsync(command);
 
@@ -252,7 +252,7 @@ public sealed class TensorRtTargetTests
     }
 
     [Fact]
-    public async Task Layer_precisions_and_a_shared_timing_cache_reach_trtexec_and_the_cache_is_updated()
+    public async Task Layer_precisions_and_a_timing_cache_reach_trtexec_and_the_updated_cache_stays_in_the_job_folder()
     {
         var (bed, embedding) = await SamePictureBedAsync();
         using var _ = bed;
@@ -271,8 +271,10 @@ public sealed class TensorRtTargetTests
         Assert.Contains("--precisionConstraints=obey", build);
         var used = build.Single(a => a.StartsWith("--timingCacheFile=", StringComparison.Ordinal))["--timingCacheFile=".Length..];
         Assert.NotEqual(cache, used);
-        Assert.Equal("earlier timings\ntimings of this build\n", await File.ReadAllTextAsync(cache));
-        Assert.Equal(new Uri(cache).AbsoluteUri, (await bed.ManifestAsync(command.OutputUri)).TensorRt!.TimingCacheUri);
+        Assert.Equal("earlier timings\n", await File.ReadAllTextAsync(cache));
+        var kept = command.OutputUri.Append("timing.cache");
+        Assert.Equal("earlier timings\ntimings of this build\n", await bed.ReadTextAsync(kept));
+        Assert.Equal(kept.AbsoluteUri, (await bed.ManifestAsync(command.OutputUri)).TensorRt!.TimingCacheUri);
     }
 
     [Fact]

@@ -82,25 +82,27 @@ public sealed class ExportSettingsTests
         Assert.Equal("file:///artifacts/p/j/model.json", metadata.AbsoluteUri);
     }
 
-    [Theory]
-    [InlineData("deploy/nvdino_vitl.onnx", "file:///artifacts/p/j/deploy/nvdino_vitl.onnx", "file:///artifacts/p/j/deploy/nvdino_vitl.json")]
-    [InlineData("s3://models/vitl.onnx", "s3://models/vitl.onnx", "s3://models/vitl.json")]
-    [InlineData("/srv/models/vitl.onnx", "file:///srv/models/vitl.onnx", "file:///srv/models/vitl.json")]
-    public void Onnx_file_names_where_the_model_and_its_metadata_go(string onnxFile, string onnx, string metadata)
+    [Fact]
+    public void Onnx_file_names_where_inside_the_job_folder_the_model_and_its_metadata_go()
     {
-        var locations = ExportRunner.OutputLocations(new Uri("file:///artifacts/p/j/"), Settings(onnxFile));
+        var locations = ExportRunner.OutputLocations(new Uri("file:///artifacts/p/j/"), Settings("deploy/nvdino_vitl.onnx"));
 
-        Assert.Equal((onnx, metadata), (locations.Onnx.AbsoluteUri, locations.Metadata.AbsoluteUri));
+        Assert.Equal(("file:///artifacts/p/j/deploy/nvdino_vitl.onnx", "file:///artifacts/p/j/deploy/nvdino_vitl.json"),
+            (locations.Onnx.AbsoluteUri, locations.Metadata.AbsoluteUri));
     }
 
     [Theory]
-    [InlineData("model.pt")]
-    [InlineData("../elsewhere/model.onnx")]
-    public void Onnx_file_that_is_no_onnx_file_inside_the_job_is_rejected(string onnxFile)
+    [InlineData("model.pt", "must name a .onnx file")]
+    [InlineData("../elsewhere/model.onnx", "is not a path inside the job's folder")]
+    [InlineData("/srv/models/vitl.onnx", "is not a path inside the job's folder")]
+    [InlineData("s3://models/vitl.onnx", "is not a path inside the job's folder")]
+    [InlineData("file:///artifacts/victim/job/model.ort.onnx", "is not a path inside the job's folder")]
+    public void Onnx_file_that_is_no_onnx_file_inside_the_job_is_rejected(string onnxFile, string rule)
     {
         var error = Assert.Throws<StageInputException>(() => ExportRunner.OutputLocations(new Uri("file:///artifacts/p/j/"), Settings(onnxFile)));
 
         Assert.Contains($"export.onnx_file '{onnxFile}'", error.Message);
+        Assert.Contains(rule, error.Message);
     }
 
     [Fact]

@@ -83,6 +83,7 @@ public sealed class ExportWorkerTests
             ["State:Provider"] = "Sqlite",
             ["State:ConnectionString"] = $"Data Source={temp.Combine("state.db")}",
             ["ArtifactStore:Root"] = new Uri(temp.Combine("artifacts") + "/").AbsoluteUri,
+            ["ArtifactStore:AllowedReadRoots:0"] = temp.Path,
             ["Workers:ScratchDirectory"] = temp.Combine("scratch"),
             ["Export:OnnxRuntimeThreads"] = "1",
         });

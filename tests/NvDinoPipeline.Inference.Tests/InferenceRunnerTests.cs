@@ -141,8 +141,8 @@ public sealed class InferenceRunnerTests : IAsyncLifetime
     {
         var images = TestImages.Make(9, seed: 8);
         var shards = await TestImages.WriteShardsAsync(_bed.Folder.Combine("test", "shards"), images);
-        await using var overlapped = await RunnerBed.StartAsync(options => options.OverlapPreprocessing = OverlapMode.Always);
-        await using var turns = await RunnerBed.StartAsync(options => options.OverlapPreprocessing = OverlapMode.Never);
+        await using var overlapped = await RunnerBed.StartAsync(options => options.OverlapPreprocessing = OverlapMode.Always, _bed.Folder.Path);
+        await using var turns = await RunnerBed.StartAsync(options => options.OverlapPreprocessing = OverlapMode.Never, _bed.Folder.Path);
 
         var first = await overlapped.RunAsync(overlapped.Command(_model, shards, overrides: "inference.batch_size=2"));
         var second = await turns.RunAsync(turns.Command(_model, shards, overrides: "inference.batch_size=2"));

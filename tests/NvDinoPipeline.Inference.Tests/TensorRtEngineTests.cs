@@ -20,7 +20,7 @@ public sealed class TensorRtEngineTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(_folder.Combine("artifacts") + "/").AbsoluteUri }));
+        _store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(_folder.Combine("artifacts") + "/").AbsoluteUri, AllowedReadRoots = [_folder.Path] }));
         _model = TinyVit.Create(_folder.Combine("export"));
         _job = await EngineJobFolder.WriteAsync(_store, _model, _folder.Combine("built"), _store.JobFolder(Guid.NewGuid(), Guid.NewGuid()));
     }
@@ -133,7 +133,7 @@ public sealed class TensorRtEngineTests : IAsyncLifetime
     [Fact]
     public async Task The_engine_runs_from_the_cpu_fallback_of_the_real_runner_with_the_same_embeddings()
     {
-        await using var bed = await RunnerBed.StartAsync();
+        await using var bed = await RunnerBed.StartAsync(readableFolder: _folder.Path);
         var images = TestImages.Make(2, seed: 4);
         var shards = await TestImages.WriteShardsAsync(bed.Folder.Combine("test", "shards"), images);
         var command = bed.Command(_model, shards, target: DeployedModelReference.TensorRtTarget, overrides: "inference.execution_provider=cpu") with

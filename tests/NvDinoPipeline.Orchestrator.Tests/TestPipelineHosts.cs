@@ -20,6 +20,7 @@ public static class TestPipelineHosts
         ["State:ConnectionString"] = $"Data Source={Path.Combine(folder, "state.db")}",
         ["State:JobLease"] = "00:00:03",
         ["ArtifactStore:Root"] = new Uri(Path.Combine(folder, "artifacts") + "/").AbsoluteUri,
+        ["ArtifactStore:AllowedReadRoots:0"] = folder,
         ["Workers:ScratchDirectory"] = Path.Combine(folder, "scratch"),
         ["Workers:ProgressInterval"] = "00:00:00.050",
         ["Orchestrator:RecoveryInterval"] = "00:00:01",

@@ -62,7 +62,7 @@ public sealed class SpecLoaderTests : IDisposable
             "model.backbone.layerscale_init=null",
             "gen_trt_engine.tensorrt.layers_precision=[\"/blocks.0/norm1:fp32\", \"/head:fp16\"]",
             "export.checkpoint=12",
-            "dataset.test_dataset.images_dir=s3://bucket/test images#1",
+            "dataset.test_dataset.images_dir=s3://bucket/test images 1",
         ]);
 
         Assert.Equal([0.1, 0.3], spec.Get<IReadOnlyList<double>>("dataset.transform.local_crops_scale"));
@@ -73,7 +73,7 @@ public sealed class SpecLoaderTests : IDisposable
         Assert.Null(spec.Get<double?>("model.backbone.layerscale_init"));
         Assert.Equal(["/blocks.0/norm1:fp32", "/head:fp16"], spec.Get<IReadOnlyList<string>>("gen_trt_engine.tensorrt.layers_precision"));
         Assert.Equal("12", spec.Get<string>("export.checkpoint"));
-        Assert.Equal("s3://bucket/test images#1", spec.Get<string>("dataset.test_dataset.images_dir"));
+        Assert.Equal("s3://bucket/test images 1", spec.Get<string>("dataset.test_dataset.images_dir"));
         Assert.Contains("\"weight_decay\":0.0", spec.ToJson());
     }
 

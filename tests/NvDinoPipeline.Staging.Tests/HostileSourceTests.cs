@@ -20,6 +20,8 @@ public sealed class ZeroBombFixture : IDisposable
 
     public string Path { get; }
 
+    public string Folder => _folder.Path;
+
     public byte[] Image { get; }
 
     public long Size => new FileInfo(Path).Length;
@@ -29,7 +31,7 @@ public sealed class ZeroBombFixture : IDisposable
 
 public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<ZeroBombFixture>, IDisposable
 {
-    private readonly StagingTestBed _bed = StagingTestBed.OnFiles();
+    private readonly StagingTestBed _bed = StagingTestBed.OnFiles(readableFolder: bomb.Folder);
 
     public void Dispose() => _bed.Dispose();
 
@@ -234,7 +236,7 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
     [Fact]
     public async Task Declared_sizes_beyond_the_unpacked_cap_fail_the_job_before_the_data_is_read()
     {
-        using var bed = StagingTestBed.OnFiles(o => o.MaxUncompressedBytes = 100L << 20);
+        using var bed = StagingTestBed.OnFiles(o => o.MaxUncompressedBytes = 100L << 20, bomb.Folder);
         var command = bed.Command(new Uri(bomb.Path));
         var clock = Stopwatch.StartNew();
 

@@ -51,7 +51,7 @@ public sealed class S3StagingTests(S3Fixture s3) : IAsyncLifetime
             .File("notes.txt", "x"u8.ToArray())
             .WriteTarGz(Path.Combine(_bed.Inputs, "images.tar.gz"));
         var source = S3("sources/images.tar.gz");
-        await _bed.Store.PutFileAsync(source, local, CancellationToken.None);
+        await _bed.SourceStore.PutFileAsync(source, local, CancellationToken.None);
         var command = _bed.Command(source);
 
         var staged = await _bed.StageAsync(command);
@@ -79,10 +79,10 @@ public sealed class S3StagingTests(S3Fixture s3) : IAsyncLifetime
         var images = DatasetStagingRunnerTests.SampleImages();
         foreach (var (path, bytes, _, _, _) in images)
         {
-            await _bed.Store.PutAsync(S3($"folder/{path}"), new MemoryStream(bytes), CancellationToken.None);
+            await _bed.SourceStore.PutAsync(S3($"folder/{path}"), new MemoryStream(bytes), CancellationToken.None);
         }
-        await _bed.Store.PutAsync(S3("folder/readme.txt"), new MemoryStream("hello"u8.ToArray()), CancellationToken.None);
-        await _bed.Store.PutAsync(S3("folder-other/not-mine.png"), new MemoryStream(TestImages.Png(5, 5, seed: 1)), CancellationToken.None);
+        await _bed.SourceStore.PutAsync(S3("folder/readme.txt"), new MemoryStream("hello"u8.ToArray()), CancellationToken.None);
+        await _bed.SourceStore.PutAsync(S3("folder-other/not-mine.png"), new MemoryStream(TestImages.Png(5, 5, seed: 1)), CancellationToken.None);
 
         var staged = await _bed.StageAsync(_bed.Command(S3("folder")));
 

@@ -22,6 +22,7 @@ internal sealed class StagingTestBed : IDisposable
         Store = store;
         Options = options;
         RunnerStore = store;
+        SourceStore = store;
         Directory.CreateDirectory(Inputs);
         Directory.CreateDirectory(ScratchRoot);
     }
@@ -30,10 +31,13 @@ internal sealed class StagingTestBed : IDisposable
 
     public ArtifactStore Store { get; }
 
+    /// <summary>Puts sources in place as another tool would: the workers' store writes only under its root.</summary>
+    public ArtifactStore SourceStore { get; private init; } = null!;
+
     public StagingOptions Options { get; }
 
-    /// <summary>Where tests put their sources.</summary>
-    public string Inputs => Temp.Combine("inputs");
+    /// <summary>Where tests put their sources: a folder the store may read.</summary>
+    public string Inputs => InputsOf(Temp);
 
     /// <summary>The workers' scratch root; each job gets its own folder under it.</summary>
     public string ScratchRoot => Temp.Combine("scratch");
@@ -41,26 +45,34 @@ internal sealed class StagingTestBed : IDisposable
     public ConcurrentQueue<StageProgress> Progress { get; } = new();
 
     /// <summary>A store rooted at a temp folder. Small staged images (<c>MaxSide</c> 32) keep tests fast.</summary>
-    public static StagingTestBed OnFiles(Action<StagingOptions>? configure = null)
+    /// <param name="readableFolder">A folder outside the bed the store may read too (a source shared by several tests).</param>
+    public static StagingTestBed OnFiles(Action<StagingOptions>? configure = null, string? readableFolder = null)
     {
         var temp = new TempDirectory("nvdino-staging");
         var root = Path.Combine(temp.Path, "artifacts");
         Directory.CreateDirectory(root);
-        var store = new ArtifactStore(Microsoft.Extensions.Options.Options.Create(new ArtifactStoreOptions { Root = new Uri(root + "/").AbsoluteUri }));
+        var store = new ArtifactStore(Microsoft.Extensions.Options.Options.Create(new ArtifactStoreOptions
+        {
+            Root = new Uri(root + "/").AbsoluteUri,
+            AllowedReadRoots = [InputsOf(temp), .. readableFolder is null ? Array.Empty<string>() : [readableFolder]],
+        }));
         return new StagingTestBed(temp, store, Configure(configure));
     }
 
     public static StagingTestBed OnS3(S3Endpoint endpoint, string bucket, Action<StagingOptions>? configure = null)
     {
         var temp = new TempDirectory("nvdino-staging-s3");
-        var options = new ArtifactStoreOptions { Root = $"s3://{bucket}/artifacts/" };
+        var options = new ArtifactStoreOptions { Root = $"s3://{bucket}/artifacts/", AllowedReadRoots = [$"s3://{bucket}/", InputsOf(temp)] };
         options.S3.ServiceUrl = endpoint.ServiceUrl.ToString();
         options.S3.AccessKey = endpoint.AccessKey;
         options.S3.SecretKey = endpoint.SecretKey;
         options.S3.Region = endpoint.Region;
         var store = new ArtifactStore(Microsoft.Extensions.Options.Options.Create(options));
-        return new StagingTestBed(temp, store, Configure(configure));
+        var sources = new ArtifactStore(Microsoft.Extensions.Options.Options.Create(new ArtifactStoreOptions { Root = $"s3://{bucket}/", S3 = options.S3 }));
+        return new StagingTestBed(temp, store, Configure(configure)) { SourceStore = sources };
     }
+
+    private static string InputsOf(TempDirectory temp) => temp.Combine("inputs");
 
     private static StagingOptions Configure(Action<StagingOptions>? configure)
     {
@@ -147,6 +159,10 @@ internal sealed class StagingTestBed : IDisposable
     public void Dispose()
     {
         Store.Dispose();
+        if (SourceStore != Store)
+        {
+            SourceStore.Dispose();
+        }
         Temp.Dispose();
     }
 }

@@ -28,6 +28,7 @@ public sealed class StagingWorkerTests : IDisposable
             ["State:Provider"] = "Sqlite",
             ["State:ConnectionString"] = $"Data Source={_home.Combine("state.db")}",
             ["ArtifactStore:Root"] = new Uri(_home.Combine("artifacts") + "/").AbsoluteUri,
+            ["ArtifactStore:AllowedReadRoots:0"] = _home.Combine("inputs"),
             ["Workers:ScratchDirectory"] = _home.Combine("scratch"),
             ["Staging:MaxSide"] = "32",
             ["Serilog:MinimumLevel:Default"] = "Warning",

@@ -7,6 +7,8 @@ internal sealed class SlowStore(IArtifactStore inner, int chunkBytes, TimeSpan p
 {
     public Uri Root => inner.Root;
 
+    public ArtifactAccessPolicy Access => inner.Access;
+
     public Uri JobFolder(Guid pipelineId, Guid jobId) => inner.JobFolder(pipelineId, jobId);
 
     public Task<ArtifactInfo> PutAsync(Uri destination, Stream content, CancellationToken ct) => inner.PutAsync(destination, content, ct);
@@ -72,6 +74,8 @@ internal sealed class SlowStore(IArtifactStore inner, int chunkBytes, TimeSpan p
 internal sealed class FullDiskStore(IArtifactStore inner, long failAfterBytes) : IArtifactStore
 {
     public Uri Root => inner.Root;
+
+    public ArtifactAccessPolicy Access => inner.Access;
 
     public Uri JobFolder(Guid pipelineId, Guid jobId) => inner.JobFolder(pipelineId, jobId);
 

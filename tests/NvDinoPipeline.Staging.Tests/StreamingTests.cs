@@ -19,7 +19,7 @@ public sealed class StreamingTests(ZeroBombFixture bomb) : IClassFixture<ZeroBom
         {
             o.MaxCompressionRatio = 1e9;
             o.MaxFileBytes = 1 << 20;
-        });
+        }, bomb.Folder);
         var command = bed.Command(new Uri(bomb.Path));
         var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
 

@@ -66,15 +66,60 @@ public sealed class ArtifactStoreOptionsTests
     }
 
     [Fact]
-    public async Task File_uris_are_served_whatever_the_configured_root()
+    public async Task A_file_uri_is_neither_read_nor_written_when_the_root_is_a_bucket_and_no_read_root_names_its_folder()
     {
         using var folder = new TempFolder();
-        using var store = TestStores.Create("s3://nvdino-artifacts/", o => o.S3.ServiceUrl = "http://127.0.0.1:1");
         var uri = folder.Uri.Append("spec.yaml");
+        await File.WriteAllTextAsync(uri.LocalPath, "train:\n  num_epochs: 1\n");
+        using var store = TestStores.Create("s3://nvdino-artifacts/", o => o.S3.ServiceUrl = "http://127.0.0.1:1");
 
-        await store.PutAsync(uri, new MemoryStream("train:\n  num_epochs: 1\n"u8.ToArray()), CancellationToken.None);
+        var read = await Assert.ThrowsAsync<ArtifactAccessDeniedException>(() => store.GetInfoAsync(uri, CancellationToken.None));
+        var write = await Assert.ThrowsAsync<ArtifactAccessDeniedException>(
+            () => store.PutAsync(uri, new MemoryStream("overwritten"u8.ToArray()), CancellationToken.None));
 
-        Assert.Equal(23, (await store.GetInfoAsync(uri, CancellationToken.None))!.Size);
+        Assert.Contains("is outside the locations this deployment reads (s3://nvdino-artifacts/)", read.Message);
+        Assert.Contains("ArtifactStore:AllowedReadRoots", read.Message);
+        Assert.Contains("is outside the artifact root s3://nvdino-artifacts/", write.Message);
+        Assert.Equal("train:\n  num_epochs: 1\n", await File.ReadAllTextAsync(uri.LocalPath));
+    }
+
+    [Fact]
+    public async Task A_folder_in_AllowedReadRoots_is_read_but_never_written()
+    {
+        using var folder = new TempFolder();
+        var uri = folder.Uri.Append("spec.yaml");
+        await File.WriteAllTextAsync(uri.LocalPath, "train:\n  num_epochs: 1\n");
+        using var provider = Services(new()
+        {
+            ["ArtifactStore:Root"] = "s3://nvdino-artifacts/",
+            ["ArtifactStore:S3:ServiceUrl"] = "http://127.0.0.1:1",
+            ["ArtifactStore:AllowedReadRoots:0"] = folder.Path,
+            ["ArtifactStore:AllowedReadRoots:1"] = "s3://datasets/team-a/",
+        });
+        var store = provider.GetRequiredService<IArtifactStore>();
+
+        var info = await store.GetInfoAsync(uri, CancellationToken.None);
+        await Assert.ThrowsAsync<ArtifactAccessDeniedException>(() => store.PutAsync(uri, new MemoryStream([1]), CancellationToken.None));
+
+        Assert.Equal(23, info!.Size);
+        Assert.Equal(["s3://nvdino-artifacts/", folder.Uri.AbsoluteUri, "s3://datasets/team-a/"], store.Access.ReadRoots.Select(r => r.AbsoluteUri));
+    }
+
+    [Theory]
+    [InlineData("ftp://host/data/", "ArtifactStore:AllowedReadRoots:0 'ftp://host/data/' has scheme 'ftp'")]
+    [InlineData("data/images", "ArtifactStore:AllowedReadRoots:0 'data/images' is neither an absolute URI nor an absolute path")]
+    [InlineData("s3://AKIAEXAMPLE:wJalrXUtnFEMI@datasets/", "ArtifactStore:AllowedReadRoots:0 carries a user name or password")]
+    public async Task A_bad_read_root_stops_the_host_at_start_up_naming_the_entry_and_never_a_password(string root, string expected)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["ArtifactStore:AllowedReadRoots:0"] = root });
+        builder.Services.AddArtifactStore(builder.Configuration);
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains(expected, error.Message);
+        Assert.DoesNotContain("wJalrXUtnFEMI", error.Message);
     }
 
     [Fact]

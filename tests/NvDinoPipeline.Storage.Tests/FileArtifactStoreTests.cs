@@ -127,7 +127,7 @@ public sealed class FileArtifactStoreTests : IDisposable
             all);
         Assert.Equal([job.Append("run.txt"), job.Append("run1/x")], run);
         Assert.Empty(await _store.ListAsync(job.Append("nothing-here/"), _ct).ToListAsync(_ct));
-        Assert.Empty(await _store.ListAsync(new Uri("file:///nonexistent-nvdino-folder/"), _ct).ToListAsync(_ct));
+        Assert.Empty(await _store.ListAsync(_store.Root.Append("nonexistent-nvdino-folder/"), _ct).ToListAsync(_ct));
     }
 
     [Fact]
@@ -171,12 +171,13 @@ public sealed class FileArtifactStoreTests : IDisposable
 
     [Theory]
     [InlineData("file://relative/model.bin", "names host 'relative'")]
-    [InlineData("ftp://host/model.bin", "supports file:// and s3://")]
-    [InlineData("file:///tmp/folder/", "names a folder")]
-    [InlineData("file:///tmp/.model.bin.sha256", "reserved")]
-    public async Task Refuses_uris_it_cannot_store_and_says_why(string uri, string reason)
+    [InlineData("ftp://host/model.bin", "only file:// and s3://")]
+    [InlineData("file://{root}folder/", "names a folder")]
+    [InlineData("file://{root}.model.bin.sha256", "reserved")]
+    public async Task Refuses_uris_it_cannot_store_and_says_why(string template, string reason)
     {
-        var error = await Assert.ThrowsAsync<ArgumentException>(() => _store.PutAsync(new Uri(uri), new MemoryStream([1]), _ct));
+        var uri = template.Replace("{root}", _folder.Uri.AbsolutePath, StringComparison.Ordinal);
+        var error = await Assert.ThrowsAnyAsync<ArgumentException>(() => _store.PutAsync(new Uri(uri), new MemoryStream([1]), _ct));
 
         Assert.Contains(uri, error.Message);
         Assert.Contains(reason, error.Message);

@@ -139,7 +139,7 @@ public sealed class S3ArtifactStoreTests(S3TestServer server) : IClassFixture<S3
         Assert.Equal(new[] { "a.bin", "checkpoints/epoch 1.pth", "checkpoints/epoch2.pth" }.Select(job.Append), listed.Select(i => i.Uri));
         Assert.All(listed, i => Assert.Equal(2, i.Size));
         Assert.Empty(await store.ListAsync(job.Append("nothing-here/"), Ct).ToListAsync(Ct));
-        Assert.Empty(await store.ListAsync(new Uri($"s3://{bucket}/no-such-prefix"), Ct).ToListAsync(Ct));
+        Assert.Empty(await store.ListAsync(store.Root.Append("no-such-prefix"), Ct).ToListAsync(Ct));
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public sealed class TrainingRunnerTests : IDisposable
 
     public TrainingRunnerTests()
     {
-        store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri }));
+        store = new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri, AllowedReadRoots = [folder.Path] }));
     }
 
     public void Dispose()

@@ -24,6 +24,7 @@ public sealed class TrainingWorkerHostTests
             ["State:Provider"] = "Sqlite",
             ["State:ConnectionString"] = $"Data Source={folder.Combine("state.db")}",
             ["ArtifactStore:Root"] = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri,
+            ["ArtifactStore:AllowedReadRoots:0"] = folder.Path,
             ["Workers:ScratchDirectory"] = folder.Combine("scratch"),
             ["Training:ProgressInterval"] = "00:00:00.100",
             ["Training:Device"] = "cpu",

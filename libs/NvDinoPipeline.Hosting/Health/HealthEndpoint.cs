@@ -11,7 +11,8 @@ namespace NvDinoPipeline.Hosting.Health;
 /// Serves <c>/healthz</c> (the process is alive) and <c>/readyz</c> (every check tagged
 /// <see cref="HealthTags.Ready"/> passes: the bus is started and connected, the state database answers)
 /// over plain HTTP, for container health checks and Kubernetes probes. Registered before the bus, it
-/// answers from the start of the process and stops last.
+/// answers from the start of the process and stops last. Answers carry each check's status only; what a failing
+/// check reported (error text, addresses) goes to the log, once each time a check changes status.
 /// </summary>
 public sealed class HealthEndpoint(
     HealthCheckService checks,
@@ -22,6 +23,7 @@ public sealed class HealthEndpoint(
     public const string LivenessPath = "/healthz";
     public const string ReadinessPath = "/readyz";
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HealthStatus> _lastStatus = new(StringComparer.Ordinal);
     private HttpListener? _listener;
     private Task _serving = Task.CompletedTask;
 
@@ -163,13 +165,27 @@ public sealed class HealthEndpoint(
                     : $"The readiness checks did not finish within {options.Value.CheckTimeout}",
             });
         }
+        foreach (var (name, entry) in report.Entries)
+        {
+            if (_lastStatus.TryGetValue(name, out var last) && last == entry.Status)
+            {
+                continue;
+            }
+            _lastStatus[name] = entry.Status;
+            if (entry.Status == HealthStatus.Healthy)
+            {
+                logger.LogInformation("Readiness check {Check} is {Status}", name, entry.Status);
+            }
+            else
+            {
+                logger.LogWarning(entry.Exception, "Readiness check {Check} is {Status}: {Description}", name, entry.Status, entry.Description);
+            }
+        }
         var code = report.Status == HealthStatus.Unhealthy ? HttpStatusCode.ServiceUnavailable : HttpStatusCode.OK;
         return (code, new
         {
             status = report.Status.ToString(),
-            checks = report.Entries.ToDictionary(
-                entry => entry.Key,
-                entry => new { status = entry.Value.Status.ToString(), description = entry.Value.Description }),
+            checks = report.Entries.ToDictionary(entry => entry.Key, entry => new { status = entry.Value.Status.ToString() }),
         });
     }
 

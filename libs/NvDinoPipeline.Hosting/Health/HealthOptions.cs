@@ -15,10 +15,10 @@ public sealed class HealthOptions : IValidatableObject
     public int Port { get; set; }
 
     /// <summary>
-    /// Where to listen: <c>*</c> (every interface, the default), or one host name or IP address, which
-    /// requests must then also name in their Host header (for example <c>127.0.0.1</c>).
+    /// Where to listen: one host name or IP address, which requests must then also name in their Host header
+    /// (by default <c>127.0.0.1</c>, this host only), or <c>*</c> for every interface (Kubernetes probes).
     /// </summary>
-    public string Address { get; set; } = "*";
+    public string Address { get; set; } = "127.0.0.1";
 
     /// <summary>Longest time a readiness check may take before it counts as failed.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]

@@ -21,8 +21,8 @@ public sealed class StateDatabaseHealthCheck(IDbContextFactory<StateDbContext> c
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            return new HealthCheckResult(context.Registration.FailureStatus,
-                $"{provider} state database does not answer: {exception.Message}", exception);
+            // The exception (logged by the endpoint) stays out of the description: readiness answers anyone who asks.
+            return new HealthCheckResult(context.Registration.FailureStatus, $"{provider} state database does not answer", exception);
         }
     }
 }

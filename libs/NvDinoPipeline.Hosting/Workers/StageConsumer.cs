@@ -9,6 +9,7 @@ using NvDinoPipeline.Hosting.Health;
 using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.State;
+using NvDinoPipeline.Storage;
 using LogContext = Serilog.Context.LogContext;
 
 namespace NvDinoPipeline.Hosting.Workers;
@@ -244,6 +245,7 @@ public sealed class StageConsumer<TCommand, TCompleted>(
         }
 
         await using var scope = scopes.CreateAsyncScope();
+        using var confinement = scope.ServiceProvider.GetRequiredService<IArtifactStore>().ConfineToJob(command.PipelineId, command.JobId, command.OutputUri);
         var runner = scope.ServiceProvider.GetRequiredService<IStageRunner<TCommand, TCompleted>>();
         var stageContext = new StageContext(command, stage, spec, command.OutputUri, scratch, logger, Report, saveOnStop);
         return await runner.RunAsync(command, stageContext, cancellationToken);

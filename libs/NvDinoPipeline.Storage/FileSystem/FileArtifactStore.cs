@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.IO.Enumeration;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using NvDinoPipeline.Storage.IO;
@@ -10,9 +11,10 @@ namespace NvDinoPipeline.Storage.FileSystem;
 /// Artifacts as plain files. A write goes to a hidden temporary file in the destination folder and is renamed
 /// into place, so readers never see a partial file. The SHA-256 is kept in a hidden sidecar
 /// (<c>.&lt;name&gt;.sha256</c>) together with the size and write time it describes: a sidecar left stale by a
-/// crash or by another writer no longer matches the file and is ignored.
+/// crash or by another writer no longer matches the file and is ignored. Listings leave out symbolic links that lead
+/// out of the locations <paramref name="access"/> lets be read.
 /// </summary>
-internal sealed class FileArtifactStore : IArtifactBackend
+internal sealed class FileArtifactStore(ArtifactAccessPolicy access) : IArtifactBackend
 {
     private const int CopyBufferSize = 1024 * 1024;
 
@@ -128,13 +130,18 @@ internal sealed class FileArtifactStore : IArtifactBackend
 
         await Task.CompletedTask;
 
-        var files = new DirectoryInfo(folder).EnumerateFiles("*", new EnumerationOptions
+        // Enumeration would descend into linked folders, wherever they lead; listings never do.
+        var files = new FileSystemEnumerable<FileInfo>(folder, (ref FileSystemEntry entry) => (FileInfo)entry.ToFileSystemInfo(), new EnumerationOptions
         {
             RecurseSubdirectories = true,
             IgnoreInaccessible = true,
             AttributesToSkip = 0,
             ReturnSpecialDirectories = false,
-        });
+        })
+        {
+            ShouldIncludePredicate = (ref FileSystemEntry entry) => !entry.IsDirectory,
+            ShouldRecursePredicate = (ref FileSystemEntry entry) => (entry.Attributes & FileAttributes.ReparsePoint) == 0,
+        };
         foreach (var file in files.OrderBy(f => f.FullName, StringComparer.Ordinal))
         {
             ct.ThrowIfCancellationRequested();
@@ -145,8 +152,14 @@ internal sealed class FileArtifactStore : IArtifactBackend
                 continue;
             }
 
+            var uri = ArtifactLocations.FromLocalPath(file.FullName);
+            if (file.LinkTarget is not null && !access.IsReadable(uri))
+            {
+                continue;
+            }
+
             yield return new ArtifactInfo(
-                ArtifactLocations.FromLocalPath(file.FullName), file.Length, null, null,
+                uri, file.Length, null, null,
                 new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero));
         }
     }

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using MassTransit;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Cli.Commands;
 
@@ -31,10 +32,7 @@ public static class HostCommands
         command.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
         {
             var configFile = result.GetValue(config);
-            var folder = Path.Combine(Hosting.NvDinoHome.Directory, "demo", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss"));
-            var train = DemoDataset.Write(Path.Combine(folder, "images_train.tar.gz"), result.GetValue(images), seed: 1);
-            var test = DemoDataset.Write(Path.Combine(folder, "images_test.tar.gz"), Math.Max(8, result.GetValue(images) / 4), seed: 2);
-            Console.WriteLine($"demo data: {train} and {test}");
+            var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss");
             string[] demoSpec = [.. DemoDataset.SpecOverrides, .. result.GetValue(sets) ?? []];
             var spec = Cli.ResolveSpec([], demoSpec);
             await using var services = CliServices.Create(configFile);
@@ -42,6 +40,14 @@ public static class HostCommands
             {
                 throw new CliException("demo runs on the embedded default (Messaging:Transport=InMemory); use `pipeline start` for a cluster.");
             }
+            var folder = Directory.CreateTempSubdirectory("nvdino-demo-").FullName;
+            var train = DemoDataset.Write(Path.Combine(folder, "images_train.tar.gz"), result.GetValue(images), seed: 1);
+            var test = DemoDataset.Write(Path.Combine(folder, "images_test.tar.gz"), Math.Max(8, result.GetValue(images) / 4), seed: 2);
+            // The workers read only under the artifact root (and ArtifactStore:AllowedReadRoots): the data goes there.
+            var trainUri = (await services.Artifacts.PutFileAsync(services.Artifacts.Root.Append($"_demo/{stamp}/images_train.tar.gz"), train, cancellationToken)).Uri;
+            var testUri = (await services.Artifacts.PutFileAsync(services.Artifacts.Root.Append($"_demo/{stamp}/images_test.tar.gz"), test, cancellationToken)).Uri;
+            Directory.Delete(folder, recursive: true);
+            Console.WriteLine($"demo data: {trainUri} and {testUri}");
             using var host = EmbeddedHost.Build(configFile, [new("Outbox:PollInterval", "00:00:00.100")]);
             await host.StartAsync(cancellationToken);
             try
@@ -49,8 +55,8 @@ public static class HostCommands
                 var start = new StartPipeline
                 {
                     PipelineId = NewId.NextGuid(),
-                    TrainDataUri = DataUris.FromPath(train),
-                    TestDataUri = DataUris.FromPath(test),
+                    TrainDataUri = trainUri,
+                    TestDataUri = testUri,
                     Spec = spec.ToJson(),
                     Name = "demo",
                     RequestedAt = DateTimeOffset.UtcNow,

@@ -4,6 +4,7 @@ using MassTransit;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Specs;
+using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Cli.Commands;
 
@@ -44,6 +45,7 @@ public static class PipelineCommands
             };
             var configFile = result.GetValue(config);
             await using var services = CliServices.Create(configFile);
+            EnsureReadable(services.Artifacts.Access, start, spec);
             if (result.GetValue(wait) && services.Control.Transport == TransportKind.InMemory && !await Cli.EmbeddedHostRunningAsync(services, cancellationToken))
             {
                 // No embedded host to hand the request to: be the host for this one pipeline.
@@ -69,6 +71,44 @@ public static class PipelineCommands
             return result.GetValue(wait) ? await Cli.WaitAsync(services, start.PipelineId, cancellationToken) : 0;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// Refuses, before anything is sent, data and spec inputs outside the locations this deployment reads (with this
+    /// client's settings; every worker checks again with its own). Names relative to a job's folder are the workers' to check.
+    /// </summary>
+    private static void EnsureReadable(ArtifactAccessPolicy access, StartPipeline start, ResolvedSpec spec)
+    {
+        var problems = new List<string>();
+        void Check(string input, Uri location)
+        {
+            try
+            {
+                access.EnsureReadable(location);
+            }
+            catch (ArtifactAccessDeniedException exception)
+            {
+                problems.Add($"{input}: {exception.Message}");
+            }
+        }
+
+        Check("--train", start.TrainDataUri);
+        if (start.TestDataUri is { } test)
+        {
+            Check("--test", test);
+        }
+        foreach (var (key, value) in SpecLoader.CreateDefault().InputLocations(spec))
+        {
+            if (ArtifactUriExtensions.TryParseLocation(value, out var location))
+            {
+                Check(key, location);
+            }
+        }
+        if (problems.Count > 0)
+        {
+            throw new CliException($"the pipeline would read where this deployment does not allow; nothing was started.{Environment.NewLine}  "
+                + string.Join(Environment.NewLine + "  ", problems));
+        }
     }
 
     private static Command Status(Option<string?> config)

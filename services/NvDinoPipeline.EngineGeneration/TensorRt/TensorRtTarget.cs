@@ -116,10 +116,6 @@ internal sealed class TensorRtTarget(TensorRtEngineBuilder tensorRt, IArtifactSt
         if (File.Exists(timingCache.LocalPath))
         {
             uploads["timing_cache"] = (job.Output(EngineArtifacts.TimingCache), timingCache.LocalPath);
-            if (timingCache.SharedUri is { } shared)
-            {
-                uploads["shared_timing_cache"] = (shared, timingCache.LocalPath);
-            }
         }
 
         Uri? tensorRtCalibrationCache = null;
@@ -164,7 +160,7 @@ internal sealed class TensorRtTarget(TensorRtEngineBuilder tensorRt, IArtifactSt
                 LayersPrecisionDefault = defaultLayers,
                 Int8Input = quantization is null ? null : Int8Inputs.QdqModel,
                 Int8CalibrationCacheUri = tensorRtCalibrationCache?.AbsoluteUri,
-                TimingCacheUri = (timingCache.SharedUri ?? job.Output(EngineArtifacts.TimingCache)).AbsoluteUri,
+                TimingCacheUri = job.Output(EngineArtifacts.TimingCache).AbsoluteUri,
                 BuildLogUri = job.Output(EngineArtifacts.BuildLog).AbsoluteUri,
                 VerifyLogUri = job.Output(EngineArtifacts.VerifyLog).AbsoluteUri,
                 BuildSeconds = build.Elapsed.TotalSeconds,
@@ -191,7 +187,7 @@ internal sealed class TensorRtTarget(TensorRtEngineBuilder tensorRt, IArtifactSt
         var uri = EngineLocations.ObjectUri(value, relativeTo: null, "gen_trt_engine.timing_cache");
         if (await store.GetInfoAsync(uri, cancellationToken) is not null)
         {
-            // A copy: trtexec rewrites the file, and the shared one is replaced only once the build succeeded.
+            // A copy: trtexec rewrites the file, and the updated one is kept in the job's folder, never written back.
             await using var from = await store.OpenReadAsync(uri, cancellationToken);
             await using var to = File.Create(local);
             await from.CopyToAsync(to, cancellationToken);

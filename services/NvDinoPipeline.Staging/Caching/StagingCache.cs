@@ -103,6 +103,9 @@ internal sealed class StagingCache(IArtifactStore store, ILogger logger)
     public async Task PutAsync(StagingCacheEntry entry, CancellationToken cancellationToken)
     {
         using var content = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(entry, Json));
-        await store.PutAsync(EntryUri(entry.Key), content, cancellationToken);
+        var uri = EntryUri(entry.Key);
+        // The one write of a staging job outside its folder: the store-wide index, named by a hash of the source.
+        using var permit = ArtifactConfinement.Permit(uri);
+        await store.PutAsync(uri, content, cancellationToken);
     }
 }

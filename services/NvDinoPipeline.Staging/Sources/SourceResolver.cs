@@ -13,6 +13,15 @@ internal static class SourceResolver
 
     public static async Task<DatasetSource> ResolveAsync(Uri uri, IArtifactStore store, StagingOptions options, CancellationToken cancellationToken)
     {
+        try
+        {
+            // Before anything looks at the source: a folder is listed with the file system, not through the store.
+            store.Access.EnsureReadable(uri);
+        }
+        catch (ArtifactAccessDeniedException exception)
+        {
+            throw new StageInputException($"Source {exception.Message}.", exception);
+        }
         if (!uri.IsAbsoluteUri || uri.Scheme is not ("file" or "s3"))
         {
             throw new StageInputException($"Source '{uri}' is not supported: give a file:// path or an s3:// object or prefix.");
@@ -117,7 +126,7 @@ internal static class SourceResolver
             _ => null,
         };
         throw new StageInputException(known is null
-            ? $"Source '{uri}' is not a .tar.gz, .tar or .zip archive (it starts with {Convert.ToHexString(head[..Math.Min(8, head.Length)])}); give an archive, a folder or an S3 prefix of images."
+            ? $"Source '{uri}' is not a .tar.gz, .tar or .zip archive (its first bytes match none of them); give an archive, a folder or an S3 prefix of images."
             : $"Source '{uri}' is {known}; staging reads .tar.gz, .tar and .zip archives, folders and S3 prefixes.");
     }
 }

@@ -54,7 +54,8 @@ internal sealed class EngineTestBed : IDisposable
         var temp = new TempDirectory("nvdino-engine");
         var root = Path.Combine(temp.Path, "artifacts");
         Directory.CreateDirectory(root);
-        var store = new ArtifactStore(MsOptions.Create(new ArtifactStoreOptions { Root = new Uri(root + "/").AbsoluteUri }));
+        // Tests keep images and caches of their own in the temp folder, as an operator's data folder.
+        var store = new ArtifactStore(MsOptions.Create(new ArtifactStoreOptions { Root = new Uri(root + "/").AbsoluteUri, AllowedReadRoots = [temp.Path] }));
         var bed = new EngineTestBed(temp, store);
         var local = temp.Combine("model.onnx");
         OnnxModelWriter.Save(model ?? TinyVit.Build(), local);

@@ -25,7 +25,7 @@ internal sealed class ExportTestBed : IDisposable
         Temp = new TempDirectory("nvdino-export");
         var root = Temp.Combine("artifacts");
         Directory.CreateDirectory(root);
-        Store = new ArtifactStore(Microsoft.Extensions.Options.Options.Create(new ArtifactStoreOptions { Root = new Uri(root + "/").AbsoluteUri }));
+        Store = new ArtifactStore(Microsoft.Extensions.Options.Options.Create(new ArtifactStoreOptions { Root = new Uri(root + "/").AbsoluteUri, AllowedReadRoots = [Temp.Path] }));
         SourceFolder = Store.JobFolder(PipelineId, SourceJobId);
     }
 

@@ -69,6 +69,7 @@ public sealed class HostBed : IAsyncDisposable
             ["State:Provider"] = "Sqlite",
             ["State:ConnectionString"] = $"Data Source={folder.Combine("state.db")}",
             ["ArtifactStore:Root"] = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri,
+            ["ArtifactStore:AllowedReadRoots:0"] = folder.Path,
             ["Workers:ScratchDirectory"] = folder.Combine("scratch"),
             ["Workers:ProgressInterval"] = "00:00:00.050",
             ["Inference:PreprocessParallelism"] = "2",

@@ -35,13 +35,20 @@ public sealed class RunnerBed : IAsyncDisposable
 
     public List<StageProgress> Progress { get; } = [];
 
-    public static async Task<RunnerBed> StartAsync(Action<InferenceOptions>? configure = null)
+    /// <param name="readableFolder">Another folder the store may read (a model and images another bed made).</param>
+    public static async Task<RunnerBed> StartAsync(Action<InferenceOptions>? configure = null, string? readableFolder = null)
     {
         var folder = new TempDirectory("nvdino-inference");
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
             ["ArtifactStore:Root"] = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri,
-        }).Build();
+            ["ArtifactStore:AllowedReadRoots:0"] = folder.Path,
+        };
+        if (readableFolder is not null)
+        {
+            settings["ArtifactStore:AllowedReadRoots:1"] = readableFolder;
+        }
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var services = new ServiceCollection();
         services.AddLogging();
         services.AddArtifactStore(configuration);
