@@ -20,15 +20,30 @@ public static class HeldScalars
     // Static, so never finalized: the alpha of 1 that TorchSharp's a + b passes.
     private static readonly Scalar One = 1.ToScalar();
 
+    private static Tensor Held(double value, Func<Scalar, Tensor> operation)
+    {
+        using var scalar = value.ToScalar();
+        return operation(scalar);
+    }
+
+    private static Tensor Held(double first, double second, Func<Scalar, Scalar, Tensor> operation)
+    {
+        using var a = first.ToScalar();
+        using var b = second.ToScalar();
+        return operation(a, b);
+    }
+
+    private static Tensor Held(long value, Func<Scalar, Tensor> operation)
+    {
+        using var scalar = value.ToScalar();
+        return operation(scalar);
+    }
+
     /// <summary>a + b (TorchSharp's <c>a + b</c>).</summary>
     public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);
 
     /// <summary>x + value.</summary>
-    public static Tensor Plus(this Tensor x, double value)
-    {
-        using var scalar = value.ToScalar();
-        return x.add(scalar, One);
-    }
+    public static Tensor Plus(this Tensor x, double value) => Held(value, s => x.add(s, One));
 
     /// <summary>value − x, computed as TorchSharp's <c>value - x</c> does: −x + value.</summary>
     public static Tensor SubtractedFrom(this Tensor x, double value)
@@ -39,151 +54,65 @@ public static class HeldScalars
     }
 
     /// <summary>x · value.</summary>
-    public static Tensor Times(this Tensor x, double value)
-    {
-        using var scalar = value.ToScalar();
-        return x.mul(scalar);
-    }
+    public static Tensor Times(this Tensor x, double value) => Held(value, s => x.mul(s));
 
     /// <summary>x · value, with an integer factor.</summary>
-    public static Tensor Times(this Tensor x, long value)
-    {
-        using var scalar = value.ToScalar();
-        return x.mul(scalar);
-    }
+    public static Tensor Times(this Tensor x, long value) => Held(value, s => x.mul(s));
 
     /// <summary>x / value, with an integer divisor.</summary>
-    public static Tensor DividedBy(this Tensor x, long value)
-    {
-        using var scalar = value.ToScalar();
-        return x.div(scalar);
-    }
+    public static Tensor DividedBy(this Tensor x, long value) => Held(value, s => x.div(s));
 
     /// <summary>x / value.</summary>
-    public static Tensor DividedBy(this Tensor x, double value)
-    {
-        using var scalar = value.ToScalar();
-        return x.div(scalar);
-    }
+    public static Tensor DividedBy(this Tensor x, double value) => Held(value, s => x.div(s));
 
     /// <summary>x ^ exponent.</summary>
-    public static Tensor Power(this Tensor x, double exponent)
-    {
-        using var scalar = exponent.ToScalar();
-        return x.pow(scalar);
-    }
+    public static Tensor Power(this Tensor x, double exponent) => Held(exponent, s => x.pow(s));
 
     /// <summary>x ^ exponent, with an integer exponent (the result keeps x's integer type).</summary>
-    public static Tensor Power(this Tensor x, long exponent)
-    {
-        using var scalar = exponent.ToScalar();
-        return x.pow(scalar);
-    }
+    public static Tensor Power(this Tensor x, long exponent) => Held(exponent, s => x.pow(s));
 
     /// <summary>x mod value, with an integer divisor (the result keeps x's integer type).</summary>
-    public static Tensor Remainder(this Tensor x, long value)
-    {
-        using var scalar = value.ToScalar();
-        return x.remainder(scalar);
-    }
+    public static Tensor Remainder(this Tensor x, long value) => Held(value, s => x.remainder(s));
 
     /// <summary>x mod value, with the sign of value (Python's %, torch.remainder).</summary>
-    public static Tensor Remainder(this Tensor x, double value)
-    {
-        using var scalar = value.ToScalar();
-        return x.remainder(scalar);
-    }
+    public static Tensor Remainder(this Tensor x, double value) => Held(value, s => x.remainder(s));
 
     /// <summary>x mod value, with the sign of x (C's fmod, torch.fmod).</summary>
-    public static Tensor Fmod(this Tensor x, double value)
-    {
-        using var scalar = value.ToScalar();
-        return x.fmod(scalar);
-    }
+    public static Tensor Fmod(this Tensor x, double value) => Held(value, s => x.fmod(s));
 
     /// <summary>x clamped to [min, max].</summary>
-    public static Tensor Clamped(this Tensor x, double min, double max)
-    {
-        using var low = min.ToScalar();
-        using var high = max.ToScalar();
-        return x.clamp(low, high);
-    }
+    public static Tensor Clamped(this Tensor x, double min, double max) => Held(min, max, (low, high) => x.clamp(low, high));
 
     /// <summary>max(x, min).</summary>
-    public static Tensor ClampedMin(this Tensor x, double min)
-    {
-        using var low = min.ToScalar();
-        return x.clamp_min(low);
-    }
+    public static Tensor ClampedMin(this Tensor x, double min) => Held(min, s => x.clamp_min(s));
 
     /// <summary>x with value wherever <paramref name="mask"/> is true.</summary>
-    public static Tensor MaskedFilled(this Tensor x, Tensor mask, double value)
-    {
-        using var scalar = value.ToScalar();
-        return x.masked_fill(mask, scalar);
-    }
+    public static Tensor MaskedFilled(this Tensor x, Tensor mask, double value) => Held(value, s => x.masked_fill(mask, s));
 
     /// <summary>x ≥ threshold (bool).</summary>
-    public static Tensor AtLeast(this Tensor x, double threshold)
-    {
-        using var scalar = threshold.ToScalar();
-        return x.ge(scalar);
-    }
+    public static Tensor AtLeast(this Tensor x, double threshold) => Held(threshold, s => x.ge(s));
 
     /// <summary>In place: t ← t · value.</summary>
-    public static Tensor TimesInPlace(this Tensor t, double value)
-    {
-        using var scalar = value.ToScalar();
-        return t.mul_(scalar);
-    }
+    public static Tensor TimesInPlace(this Tensor t, double value) => Held(value, s => t.mul_(s));
 
     /// <summary>In place: t clamped to [min, max].</summary>
-    public static Tensor ClampedInPlace(this Tensor t, double min, double max)
-    {
-        using var low = min.ToScalar();
-        using var high = max.ToScalar();
-        return t.clamp_(low, high);
-    }
+    public static Tensor ClampedInPlace(this Tensor t, double min, double max) => Held(min, max, (low, high) => t.clamp_(low, high));
 
     /// <summary>In place: t ← t / value.</summary>
-    public static Tensor DividedByInPlace(this Tensor t, double value)
-    {
-        using var scalar = value.ToScalar();
-        return t.div_(scalar);
-    }
+    public static Tensor DividedByInPlace(this Tensor t, double value) => Held(value, s => t.div_(s));
 
     /// <summary>In place: t ← t + value.</summary>
-    public static Tensor PlusInPlace(this Tensor t, double value)
-    {
-        using var scalar = value.ToScalar();
-        return t.add_(scalar, One);
-    }
+    public static Tensor PlusInPlace(this Tensor t, double value) => Held(value, s => t.add_(s, One));
 
     /// <summary>In place: t ← t + alpha · other.</summary>
-    public static Tensor PlusInPlace(this Tensor t, Tensor other, double alpha)
-    {
-        using var scalar = alpha.ToScalar();
-        return t.add_(other, scalar);
-    }
+    public static Tensor PlusInPlace(this Tensor t, Tensor other, double alpha) => Held(alpha, s => t.add_(other, s));
 
     /// <summary>In place: t ← t + value · a · b.</summary>
-    public static Tensor AddcmulInPlace(this Tensor t, Tensor a, Tensor b, double value)
-    {
-        using var scalar = value.ToScalar();
-        return t.addcmul_(a, b, scalar);
-    }
+    public static Tensor AddcmulInPlace(this Tensor t, Tensor a, Tensor b, double value) => Held(value, s => t.addcmul_(a, b, s));
 
     /// <summary>In place: t ← t + value · a / b.</summary>
-    public static Tensor AddcdivInPlace(this Tensor t, Tensor a, Tensor b, double value)
-    {
-        using var scalar = value.ToScalar();
-        return t.addcdiv_(a, b, scalar);
-    }
+    public static Tensor AddcdivInPlace(this Tensor t, Tensor a, Tensor b, double value) => Held(value, s => t.addcdiv_(a, b, s));
 
     /// <summary>x with alpha · source added to the rows <paramref name="index"/> along <paramref name="dim"/>.</summary>
-    public static Tensor IndexAdd(this Tensor x, long dim, Tensor index, Tensor source, double alpha)
-    {
-        using var scalar = alpha.ToScalar();
-        return x.index_add(dim, index, source, scalar);
-    }
+    public static Tensor IndexAdd(this Tensor x, long dim, Tensor index, Tensor source, double alpha) => Held(alpha, s => x.index_add(dim, index, source, s));
 }
