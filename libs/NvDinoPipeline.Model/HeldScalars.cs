@@ -39,6 +39,15 @@ public static class HeldScalars
         return operation(scalar);
     }
 
+    /// <summary>0, 1, …, count − 1 (torch.arange(count), which makes its start and step as unheld Scalars).</summary>
+    public static Tensor Range(long count, ScalarType dtype, Device device)
+    {
+        using var start = 0.ToScalar();
+        using var stop = count.ToScalar();
+        using var step = 1.ToScalar();
+        return torch.arange(start, stop, step, dtype, device);
+    }
+
     /// <summary>a + b (TorchSharp's <c>a + b</c>).</summary>
     public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);
 
