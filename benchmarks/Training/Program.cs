@@ -12,6 +12,7 @@ using static TorchSharp.torch;
 //   dotnet run -c Release --project benchmarks/Training -- knn [--epochs 4] [--train-images 30000] [--batch 64] [--prototypes 256] [--student] ...
 //   dotnet run -c Release --project benchmarks/Training -- throughput [--configs knn_net,vit_s14_224] [--precision fp32,bf16] [--steps 4] [--long-minutes 5]
 //   dotnet run -c Release --project benchmarks/Training -- soak [--minutes 30] [--gc-pressure] [--embed-images 2000] [the knn options]
+//   dotnet run -c Release --project benchmarks/Training -- scalars [--seconds 60]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var mode = args.FirstOrDefault() ?? "";
@@ -30,8 +31,13 @@ switch (mode)
     case "soak":
         RunSoak();
         break;
+    case "scalars":
+        Console.WriteLine("| call | seconds | calls | forced collections | failed | wrong value |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        ScalarRace.Run(TimeSpan.FromSeconds(Double("--seconds", 60)));
+        break;
     default:
-        Console.Error.WriteLine("usage: knn | throughput | soak (see the comments at the top of Program.cs for options)");
+        Console.Error.WriteLine("usage: knn | throughput | soak | scalars (see the comments at the top of Program.cs for options)");
         return 2;
 }
 return 0;

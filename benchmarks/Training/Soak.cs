@@ -98,3 +98,55 @@ internal sealed class Soak(SslTrainerOptions options, SslDataOptions data, IImag
 
     private sealed record SoakRun(string Outcome, long Steps, int Embedded, double Minutes, string? Failure);
 }
+
+/// <summary>
+/// The race behind the soak's failures in isolation: <c>x.mul(k)</c> in a loop while another thread collects garbage and
+/// runs finalizers without pause, once with TorchSharp's implicit Scalar and once with <see cref="Model.HeldScalars"/>.
+/// </summary>
+internal static class ScalarRace
+{
+    public static void Run(TimeSpan each)
+    {
+        foreach (var held in new[] { false, true })
+        {
+            using var stop = new CancellationTokenSource();
+            long collections = 0;
+            var pressure = new Thread(() =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    GC.Collect();
+                    GC.WaitForPendingFinalizers();
+                    Interlocked.Increment(ref collections);
+                }
+            }) { IsBackground = true };
+            pressure.Start();
+            using var x = ones(8);
+            var random = new Random(1);
+            var clock = Stopwatch.StartNew();
+            long calls = 0, wrong = 0, failed = 0;
+            string? first = null;
+            while (clock.Elapsed < each)
+            {
+                using var scope = NewDisposeScope();
+                var k = random.Next(1, 1000) * 0.5;
+                try
+                {
+                    var y = held ? Model.HeldScalars.Times(x, k) : x.mul(k);
+                    if (y.data<float>()[0] != (float)k)
+                        wrong++;
+                }
+                catch (Exception e)
+                {
+                    failed++;
+                    first ??= e.Message.Split('\n')[0];
+                }
+                calls++;
+            }
+            stop.Cancel();
+            pressure.Join();
+            Console.WriteLine($"| {(held ? "HeldScalars.Times(x, k)" : "x.mul(k), implicit Scalar")} | {clock.Elapsed.TotalSeconds:F0} | {calls} | {collections} | {failed} | {wrong} |" +
+                              (first is null ? "" : $" first: {first}"));
+        }
+    }
+}
