@@ -110,7 +110,7 @@ void RunSoak()
     var test = FashionMnist.Load("t10k", Int("--embed-images", 2000));
     var source = new InMemoryImageSource(train.Images.Take(Int("--train-images", 30000)).ToList());
     var gcPressure = cli.Has("--gc-pressure");
-    Console.WriteLine($"soak for {minutes:F0} min: the k-NN network on {source.Count} Fashion-MNIST images, {options.Epochs} epochs per run, {data.Workers} loader threads, " +
+    Console.WriteLine($"soak for {minutes:0.#} min: the k-NN network on {source.Count} Fashion-MNIST images, {options.Epochs} epochs per run, {data.Workers} loader threads, " +
                       $"{test.Images.Count} test images embedded after each run{(gcPressure ? ", a thread forcing garbage collections and finalizers" : "")}");
     new Soak(options, data, source, test.Images, Int("--print-every", 100)).Run(TimeSpan.FromMinutes(minutes), gcPressure);
 }

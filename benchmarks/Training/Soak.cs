@@ -18,20 +18,7 @@ internal sealed class Soak(SslTrainerOptions options, SslDataOptions data, IImag
     {
         var clock = Stopwatch.StartNew();
         var gen0Before = GC.CollectionCount(0);
-        using var stop = new CancellationTokenSource();
-        long forcedCollections = 0;
-        var pressure = gcPressure
-            ? new Thread(() =>
-            {
-                while (!stop.IsCancellationRequested)
-                {
-                    GC.Collect();
-                    GC.WaitForPendingFinalizers();
-                    Interlocked.Increment(ref forcedCollections);
-                }
-            }) { IsBackground = true, Name = "gc-pressure" }
-            : null;
-        pressure?.Start();
+        var pressure = gcPressure ? new ForcedCollections() : null;
 
         var runs = new List<SoakRun>();
         while (clock.Elapsed < duration)
@@ -41,15 +28,14 @@ internal sealed class Soak(SslTrainerOptions options, SslDataOptions data, IImag
             Console.WriteLine($"run {runs.Count}: {run.Outcome}, {run.Steps} steps ({run.Steps * options.BatchSize} images) in {run.Minutes:F1} min" +
                               (run.Failure is null ? "" : $"\n{run.Failure}"));
         }
-        stop.Cancel();
-        pressure?.Join();
+        var forced = pressure?.Stop();
 
         var failed = runs.Count(r => r.Failure is not null);
         Console.WriteLine();
         Console.WriteLine($"soak: {runs.Count} runs ({runs.Count(r => r.Outcome == "completed")} completed, {runs.Count(r => r.Outcome == "time up")} stopped by the clock, {failed} failed) " +
                           $"in {clock.Elapsed.TotalMinutes:F1} min: {runs.Sum(r => r.Steps)} steps, {runs.Sum(r => r.Steps) * options.BatchSize} images, " +
                           $"{runs.Sum(r => r.Embedded)} images embedded; {GC.CollectionCount(0) - gen0Before} gen-0 collections" +
-                          (gcPressure ? $" ({forcedCollections} forced)" : "") + $", {data.Workers} loader threads");
+                          (forced is { } count ? $" ({count} forced)" : "") + $", {data.Workers} loader threads");
     }
 
     private SoakRun RunOnce(TimeSpan left, int number)
@@ -109,18 +95,7 @@ internal static class ScalarRace
     {
         foreach (var held in new[] { false, true })
         {
-            using var stop = new CancellationTokenSource();
-            long collections = 0;
-            var pressure = new Thread(() =>
-            {
-                while (!stop.IsCancellationRequested)
-                {
-                    GC.Collect();
-                    GC.WaitForPendingFinalizers();
-                    Interlocked.Increment(ref collections);
-                }
-            }) { IsBackground = true };
-            pressure.Start();
+            var pressure = new ForcedCollections();
             using var x = ones(8);
             var random = new Random(1);
             var clock = Stopwatch.StartNew();
@@ -143,10 +118,39 @@ internal static class ScalarRace
                 }
                 calls++;
             }
-            stop.Cancel();
-            pressure.Join();
+            var collections = pressure.Stop();
             Console.WriteLine($"| {(held ? "HeldScalars.Times(x, k)" : "x.mul(k), implicit Scalar")} | {clock.Elapsed.TotalSeconds:F0} | {calls} | {collections} | {failed} | {wrong} |" +
                               (first is null ? "" : $" first: {first}"));
         }
+    }
+}
+
+/// <summary>A thread that collects garbage and runs finalizers without pause until <see cref="Stop"/>.</summary>
+internal sealed class ForcedCollections
+{
+    private readonly Thread thread;
+    private volatile bool stopping;
+    private long count;
+
+    public ForcedCollections()
+    {
+        thread = new Thread(() =>
+        {
+            while (!stopping)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                Interlocked.Increment(ref count);
+            }
+        }) { IsBackground = true, Name = "forced-collections" };
+        thread.Start();
+    }
+
+    /// <summary>Stops the thread and returns how many collections it forced.</summary>
+    public long Stop()
+    {
+        stopping = true;
+        thread.Join();
+        return Interlocked.Read(ref count);
     }
 }
