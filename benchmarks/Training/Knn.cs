@@ -24,7 +24,7 @@ internal static class Knn
             var similarity = queries.narrow(0, start, count).mm(bank.t());
             var (values, indices) = similarity.topk(k, dim: 1);
             var neighbourLabels = bankLabels.index_select(0, indices.flatten()).view(count, k);
-            var votes = torch.zeros(count, classes).scatter_add_(1, neighbourLabels, (values / temperature).exp());
+            var votes = torch.zeros(count, classes).scatter_add_(1, neighbourLabels, values.DividedBy(temperature).exp());
             var predicted = votes.argmax(1);
             var truth = torch.tensor(testLabels.Skip(start).Take((int)count).Select(l => (long)l).ToArray());
             correct += predicted.eq(truth).sum().item<long>();
@@ -59,8 +59,8 @@ internal static class Knn
                 images[start + i].Pixels.CopyTo(pixels, i * 784);
             var raw = torch.empty([count, 1, 28, 28], ScalarType.Byte);
             raw.bytes = pixels;
-            var x = raw.to(ScalarType.Float32).div(255.0).expand(-1, 3, -1, -1);
-            x = nn.functional.interpolate(x, [side, side], mode: InterpolationMode.Bicubic, align_corners: false).clamp(0, 1);
+            var x = raw.to(ScalarType.Float32).DividedBy(255.0).expand(-1, 3, -1, -1);
+            x = nn.functional.interpolate(x, [side, side], mode: InterpolationMode.Bicubic, align_corners: false).Clamped(0, 1);
             x = (x - mean) / std;
             outputs.Add(backbone.forward(x).MoveToOuterDisposeScope());
         }

@@ -11,6 +11,8 @@ using static TorchSharp.torch;
 // NVDINOv2 self-supervised training benchmarks.
 //   dotnet run -c Release --project benchmarks/Training -- knn [--epochs 4] [--train-images 30000] [--batch 64] [--prototypes 256] [--student] ...
 //   dotnet run -c Release --project benchmarks/Training -- throughput [--configs knn_net,vit_s14_224] [--precision fp32,bf16] [--steps 4] [--long-minutes 5]
+//   dotnet run -c Release --project benchmarks/Training -- soak [--minutes 30] [--gc-pressure] [--embed-images 2000] [the knn options]
+//   dotnet run -c Release --project benchmarks/Training -- scalars [--seconds 60]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var mode = args.FirstOrDefault() ?? "";
@@ -26,59 +28,29 @@ switch (mode)
     case "throughput":
         await ThroughputAsync();
         break;
+    case "soak":
+        RunSoak();
+        break;
+    case "scalars":
+        Console.WriteLine("| call | seconds | calls | forced collections | failed | wrong value |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        ScalarRace.Run(TimeSpan.FromSeconds(Double("--seconds", 60)));
+        break;
     default:
-        Console.Error.WriteLine("usage: knn | throughput (see the comments at the top of Program.cs for options)");
+        Console.Error.WriteLine("usage: knn | throughput | soak | scalars (see the comments at the top of Program.cs for options)");
         return 2;
 }
 return 0;
 
 async Task KnnAsync()
 {
-    var side = Int("--img", 56);
-    var localSide = Int("--local-img", 28);
+    var (options, data) = KnnConfig();
+    var side = options.Backbone.ImgSize;
+    var backbone = options.Backbone;
     var trainImages = Int("--train-images", 30000);
     var bankImages = Int("--bank", 60000);
     var testImages = Int("--test", 10000);
-    var backbone = new BackboneConfig
-    {
-        EmbedDim = Int("--embed", 128), Depth = Int("--depth", 4), NumHeads = Int("--heads", 4),
-        PatchSize = 14, ImgSize = side, DropPathRate = Double("--drop-path", 0.0),
-        // LayerScale at 1e-5 (DINOv2's init for deep ViTs) makes a fresh network's CLS token the same for every image;
-        // this 4-block network trains without it unless --layerscale is given.
-        LayerScaleInit = Arg("--layerscale") is { } layerScale ? double.Parse(layerScale, CultureInfo.InvariantCulture) : null,
-    };
-    var options = new SslTrainerOptions
-    {
-        Backbone = backbone,
-        Head = new SslHeadOptions { NumLayers = 3, HiddenDim = Int("--head-hidden", 512), BottleneckDim = 128, NumPrototypes = Int("--prototypes", 256) },
-        Optim = new SslOptimOptions
-        {
-            BaseLr = Double("--lr", 0.008), WarmupEpochs = Int("--warmup", 1), MinLr = 1e-6, LayerwiseDecay = Double("--layerwise-decay", 1.0),
-            FreezeLastLayerEpochs = Int("--freeze-last-layer", 0),
-        },
-        Teacher = new SslTeacherOptions
-        {
-            MomentumTeacher = Double("--momentum", 0.98), WarmupTeacherTemp = 0.04, TeacherTemp = Double("--teacher-temp", 0.05),
-            WarmupTeacherTempEpochs = Int("--teacher-temp-warmup", 1),
-        },
-        Epochs = Int("--epochs", 4),
-        BatchSize = Int("--batch", 64),
-        Seed = 1,
-        Precision = Arg("--precision") == "bf16" ? TrainingPrecision.Bf16 : TrainingPrecision.Fp32,
-    };
-    var data = new SslDataOptions
-    {
-        BatchSize = options.BatchSize,
-        PatchSize = 14,
-        Crops = new MultiCropOptions
-        {
-            GlobalCropsSize = side, LocalCropsSize = localSide, LocalCropsNumber = Int("--local-crops", 4),
-            GlobalCropsScale = (0.35, 1.0), LocalCropsScale = (0.1, 0.35), BlurKernelSize = 5,
-        },
-        Workers = Int("--workers", 2),
-        PrefetchBatches = 4,
-    };
-
+    var localSide = data.Crops.LocalCropsSize;
     var clock = Stopwatch.StartNew();
     var train = FashionMnist.Load("train");
     var test = FashionMnist.Load("t10k", testImages);
@@ -128,6 +100,67 @@ async Task KnnAsync()
         using var testFeatures = Knn.Embed(network, test.Images, side);
         return (Knn.Accuracy(trainFeatures, bankLabels, testFeatures, test.Labels), Knn.PerDimensionStd(testFeatures));
     }
+}
+
+void RunSoak()
+{
+    var (options, data) = KnnConfig();
+    var minutes = Double("--minutes", 30);
+    var train = FashionMnist.Load("train");
+    var test = FashionMnist.Load("t10k", Int("--embed-images", 2000));
+    var source = new InMemoryImageSource(train.Images.Take(Int("--train-images", 30000)).ToList());
+    var gcPressure = cli.Has("--gc-pressure");
+    Console.WriteLine($"soak for {minutes:0.#} min: the k-NN network on {source.Count} Fashion-MNIST images, {options.Epochs} epochs per run, {data.Workers} loader threads, " +
+                      $"{test.Images.Count} test images embedded after each run{(gcPressure ? ", a thread forcing garbage collections and finalizers" : "")}");
+    new Soak(options, data, source, test.Images, Int("--print-every", 100)).Run(TimeSpan.FromMinutes(minutes), gcPressure);
+}
+
+// The k-NN benchmark's network, recipe and loader (every soak and k-NN run trains the same thing).
+(SslTrainerOptions Options, SslDataOptions Data) KnnConfig()
+{
+    var side = Int("--img", 56);
+    var localSide = Int("--local-img", 28);
+    var backbone = new BackboneConfig
+    {
+        EmbedDim = Int("--embed", 128), Depth = Int("--depth", 4), NumHeads = Int("--heads", 4),
+        PatchSize = 14, ImgSize = side, DropPathRate = Double("--drop-path", 0.0),
+        // LayerScale at 1e-5 (DINOv2's init for deep ViTs) makes a fresh network's CLS token the same for every image;
+        // this 4-block network trains without it unless --layerscale is given.
+        LayerScaleInit = Arg("--layerscale") is { } layerScale ? double.Parse(layerScale, CultureInfo.InvariantCulture) : null,
+    };
+    var options = new SslTrainerOptions
+    {
+        Backbone = backbone,
+        Head = new SslHeadOptions { NumLayers = 3, HiddenDim = Int("--head-hidden", 512), BottleneckDim = 128, NumPrototypes = Int("--prototypes", 256) },
+        Optim = new SslOptimOptions
+        {
+            BaseLr = Double("--lr", 0.008), WarmupEpochs = Int("--warmup", 1), MinLr = 1e-6, LayerwiseDecay = Double("--layerwise-decay", 1.0),
+            FreezeLastLayerEpochs = Int("--freeze-last-layer", 0),
+        },
+        Teacher = new SslTeacherOptions
+        {
+            MomentumTeacher = Double("--momentum", 0.98), WarmupTeacherTemp = 0.04, TeacherTemp = Double("--teacher-temp", 0.05),
+            WarmupTeacherTempEpochs = Int("--teacher-temp-warmup", 1),
+        },
+        Epochs = Int("--epochs", 4),
+        BatchSize = Int("--batch", 64),
+        Seed = 1,
+        Precision = Arg("--precision") == "bf16" ? TrainingPrecision.Bf16 : TrainingPrecision.Fp32,
+    };
+    var data = new SslDataOptions
+    {
+        BatchSize = options.BatchSize,
+        PatchSize = 14,
+        Crops = new MultiCropOptions
+        {
+            GlobalCropsSize = side, LocalCropsSize = localSide, LocalCropsNumber = Int("--local-crops", 4),
+            GlobalCropsScale = (0.35, 1.0), LocalCropsScale = (0.1, 0.35), BlurKernelSize = 5,
+        },
+        Workers = Int("--workers", 2),
+        PrefetchBatches = 4,
+    };
+
+    return (options, data);
 }
 
 async Task ThroughputAsync()

@@ -20,9 +20,9 @@ public static class Initialization
         var upper = NormalCdf((b - mean) / std);
         tensor.uniform_(2 * lower - 1, 2 * upper - 1);
         tensor.erfinv_();
-        tensor.mul_(std * Math.Sqrt(2.0));
-        tensor.add_(mean);
-        tensor.clamp_(a, b);
+        tensor.TimesInPlace(std * Math.Sqrt(2.0));
+        tensor.PlusInPlace(mean);
+        tensor.ClampedInPlace(a, b);
         return tensor;
     }
 

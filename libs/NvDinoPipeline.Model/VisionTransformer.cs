@@ -115,7 +115,7 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
         }
 
         x = cat([cls_token.expand(batch, -1, -1), x], dim: 1);
-        x = x + interpolate_pos_encoding(x, height, width);
+        x = x.Plus(interpolate_pos_encoding(x, height, width));
 
         if (register_tokens is not null)
         {

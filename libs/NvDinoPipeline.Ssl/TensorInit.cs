@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,9 +22,9 @@ public static class TensorInit
         using var noGrad = torch.no_grad();
         tensor.uniform_(2 * lower - 1, 2 * upper - 1, generator);
         tensor.erfinv_();
-        tensor.mul_(std * Math.Sqrt(2.0));
-        tensor.add_(mean);
-        tensor.clamp_(a, b);
+        tensor.TimesInPlace(std * Math.Sqrt(2.0));
+        tensor.PlusInPlace(mean);
+        tensor.ClampedInPlace(a, b);
         return tensor;
     }
 

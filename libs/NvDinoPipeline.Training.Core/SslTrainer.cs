@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using NvDinoPipeline.Model;
 using NvDinoPipeline.Model.Weights;
 using NvDinoPipeline.Ssl.Losses;
 using NvDinoPipeline.Ssl.Optimization;
@@ -174,7 +175,7 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
         {
             var features = teacherCompute.Backbone.forward_features(global);
             teacherDino = dinoLoss.TeacherTargets(teacherCompute.DinoHead.forward(features.ClsToken), values.TeacherTemp, loss.Centering, loss.SinkhornIterations);
-            teacherEntropy = -(teacherDino * teacherDino.clamp_min(1e-12).log()).sum(-1).mean().item<float>();
+            teacherEntropy = -(teacherDino * teacherDino.ClampedMin(1e-12).log()).sum(-1).mean().item<float>();
             if (masked > 0)
             {
                 var patches = features.PatchTokens.flatten(0, 1).index_select(0, maskIndices);
@@ -191,7 +192,8 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
             : ibotLoss.ForwardMasked(
                 studentCompute.IbotHead.forward(studentGlobal.PatchTokens.flatten(0, 1).index_select(0, maskIndices)),
                 teacherIbot, masks, masksWeight);
-        var total = loss.DinoLossWeight * dino.Total() + loss.IbotLossWeight * ibot + loss.KoleoLossWeight * koleo;
+        // Numbers go to libtorch through HeldScalars: TorchSharp's operators let a garbage collection free them mid-call.
+        var total = dino.Total().Times(loss.DinoLossWeight).Plus(ibot.Times(loss.IbotLossWeight)).Plus(koleo.Times(loss.KoleoLossWeight));
 
         var totalValue = total.item<float>();
         if (!float.IsFinite(totalValue))

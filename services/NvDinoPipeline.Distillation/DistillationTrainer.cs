@@ -251,7 +251,7 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         {
             var patches = options.Student.NumPatches;
             masks = torch.ones([global.shape[0], patches], ScalarType.Bool, Device);
-            maskIndices = torch.arange(global.shape[0] * patches, ScalarType.Int64, Device);
+            maskIndices = HeldScalars.Range(global.shape[0] * patches, ScalarType.Int64, Device);
             masksWeight = IbotPatchLoss.MaskWeights(masks);
         }
         else
@@ -289,8 +289,8 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         var patchMatch = options.PatchFeatureWeight > 0
             ? CosineDistance(Project(studentGlobal.PatchTokens), teacherFeatures.PatchTokens)
             : torch.zeros([], ScalarType.Float32, Device);
-        var total = loss.DinoLossWeight * dino.Total() + loss.IbotLossWeight * ibot + loss.KoleoLossWeight * koleo
-            + options.ClsFeatureWeight * clsMatch + options.PatchFeatureWeight * patchMatch;
+        var total = dino.Total().Times(loss.DinoLossWeight).Plus(ibot.Times(loss.IbotLossWeight)).Plus(koleo.Times(loss.KoleoLossWeight))
+            .Plus(clsMatch.Times(options.ClsFeatureWeight)).Plus(patchMatch.Times(options.PatchFeatureWeight));
 
         var totalValue = total.item<float>();
         if (!float.IsFinite(totalValue))
@@ -408,7 +408,7 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
     private Tensor Project(Tensor studentTokens) => featureProjection is null ? studentTokens : featureProjection.forward(studentTokens);
 
     private static Tensor CosineDistance(Tensor student, Tensor teacher) =>
-        (1 - torch.nn.functional.cosine_similarity(student, teacher, dim: -1)).mean();
+        torch.nn.functional.cosine_similarity(student, teacher, dim: -1).SubtractedFrom(1).mean();
 
     private List<(string Name, AdamW.State State)> OptimizerStates()
     {

@@ -145,4 +145,42 @@ public sealed class ScheduledAdamWTests
         optimizer.Step();
         Assert.False(last.SameAs(torch.ones(3, 2)));
     }
+
+    [Fact]
+    public void Its_step_updates_weights_and_moments_exactly_as_TorchSharps_AdamW_does()
+    {
+        using var scope = torch.NewDisposeScope();
+        var ours = new[] { new Parameter(torch.linspace(-1, 1, 6).view(2, 3)), new Parameter(torch.linspace(0.5, 2, 3)) };
+        var theirs = ours.Select(p => new Parameter(p.detach().clone())).ToArray();
+        var named = new List<(string name, Parameter parameter)> { ("blocks.0.mlp.fc1.weight", ours[0]), ("blocks.0.mlp.fc1.bias", ours[1]) };
+        using var optimizer = new ScheduledAdamW(ParamGroups.Fuse(ParamGroups.WithDecay(named, numBlocks: 1)));
+        optimizer.ApplySchedules(lr: 0.01, weightDecay: 0.04, lastLayerLr: 0.01);
+        var settings = optimizer.CurrentSettings();
+        using var reference = torch.optim.AdamW(optimizer.Groups.Select((g, i) => new AdamW.ParamGroup(
+            g.Parameters.Select(p => theirs[Array.IndexOf(ours, p)]),
+            new AdamW.Options { LearningRate = settings[i].LearningRate, weight_decay = settings[i].WeightDecay, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, amsgrad = false, maximize = false })));
+
+        for (var step = 0; step < 5; step++)
+        {
+            foreach (var set in new[] { ours, theirs })
+            {
+                foreach (var p in set)
+                    p.grad = null;
+                (set[0].pow(2).sum() * 3 + (set[1] * set[0][0]).sum().sin()).backward();
+            }
+            optimizer.Step();
+            reference.step();
+        }
+
+        var referenceStates = reference.state_dict().State.Cast<AdamW.State>().ToList();
+        var ourStates = optimizer.Optimizer.state_dict().State.Cast<AdamW.State>().ToList();
+        foreach (var (a, b) in ours.Zip(theirs))
+            Assert.True(a.allclose(b, rtol: 0, atol: 0));
+        Assert.Equal(referenceStates.Select(s => s.step), ourStates.Select(s => s.step));
+        foreach (var (a, b) in ourStates.Zip(referenceStates))
+        {
+            Assert.True(a.exp_avg.allclose(b.exp_avg, rtol: 0, atol: 0));
+            Assert.True(a.exp_avg_sq.allclose(b.exp_avg_sq, rtol: 0, atol: 0));
+        }
+    }
 }

@@ -44,13 +44,13 @@ public sealed class Block : nn.Module<Tensor, Tensor>
         }
         else if (training && DropPathRate > 0.0)
         {
-            var afterAttention = x + DropPath(AttentionResidual(x));
-            result = afterAttention + DropPath(FeedForwardResidual(afterAttention));
+            var afterAttention = x.Plus(DropPath(AttentionResidual(x)));
+            result = afterAttention.Plus(DropPath(FeedForwardResidual(afterAttention)));
         }
         else
         {
-            var afterAttention = x + AttentionResidual(x);
-            result = afterAttention + FeedForwardResidual(afterAttention);
+            var afterAttention = x.Plus(AttentionResidual(x));
+            result = afterAttention.Plus(FeedForwardResidual(afterAttention));
         }
         return result.MoveToOuterDisposeScope();
     }
@@ -74,7 +74,7 @@ public sealed class Block : nn.Module<Tensor, Tensor>
         var shape = new long[residual.dim()];
         Array.Fill(shape, 1L);
         shape[0] = residual.shape[0];
-        var mask = empty(shape, residual.dtype, residual.device).bernoulli_(keep).div_(keep);
+        var mask = empty(shape, residual.dtype, residual.device).bernoulli_(keep).DividedByInPlace(keep);
         return residual * mask;
     }
 
@@ -88,7 +88,7 @@ public sealed class Block : nn.Module<Tensor, Tensor>
         var residual = residualFunction(x.index_select(0, subset));
         var scale = (double)batch / subsetSize;
         return x.flatten(1)
-            .index_add(0, subset, residual.flatten(1).to(x.dtype), scale)
+            .IndexAdd(0, subset, residual.flatten(1).to(x.dtype), scale)
             .view_as(x);
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -10,7 +11,8 @@ public sealed class LayerScale : nn.Module<Tensor, Tensor>
 
     public LayerScale(int dim, double initValue, string name = "LayerScale") : base(name)
     {
-        gamma = nn.Parameter(full(dim, initValue));
+        using var value = initValue.ToScalar();
+        gamma = nn.Parameter(full(dim, value));
         RegisterComponents();
     }
 

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -36,7 +37,7 @@ public static class ImageOps
             throw new ArgumentException($"is empty (shape [{string.Join(", ", image.shape)}])", nameof(image));
         x = x.dtype switch
         {
-            ScalarType.Byte => x.to(ScalarType.Float32) / 255.0,
+            ScalarType.Byte => x.to(ScalarType.Float32).DividedBy(255.0),
             ScalarType.Float32 => x,
             ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16 => x.to(ScalarType.Float32),
             _ => throw new ArgumentException($"must be uint8 or floating point, got {x.dtype}", nameof(image)),
@@ -104,7 +105,7 @@ public static class ImageOps
         var crop = image.narrow(1, box.Top, box.Height).narrow(2, box.Left, box.Width).unsqueeze(0);
         var resized = nn.functional.interpolate(crop, new long[] { size, size }, mode: InterpolationMode.Bicubic, align_corners: false, antialias: true);
         // Bicubic overshoots; PIL, which DINOv2 uses, clamps to the pixel range.
-        return resized.squeeze(0).clamp(0.0, 1.0).MoveToOuterDisposeScope();
+        return resized.squeeze(0).Clamped(0.0, 1.0).MoveToOuterDisposeScope();
     }
 
     /// <summary>Mirrors the image left-right.</summary>
@@ -119,7 +120,7 @@ public static class ImageOps
     {
         CheckRgb(image, nameof(image));
         if (!(factor >= 0)) throw new ArgumentOutOfRangeException(nameof(factor), factor, "must not be negative");
-        return (image * factor).clamp(0.0, 1.0);
+        return image.Times(factor).Clamped(0.0, 1.0);
     }
 
     /// <summary>Blends with the mean gray level of the image (torchvision <c>adjust_contrast</c>).</summary>
@@ -148,7 +149,7 @@ public static class ImageOps
         if (!(hueFactor >= -0.5 && hueFactor <= 0.5)) throw new ArgumentOutOfRangeException(nameof(hueFactor), hueFactor, "must be in [-0.5, 0.5]");
         using var scope = torch.NewDisposeScope();
         var hsv = RgbToHsv(image);
-        var h = (hsv[0] + hueFactor).remainder(1.0);
+        var h = hsv[0].Plus(hueFactor).Remainder(1.0);
         var shifted = torch.stack(new[] { h, hsv[1], hsv[2] });
         return HsvToRgb(shifted).MoveToOuterDisposeScope();
     }
@@ -175,7 +176,7 @@ public static class ImageOps
         var channels = image.shape[0];
         var half = (kernelSize - 1) * 0.5;
         var x = torch.linspace(-half, half, kernelSize, dtype: ScalarType.Float32, device: image.device);
-        var pdf = (-0.5 * (x / sigma).pow(2)).exp();
+        var pdf = x.DividedBy(sigma).Power(2).Times(-0.5).exp();
         var kernel = pdf / pdf.sum();
         var padded = nn.functional.pad(image.unsqueeze(0), new long[] { pad, pad, pad, pad }, PaddingModes.Reflect);
         // The 2-D Gaussian kernel is the outer product of two 1-D kernels: two 1-D passes give the same result.
@@ -189,8 +190,8 @@ public static class ImageOps
     {
         CheckImage(image, nameof(image));
         using var scope = torch.NewDisposeScope();
-        var inverted = 1.0 - image;
-        return torch.where(image >= threshold, inverted, image).MoveToOuterDisposeScope();
+        var inverted = image.SubtractedFrom(1.0);
+        return torch.where(image.AtLeast(threshold), inverted, image).MoveToOuterDisposeScope();
     }
 
     /// <summary>(x − mean[c]) / std[c] per channel.</summary>
@@ -210,10 +211,10 @@ public static class ImageOps
     }
 
     private static Tensor Luma(Tensor image) =>
-        (0.2989 * image[0] + 0.587 * image[1] + 0.114 * image[2]).unsqueeze(0);
+        image[0].Times(0.2989).Plus(image[1].Times(0.587)).Plus(image[2].Times(0.114)).unsqueeze(0);
 
     private static Tensor Blend(Tensor image, Tensor other, double ratio) =>
-        (ratio * image + (1.0 - ratio) * other).clamp(0.0, 1.0);
+        image.Times(ratio).Plus(other.Times(1.0 - ratio)).Clamped(0.0, 1.0);
 
     private static Tensor RgbToHsv(Tensor image)
     {
@@ -232,9 +233,9 @@ public static class ImageOps
         var gc = (maxc - g) / crDivisor;
         var bc = (maxc - b) / crDivisor;
         var hr = (maxc == r).to(image.dtype) * (bc - gc);
-        var hg = ((maxc == g) & (maxc != r)).to(image.dtype) * (2.0 + rc - bc);
-        var hb = ((maxc != g) & (maxc != r)).to(image.dtype) * (4.0 + gc - rc);
-        var h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0);
+        var hg = ((maxc == g) & (maxc != r)).to(image.dtype) * (rc.Plus(2.0) - bc);
+        var hb = ((maxc != g) & (maxc != r)).to(image.dtype) * (gc.Plus(4.0) - rc);
+        var h = hr.Plus(hg).Plus(hb).DividedBy(6.0).Plus(1.0).Fmod(1.0);
         return torch.stack(new[] { h, s, maxc });
     }
 
@@ -243,12 +244,12 @@ public static class ImageOps
         var h = hsv[0];
         var s = hsv[1];
         var v = hsv[2];
-        var i = (h * 6.0).floor();
-        var f = h * 6.0 - i;
-        var sector = i.to(ScalarType.Int64).remainder(6);
-        var p = (v * (1.0 - s)).clamp(0.0, 1.0);
-        var q = (v * (1.0 - s * f)).clamp(0.0, 1.0);
-        var t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0);
+        var i = h.Times(6.0).floor();
+        var f = h.Times(6.0) - i;
+        var sector = i.to(ScalarType.Int64).Remainder(6);
+        var p = (v * s.SubtractedFrom(1.0)).Clamped(0.0, 1.0);
+        var q = (v * (s * f).SubtractedFrom(1.0)).Clamped(0.0, 1.0);
+        var t = (v * (s * f.SubtractedFrom(1.0)).SubtractedFrom(1.0)).Clamped(0.0, 1.0);
         var red = torch.stack(new[] { v, q, p, p, t, v });
         var green = torch.stack(new[] { t, v, v, q, p, p });
         var blue = torch.stack(new[] { p, p, t, v, v, q });

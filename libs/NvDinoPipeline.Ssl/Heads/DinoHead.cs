@@ -81,7 +81,7 @@ public sealed class DinoHead : nn.Module<Tensor, Tensor>
                 continue;
             TensorInit.TruncNormal_(linear.weight!, std: 0.02);
             if (linear.bias is not null)
-                nn.init.constant_(linear.bias, 0);
+                nn.init.zeros_(linear.bias);
         }
     }
 }

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -41,7 +42,7 @@ public sealed class DinoLoss : nn.Module
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var centered = teacherOutput.to(ScalarType.Float32) - Center.to(teacherOutput.device);
-        return (centered / teacherTemp).softmax(-1).MoveToOuterDisposeScope();
+        return centered.DividedBy(teacherTemp).softmax(-1).MoveToOuterDisposeScope();
     }
 
     /// <summary>center ← m·center + (1 − m)·mean over rows of <paramref name="teacherOutput"/> [B, K].</summary>
@@ -52,7 +53,7 @@ public sealed class DinoLoss : nn.Module
         using var scope = torch.NewDisposeScope();
         var center = Center;
         var batchCenter = teacherOutput.to(ScalarType.Float32).to(center.device).mean(new long[] { 0 }, keepdim: true);
-        center.mul_(CenterMomentum).add_(batchCenter, alpha: 1 - CenterMomentum);
+        center.TimesInPlace(CenterMomentum).PlusInPlace(batchCenter, 1 - CenterMomentum);
     }
 
     /// <summary>
@@ -92,7 +93,7 @@ public sealed class DinoLoss : nn.Module
         foreach (var s in studentOutputs)
         {
             // float32 whatever the model's dtype: DINOv2 gets the same from autocast.
-            var lsm = (s.to(ScalarType.Float32) / StudentTemp).log_softmax(-1);
+            var lsm = s.to(ScalarType.Float32).DividedBy(StudentTemp).log_softmax(-1);
             foreach (var t in teacherTargets)
             {
                 if (!t.shape.SequenceEqual(s.shape))
@@ -141,7 +142,7 @@ public sealed class DinoLoss : nn.Module
         var studentGlobalChunks = studentGlobal.chunk(globalCrops);
 
         var localLoss = localCrops > 0
-            ? CrossEntropy(studentLocal!.chunk(localCrops), teacherChunks) / pairs
+            ? CrossEntropy(studentLocal!.chunk(localCrops), teacherChunks).DividedBy(pairs)
             : torch.zeros(Array.Empty<long>(), dtype: ScalarType.Float32, device: studentGlobal.device);
 
         Tensor? global = null;
@@ -149,9 +150,9 @@ public sealed class DinoLoss : nn.Module
         {
             var others = teacherChunks.Where((_, j) => j != i).ToArray();
             var term = CrossEntropy(new[] { studentGlobalChunks[i] }, others);
-            global = global is null ? term : global + term;
+            global = global is null ? term : global.Plus(term);
         }
-        var globalLoss = global! / pairs;
+        var globalLoss = global!.DividedBy(pairs);
         return new DinoLossTerms(localLoss.MoveToOuterDisposeScope(), globalLoss.MoveToOuterDisposeScope());
     }
 

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model;
 using static TorchSharp.torch;
 
 namespace NvDinoPipeline.Ssl.Losses;
@@ -9,5 +10,5 @@ namespace NvDinoPipeline.Ssl.Losses;
 public sealed record DinoLossTerms(Tensor LocalCrops, Tensor GlobalCrops)
 {
     /// <summary>Sum of both terms (the DINO loss before its loss weight).</summary>
-    public Tensor Total() => LocalCrops + GlobalCrops;
+    public Tensor Total() => LocalCrops.Plus(GlobalCrops);
 }

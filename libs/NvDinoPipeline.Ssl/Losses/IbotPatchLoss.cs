@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -42,7 +43,7 @@ public sealed class IbotPatchLoss : nn.Module
         using var scope = torch.NewDisposeScope();
         var center = Center.to(teacherPatchTokens.device).view(-1);
         var centered = teacherPatchTokens.to(ScalarType.Float32) - center;
-        return (centered / teacherTemp).softmax(-1).MoveToOuterDisposeScope();
+        return centered.DividedBy(teacherTemp).softmax(-1).MoveToOuterDisposeScope();
     }
 
     /// <summary>center ← m·center + (1 − m)·mean of the masked teacher patch scores [M, K].</summary>
@@ -55,7 +56,7 @@ public sealed class IbotPatchLoss : nn.Module
         using var scope = torch.NewDisposeScope();
         var center = Center;
         var batchCenter = maskedTeacherPatchTokens.to(ScalarType.Float32).to(center.device).mean(new long[] { 0 }).view(1, 1, -1);
-        center.mul_(CenterMomentum).add_(batchCenter, alpha: 1 - CenterMomentum);
+        center.TimesInPlace(CenterMomentum).PlusInPlace(batchCenter, 1 - CenterMomentum);
     }
 
     /// <summary>
@@ -101,7 +102,7 @@ public sealed class IbotPatchLoss : nn.Module
         if (weights.shape.Length != 1 || weights.shape[0] != studentMaskedTokens.shape[0])
             throw new ArgumentException($"must hold one weight per masked patch ({studentMaskedTokens.shape[0]}), got shape [{string.Join(", ", weights.shape)}]", nameof(masksWeight));
         var loss = PatchCrossEntropy(teacherMaskedTargets, studentMaskedTokens);
-        var total = -(loss * weights.to(loss.device)).sum() / masks.shape[0];
+        var total = (-(loss * weights.to(loss.device)).sum()).DividedBy(masks.shape[0]);
         return total.MoveToOuterDisposeScope();
     }
 
@@ -122,7 +123,7 @@ public sealed class IbotPatchLoss : nn.Module
         using var scope = torch.NewDisposeScope();
         var loss = PatchCrossEntropy(teacherPatchTargets, studentPatchTokens);
         var m = masks.to(ScalarType.Float32);
-        var perImage = (loss * m).sum(-1) / m.sum(-1).clamp_min(1.0);
+        var perImage = (loss * m).sum(-1) / m.sum(-1).ClampedMin(1.0);
         return (-perImage.mean()).MoveToOuterDisposeScope();
     }
 
@@ -131,13 +132,13 @@ public sealed class IbotPatchLoss : nn.Module
     {
         ArgumentNullException.ThrowIfNull(masks);
         using var scope = torch.NewDisposeScope();
-        var perImage = 1.0 / masks.sum(-1).to(ScalarType.Float32).clamp_min(1.0);
+        var perImage = masks.sum(-1).to(ScalarType.Float32).ClampedMin(1.0).reciprocal();
         var expanded = perImage.unsqueeze(-1).expand_as(masks);
         return expanded.masked_select(masks).MoveToOuterDisposeScope();
     }
 
     private Tensor PatchCrossEntropy(Tensor teacher, Tensor student) =>
-        (teacher * (student.to(ScalarType.Float32) / StudentTemp).log_softmax(-1)).sum(-1);
+        (teacher * student.to(ScalarType.Float32).DividedBy(StudentTemp).log_softmax(-1)).sum(-1);
 
     private void CheckLastDim(Tensor tokens, string name)
     {

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -31,11 +32,11 @@ public static class KoLeoLoss
             var n = x.shape[0];
             var dots = x.mm(x.t());
             // The largest inner product of unit vectors is the smallest distance; exclude each sample itself.
-            dots = dots.masked_fill(torch.eye(n, dtype: ScalarType.Bool, device: x.device), -1.0);
+            dots = dots.MaskedFilled(torch.eye(n, dtype: ScalarType.Bool, device: x.device), -1.0);
             nearest = dots.argmax(1);
         }
         var distances = nn.functional.pairwise_distance(x, x.index_select(0, nearest), p: 2, eps: eps);
-        return (-(distances + eps).log().mean()).MoveToOuterDisposeScope();
+        return (-distances.Plus(eps).log().mean()).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -55,7 +56,7 @@ public static class KoLeoLoss
         foreach (var chunk in studentGlobalClsTokens.chunk(globalCrops))
         {
             var term = Compute(chunk);
-            total = total is null ? term : total + term;
+            total = total is null ? term : total.Plus(term);
         }
         return total!.MoveToOuterDisposeScope();
     }

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,7 +24,7 @@ public static class SinkhornKnopp
 
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var scores = teacherOutput.to(ScalarType.Float32) / teacherTemp;
+        var scores = teacherOutput.to(ScalarType.Float32).DividedBy(teacherTemp);
         // Subtracting the global maximum changes nothing after the first normalisation but keeps exp finite.
         var q = (scores - scores.max()).exp().t();
         var b = q.shape[1];
@@ -32,10 +33,10 @@ public static class SinkhornKnopp
         for (var it = 0; it < iterations; it++)
         {
             // Each prototype receives total weight 1/K, then each sample 1/B.
-            q = q / q.sum(1, keepdim: true) / k;
-            q = q / q.sum(dim: 0, keepdim: true) / b;
+            q = (q / q.sum(1, keepdim: true)).DividedBy(k);
+            q = (q / q.sum(dim: 0, keepdim: true)).DividedBy(b);
         }
-        q = q * b;
+        q = q.Times(b);
         return q.t().contiguous().MoveToOuterDisposeScope();
     }
 }

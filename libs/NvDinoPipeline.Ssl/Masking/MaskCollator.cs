@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -56,7 +57,7 @@ public static class MaskCollator
         using var scope = torch.NewDisposeScope();
         var maskTensor = torch.tensor(flat, dtype: ScalarType.Bool).view(samples, n);
         var indices = maskTensor.flatten().nonzero().flatten();
-        var perSample = 1.0f / maskTensor.sum(-1).to(ScalarType.Float32).clamp_min(1.0);
+        var perSample = maskTensor.sum(-1).to(ScalarType.Float32).ClampedMin(1.0).reciprocal();
         var weights = perSample.unsqueeze(-1).expand_as(maskTensor).masked_select(maskTensor);
         return new CollatedMasks
         {

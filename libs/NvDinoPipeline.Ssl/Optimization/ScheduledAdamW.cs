@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,7 +9,9 @@ namespace NvDinoPipeline.Ssl.Optimization;
 /// AdamW over DINOv2 parameter groups whose learning rate and weight decay are set every step from the
 /// schedules (<c>apply_optim_scheduler</c>): lr = (last-layer lr or lr) · lr multiplier, weight decay =
 /// wd · wd multiplier. TorchSharp's AdamW defaults to weight decay 0, so nothing is decayed until
-/// <see cref="ApplySchedules"/> has run.
+/// <see cref="ApplySchedules"/> has run. <see cref="Step"/> performs TorchSharp's AdamW update itself, operation for
+/// operation, on the optimizer's own state: TorchSharp's <c>AdamW.step</c> passes its numbers to libtorch as Scalars
+/// that a concurrent garbage collection can free mid-call (see <see cref="HeldScalars"/>).
 /// </summary>
 public sealed class ScheduledAdamW : IDisposable
 {
@@ -55,7 +58,38 @@ public sealed class ScheduledAdamW : IDisposable
 
     public void ZeroGrad() => Optimizer.zero_grad();
 
-    public void Step() => Optimizer.step();
+    /// <summary>One AdamW step (Loshchilov and Hutter 2019) over every parameter that has a gradient.</summary>
+    public void Step()
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var states = Optimizer.state_dict().State;
+        var index = 0;
+        foreach (var (_, group) in groups)
+        {
+            var options = (AdamW.Options)group.Options;
+            var lr = options.LearningRate!.Value;
+            var weightDecay = options.weight_decay!.Value;
+            var beta1 = options.beta1!.Value;
+            var beta2 = options.beta2!.Value;
+            var eps = options.eps!.Value;
+            foreach (var parameter in group.Parameters)
+            {
+                var state = (AdamW.State)states[index++];
+                var grad = parameter.grad;
+                if (grad is null)
+                    continue;
+                state.step += 1;
+                parameter.TimesInPlace(1 - lr * weightDecay);
+                var biasCorrection1 = 1 - Math.Pow(beta1, state.step);
+                var biasCorrection2 = 1 - Math.Pow(beta2, state.step);
+                state.exp_avg.TimesInPlace(beta1).PlusInPlace(grad, 1 - beta1);
+                state.exp_avg_sq.TimesInPlace(beta2).AddcmulInPlace(grad, grad, 1 - beta2);
+                var denominator = state.exp_avg_sq.sqrt().DividedBy(Math.Sqrt(biasCorrection2)).PlusInPlace(eps);
+                parameter.AddcdivInPlace(state.exp_avg, denominator, -(lr / biasCorrection1));
+            }
+        }
+    }
 
     public void Dispose() => Optimizer.Dispose();
 }

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,7 +22,7 @@ public static class TeacherEma
 
         using var noGrad = torch.no_grad();
         foreach (var (t, s) in Pair(teacher, student))
-            t.mul_(momentum).add_(s, alpha: 1 - momentum);
+            t.TimesInPlace(momentum).PlusInPlace(s, 1 - momentum);
     }
 
     /// <summary>Copies the student's parameters into the teacher (the teacher's initial state).</summary>
