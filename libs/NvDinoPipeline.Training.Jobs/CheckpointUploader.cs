@@ -29,10 +29,12 @@ public sealed class CheckpointUploader(IArtifactStore store, TrainingProgress pr
         var folder = jobFolder.Append(JobCheckpoints.CheckpointsFolder);
         var checkpointUri = folder.Append(Path.GetFileName(checkpoint.CheckpointPath));
         var clock = Stopwatch.StartNew();
-        var info = await store.PutFileAsync(checkpointUri, checkpoint.CheckpointPath, cancellationToken);
+        // The checkpoint goes last: a job that restarts continues from the newest checkpoint it finds, so the metrics and
+        // backbones of that point must already be there when it appears (lines of later epochs are dropped on restart).
+        await store.PutFileAsync(jobFolder.Append(JobCheckpoints.MetricsFileName), metricsPath, cancellationToken);
         foreach (var backbone in checkpoint.BackbonePaths)
             await store.PutFileAsync(jobFolder.Append(Path.GetFileName(backbone)), backbone, cancellationToken);
-        await store.PutFileAsync(jobFolder.Append(JobCheckpoints.MetricsFileName), metricsPath, cancellationToken);
+        var info = await store.PutFileAsync(checkpointUri, checkpoint.CheckpointPath, cancellationToken);
         LastCheckpointUri = checkpointUri;
 
         foreach (var superseded in (await StoredCheckpoints.ListAsync(store, folder, cancellationToken)).Where(c => !c.IsEpochEnd && c.Uri != checkpointUri))

@@ -20,7 +20,8 @@ public static class JobCheckpoints
     /// <summary>
     /// Where a job continues from: its own newest checkpoint (see <see cref="FindNewestAsync"/>) when it ran before, else the
     /// newest checkpoint any earlier attempt of its step left (a resumed pipeline: <paramref name="previousAttempts"/>, the
-    /// attempts' folders). Null when there is none.
+    /// attempts' folders). A checkpoint that is torn (a process killed while uploading it, on a store whose writes are not
+    /// atomic) or unreadable is passed over for the next newest. Null when there is none.
     /// </summary>
     public static async Task<ResumePoint?> FindResumePointAsync(IArtifactStore store, Uri jobFolder, string checkpointDirectory, string scratch,
         IReadOnlyList<Uri> previousAttempts, CancellationToken cancellationToken)
@@ -28,28 +29,23 @@ public static class JobCheckpoints
         ArgumentNullException.ThrowIfNull(previousAttempts);
         if (await FindNewestAsync(store, jobFolder, checkpointDirectory, scratch, cancellationToken) is { } own)
             return own;
-        (StoredCheckpoint Checkpoint, Uri Folder)? newest = null;
+        var candidates = new List<(StoredCheckpoint Checkpoint, Uri Folder)>();
         foreach (var attempt in previousAttempts)
         {
             var folder = attempt.AbsoluteUri.EndsWith('/') ? attempt : new Uri(attempt.AbsoluteUri + "/");
-            if (StoredCheckpoints.Newest(await StoredCheckpoints.ListAsync(store, folder.Append(CheckpointsFolder), cancellationToken)) is { } found
-                && (newest is null || IsFurther(found, newest.Value.Checkpoint)))
-                newest = (found, folder);
+            candidates.AddRange((await StoredCheckpoints.ListAsync(store, folder.Append(CheckpointsFolder), cancellationToken)).Select(c => (c, folder)));
         }
-        if (newest is not { } chosen)
-            return null;
-        var local = await store.GetLocalPathAsync(chosen.Checkpoint.Uri, System.IO.Path.Combine(scratch, "downloads"), cancellationToken);
-        return TryReadState(local) is { } state
-            ? new ResumePoint(local, state, $"the checkpoint {chosen.Checkpoint.Uri} of an earlier attempt", MetricsFolder: chosen.Folder)
-            : null;
+        foreach (var (checkpoint, folder) in candidates.OrderByDescending(c => c.Checkpoint.Epoch).ThenByDescending(c => c.Checkpoint.Step ?? 0))
+        {
+            if (await TryDownloadAsync(store, checkpoint, scratch, cancellationToken) is { } found)
+                return new ResumePoint(found.Path, found.State, $"the checkpoint {checkpoint.Uri} of an earlier attempt", MetricsFolder: folder);
+        }
+        return null;
     }
-
-    private static bool IsFurther(StoredCheckpoint candidate, StoredCheckpoint than) =>
-        candidate.Epoch > than.Epoch || (candidate.Epoch == than.Epoch && (candidate.Step ?? 0) > (than.Step ?? 0));
 
     /// <summary>
     /// The newest checkpoint of the job: this worker's scratch copy in <paramref name="checkpointDirectory"/>, or the
-    /// newest uploaded one (end of epoch or mid-epoch) when it is further, downloaded into <paramref name="scratch"/>.
+    /// newest intact uploaded one (end of epoch or mid-epoch) when it is further, downloaded into <paramref name="scratch"/>.
     /// Null when the job has none.
     /// </summary>
     public static async Task<ResumePoint?> FindNewestAsync(IArtifactStore store, Uri jobFolder, string checkpointDirectory, string scratch,
@@ -64,39 +60,70 @@ public static class JobCheckpoints
                 best = new ResumePoint(file, state, $"this job's checkpoint {System.IO.Path.GetFileName(file)}");
         }
 
-        var newest = StoredCheckpoints.Newest(await StoredCheckpoints.ListAsync(store, jobFolder.Append(CheckpointsFolder), cancellationToken));
-        if (newest is not null && (best is null || newest.IsAheadOf(best.State)))
+        var uploaded = await StoredCheckpoints.ListAsync(store, jobFolder.Append(CheckpointsFolder), cancellationToken);
+        foreach (var checkpoint in uploaded.Reverse().Where(c => best is null || c.IsAheadOf(best.State)))
         {
-            var local = await store.GetLocalPathAsync(newest.Uri, System.IO.Path.Combine(scratch, "downloads"), cancellationToken);
-            if (TryReadState(local) is { } state && (best is null || state.GlobalStep > best.State.GlobalStep))
-                best = new ResumePoint(local, state, $"this job's checkpoint {newest.Uri}");
+            if (await TryDownloadAsync(store, checkpoint, scratch, cancellationToken) is { } found)
+            {
+                if (best is null || found.State.GlobalStep > best.State.GlobalStep)
+                    best = new ResumePoint(found.Path, found.State, $"this job's checkpoint {checkpoint.Uri}");
+                break;
+            }
         }
         return best;
+    }
+
+    /// <summary>A local copy of <paramref name="checkpoint"/> and its run state; null when the stored file is torn or no checkpoint.</summary>
+    private static async Task<(string Path, TrainingState State)?> TryDownloadAsync(IArtifactStore store, StoredCheckpoint checkpoint, string scratch,
+        CancellationToken cancellationToken)
+    {
+        string local;
+        try
+        {
+            local = await store.GetLocalPathAsync(checkpoint.Uri, System.IO.Path.Combine(scratch, "downloads"), cancellationToken);
+        }
+        catch (Exception exception) when (exception is ArtifactIntegrityException or ArtifactNotFoundException)
+        {
+            return null;
+        }
+        return TryReadState(local) is { } state ? (local, state) : null;
     }
 
     /// <summary>
     /// Leaves at <paramref name="localPath"/> the metrics of the epochs the run continues from (the scratch copy, else the
     /// <c>metrics.jsonl</c> uploaded to <paramref name="jobFolder"/>: this job's, or the earlier attempt's it resumes),
-    /// dropping lines of epochs after <paramref name="completedEpochs"/>.
+    /// dropping lines of epochs after <paramref name="completedEpochs"/>. Returns what was lost when the uploaded file is
+    /// torn (a process killed while it replaced it, on a store whose writes are not atomic): the run goes on without those
+    /// lines rather than fail; null otherwise.
     /// </summary>
-    public static async Task PrepareMetricsFileAsync(IArtifactStore store, Uri jobFolder, string localPath, int completedEpochs, CancellationToken cancellationToken)
+    public static async Task<string?> PrepareMetricsFileAsync(IArtifactStore store, Uri jobFolder, string localPath, int completedEpochs, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(store);
         var uploaded = jobFolder.Append(MetricsFileName);
+        string? lost = null;
         if (!File.Exists(localPath) && completedEpochs > 0 && await store.GetInfoAsync(uploaded, cancellationToken) is not null)
         {
-            await using var source = await store.OpenReadAsync(uploaded, cancellationToken);
-            await using var target = File.Create(localPath);
-            await source.CopyToAsync(target, cancellationToken);
+            try
+            {
+                await using var source = await store.OpenReadAsync(uploaded, cancellationToken);
+                await using var target = File.Create(localPath);
+                await source.CopyToAsync(target, cancellationToken);
+            }
+            catch (ArtifactIntegrityException exception)
+            {
+                File.Delete(localPath);
+                lost = $"{exception.Message} The metrics of epochs 1 to {completedEpochs} are lost; later epochs are recorded.";
+            }
         }
         if (!File.Exists(localPath))
         {
             await File.WriteAllTextAsync(localPath, "", cancellationToken);
-            return;
+            return lost;
         }
         var kept = (await File.ReadAllLinesAsync(localPath, cancellationToken))
             .Where(line => MetricsLine.EpochOf(line) is { } epoch && epoch <= completedEpochs);
         await File.WriteAllLinesAsync(localPath, kept, cancellationToken);
+        return null;
     }
 
     private static TrainingState? TryReadState(string path)

@@ -94,7 +94,8 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         }
 
         var metricsPath = Path.Combine(scratch, MetricsFileName);
-        await JobCheckpoints.PrepareMetricsFileAsync(store, resume?.MetricsFolder ?? jobFolder, metricsPath, trainer.Epoch, cancellationToken);
+        if (await JobCheckpoints.PrepareMetricsFileAsync(store, resume?.MetricsFolder ?? jobFolder, metricsPath, trainer.Epoch, cancellationToken) is { } lost)
+            logger.LogWarning("Job {JobId}: {MetricsLost}", command.JobId, lost);
         var progress = new TrainingProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
         await progress.ReportNowAsync(startMessage, cancellationToken);
 

@@ -9,6 +9,7 @@ using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
+using NvDinoPipeline.Training.Jobs;
 
 namespace NvDinoPipeline.Training.Tests;
 
@@ -82,6 +83,88 @@ public sealed class TrainingRunnerTests : IDisposable
         Assert.Equal(["epoch_001.ckpt", "epoch_002.ckpt", "epoch_003.ckpt"], await ListAsync(job.Output.Append("checkpoints/")));
         var metrics = File.ReadAllLines(await store.GetLocalPathAsync(job.Output.Append("metrics.jsonl"), folder.Path, CancellationToken.None));
         Assert.Equal(3, metrics.Length);
+    }
+
+    [Fact]
+    public async Task A_restart_passes_over_a_checkpoint_and_a_metrics_file_torn_by_the_killed_process_and_still_finishes()
+    {
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(12));
+        var job = NewJob(dataset, TinyTraining.Spec("train.num_epochs=3"));
+        using var cancel = new CancellationTokenSource();
+        job.OnReport = report =>
+        {
+            if (report.Message!.Contains("checkpoint of epoch 2 saved", StringComparison.Ordinal))
+                cancel.Cancel();
+        };
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Runner().RunAsync(job.Command, job.Context("scratch-a"), cancel.Token));
+
+        // A store whose writes are not atomic, after the process died while replacing these objects: the newest
+        // checkpoint holds half its bytes, and metrics.jsonl fails its recorded sha256.
+        var newest = job.Output.Append("checkpoints/epoch_002.ckpt");
+        var path = new Uri(newest.AbsoluteUri).LocalPath;
+        File.WriteAllBytes(path, File.ReadAllBytes(path)[..(int)(new FileInfo(path).Length / 2)]);
+        using var torn = new TornStore(store, job.Output.Append("metrics.jsonl"));
+
+        job.OnReport = null;
+        var result = await new TrainingRunner(torn, Options.Create(new TrainingOptions { ProgressInterval = TimeSpan.FromMilliseconds(20), Device = "cpu" }),
+            NullLogger<TrainingRunner>.Instance).RunAsync(job.Command, job.Context("scratch-b"), CancellationToken.None);
+
+        Assert.Contains(job.Reports, r => r.Message!.Contains("epoch_001.ckpt", StringComparison.Ordinal) && r.Message.Contains("at epoch 1", StringComparison.Ordinal));
+        Assert.Equal(3, result.Completed.Epochs);
+        Assert.Equal(6, result.Completed.Metrics["steps_this_attempt"]);
+        var metrics = File.ReadAllLines(await store.GetLocalPathAsync(job.Output.Append("metrics.jsonl"), folder.Path, CancellationToken.None));
+        Assert.Equal([2, 3], metrics.Select(line => MetricsLine.EpochOf(line)!.Value));
+    }
+
+    /// <summary>The store as a non-atomic one leaves it: reading <paramref name="tornUri"/> fails its integrity check until it is written again.</summary>
+    private sealed class TornStore(IArtifactStore inner, Uri tornUri) : IArtifactStore, IDisposable
+    {
+        private bool _torn = true;
+
+        public Uri Root => inner.Root;
+
+        public ArtifactAccessPolicy Access => inner.Access;
+
+        public Uri JobFolder(Guid pipelineId, Guid jobId) => inner.JobFolder(pipelineId, jobId);
+
+        public Task<ArtifactInfo> PutAsync(Uri destination, Stream content, CancellationToken ct) => Written(destination, inner.PutAsync(destination, content, ct));
+
+        public Task<ArtifactInfo> PutFileAsync(Uri destination, string localPath, CancellationToken ct) => Written(destination, inner.PutFileAsync(destination, localPath, ct));
+
+        public Task<Stream> OpenReadAsync(Uri source, CancellationToken ct)
+        {
+            ThrowIfTorn(source);
+            return inner.OpenReadAsync(source, ct);
+        }
+
+        public Task<ArtifactInfo?> GetInfoAsync(Uri uri, CancellationToken ct) => inner.GetInfoAsync(uri, ct);
+
+        public IAsyncEnumerable<ArtifactInfo> ListAsync(Uri prefix, CancellationToken ct) => inner.ListAsync(prefix, ct);
+
+        public Task DeleteAsync(Uri uri, CancellationToken ct) => inner.DeleteAsync(uri, ct);
+
+        public Task<string> GetLocalPathAsync(Uri uri, string scratchDirectory, CancellationToken ct)
+        {
+            ThrowIfTorn(uri);
+            return inner.GetLocalPathAsync(uri, scratchDirectory, ct);
+        }
+
+        public void Dispose()
+        {
+        }
+
+        private void ThrowIfTorn(Uri uri)
+        {
+            if (_torn && uri == tornUri)
+                throw new ArtifactIntegrityException(uri, "recorded sha256", "aa", "bb");
+        }
+
+        private Task<ArtifactInfo> Written(Uri destination, Task<ArtifactInfo> write)
+        {
+            if (destination == tornUri)
+                _torn = false;
+            return write;
+        }
     }
 
     [Fact]
