@@ -231,6 +231,17 @@ public sealed class S3ArtifactStoreTests(S3TestServer server) : IClassFixture<S3
         Assert.Contains(uri.ToString(), error.Message);
         Assert.Contains("http://127.0.0.1:9", error.Message);
         Assert.Contains("unreachable", error.Message);
+        Assert.True(error.Transient, "an unreachable endpoint is a fault worth retrying");
+    }
+
+    [Fact]
+    public async Task A_missing_bucket_is_not_a_transient_fault()
+    {
+        using var store = server.CreateStore("s3://nvdino-no-such-bucket-either/");
+
+        var error = await Assert.ThrowsAsync<ArtifactStoreException>(() => store.PutAsync(store.Root.Append("model.onnx"), new MemoryStream([1]), Ct));
+
+        Assert.False(error.Transient);
     }
 
     [Fact]

@@ -14,12 +14,17 @@ public sealed class StageUnavailableException(string message, Exception? inner =
 
 public static class StageFailures
 {
-    /// <summary>Faults that pass by themselves: an unreachable broker, store or state database.</summary>
+    /// <summary>
+    /// Faults that pass by themselves: an unreachable broker, store or state database, also when a stage wrapped
+    /// them in an error of its own. What the stage judged the input's fault or the host's never is.
+    /// </summary>
     public static bool IsTransient(Exception exception) => exception switch
     {
-        TransientStageException or TimeoutException or HttpRequestException or System.Net.Sockets.SocketException => true,
+        StageInputException or StageUnavailableException => false,
+        TransientStageException or TimeoutException or HttpRequestException or HttpIOException or System.Net.Sockets.SocketException => true,
+        Storage.ArtifactStoreException store => store.Transient,
         AggregateException aggregate => aggregate.InnerExceptions.Count > 0 && aggregate.InnerExceptions.All(IsTransient),
-        _ => State.StateFailures.IsTransient(exception),
+        _ => State.StateFailures.IsTransient(exception) || exception.InnerException is { } inner && IsTransient(inner),
     };
 
     /// <summary>The failure reason recorded on the job and published with <c>StageFailed</c>.</summary>

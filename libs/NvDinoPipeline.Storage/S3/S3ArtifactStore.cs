@@ -544,15 +544,16 @@ internal sealed class S3ArtifactStore(IAmazonS3 client, ArtifactStoreS3Options o
         }
         catch (AmazonS3Exception e)
         {
-            throw new ArtifactStoreException(uri, $"{Endpoint} answered {(int)e.StatusCode} {e.ErrorCode}: {e.Message}", e);
+            throw new ArtifactStoreException(uri, $"{Endpoint} answered {(int)e.StatusCode} {e.ErrorCode}: {e.Message}", e,
+                transient: (int)e.StatusCode >= 500 || e.StatusCode == HttpStatusCode.TooManyRequests || e.ErrorCode == "SlowDown");
         }
         catch (Exception e) when (IsConnectionFailure(e))
         {
-            throw new ArtifactStoreException(uri, $"S3 endpoint {Endpoint} is unreachable ({Innermost(e).Message}).", e);
+            throw new ArtifactStoreException(uri, $"S3 endpoint {Endpoint} is unreachable ({Innermost(e).Message}).", e, transient: true);
         }
         catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
         {
-            throw new ArtifactStoreException(uri, $"S3 endpoint {Endpoint} did not answer within {options.RequestTimeout}.", e);
+            throw new ArtifactStoreException(uri, $"S3 endpoint {Endpoint} did not answer within {options.RequestTimeout}.", e, transient: true);
         }
         catch (AmazonClientException e)
         {
@@ -567,7 +568,7 @@ internal sealed class S3ArtifactStore(IAmazonS3 client, ArtifactStoreS3Options o
     {
         for (Exception? current = e; current is not null; current = current.InnerException)
         {
-            if (current is HttpRequestException or SocketException)
+            if (current is HttpRequestException or HttpIOException or SocketException)
             {
                 return true;
             }
