@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Amazon.Runtime;
 using Amazon.S3;
+using Amazon.S3.Model;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -147,6 +149,7 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
             ["State__ConnectionString"] = services.PostgresConnectionString,
             ["State__JobLease"] = "00:00:08",
             ["ArtifactStore__Root"] = $"s3://{_bucket}/artifacts/",
+            ["ArtifactStore__AllowedReadRoots__0"] = $"s3://{_bucket}/input/",
             ["ArtifactStore__S3__ServiceUrl"] = services.S3Url,
             ["ArtifactStore__S3__AccessKey"] = services.S3AccessKey,
             ["ArtifactStore__S3__SecretKey"] = services.S3SecretKey,
@@ -191,8 +194,14 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
         }
     }
 
-    private AmazonS3Client S3Client() => new(_services.S3AccessKey, _services.S3SecretKey,
-        new AmazonS3Config { ServiceURL = _services.S3Url, ForcePathStyle = true });
+    // s3rver understands neither chunked uploads nor flexible checksums (the product's store turns both off too).
+    private AmazonS3Client S3Client() => new(_services.S3AccessKey, _services.S3SecretKey, new AmazonS3Config
+    {
+        ServiceURL = _services.S3Url,
+        ForcePathStyle = true,
+        RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
+        ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
+    });
 
     private async Task StartProcessAsync(string service)
     {
@@ -202,18 +211,27 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
         await process.WaitReadyAsync(TimeSpan.FromMinutes(3));
     }
 
+    /// <summary>The users' data, put in the bucket beside the artifact root (a folder the pipelines may read, not write).</summary>
     private async Task<List<(Uri Train, Uri Test)>> UploadInputsAsync()
     {
-        var store = _client.Services.GetRequiredService<IArtifactStore>();
+        using var s3 = S3Client();
         var inputs = new List<(Uri, Uri)>();
         var folder = Directory.CreateDirectory(Path.Combine(options.Folder, "inputs")).FullName;
         for (var i = 0; i < options.Pipelines; i++)
         {
-            var train = new Uri($"s3://{_bucket}/input/{i}/images_train.tar");
-            var test = new Uri($"s3://{_bucket}/input/{i}/images_test.tar");
-            await store.PutFileAsync(train, TestImages.WriteArchive(Path.Combine(folder, $"{i}-train.tar"), TrainImages, options.Seed * 1000 + i), CancellationToken.None);
-            await store.PutFileAsync(test, TestImages.WriteArchive(Path.Combine(folder, $"{i}-test.tar"), TestImageCount, options.Seed * 1000 + 500 + i), CancellationToken.None);
-            inputs.Add((train, test));
+            var train = $"input/{i}/images_train.tar";
+            var test = $"input/{i}/images_test.tar";
+            await s3.PutObjectAsync(new PutObjectRequest
+            {
+                BucketName = _bucket, Key = train, UseChunkEncoding = false,
+                FilePath = TestImages.WriteArchive(Path.Combine(folder, $"{i}-train.tar"), TrainImages, options.Seed * 1000 + i),
+            });
+            await s3.PutObjectAsync(new PutObjectRequest
+            {
+                BucketName = _bucket, Key = test, UseChunkEncoding = false,
+                FilePath = TestImages.WriteArchive(Path.Combine(folder, $"{i}-test.tar"), TestImageCount, options.Seed * 1000 + 500 + i),
+            });
+            inputs.Add((new Uri($"s3://{_bucket}/{train}"), new Uri($"s3://{_bucket}/{test}")));
         }
         return inputs;
     }
@@ -367,7 +385,7 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
             .Select(p => p.Pipeline.Id)
             .ToHashSet();
         var stalls = new Dictionary<Guid, double>();
-        var deadline = fault.Ended + TimeSpan.FromMinutes(10);
+        var deadline = fault.Ended + options.Deadline;
         while (touched.Count > stalls.Count && DateTime.UtcNow < deadline)
         {
             var now = await SnapshotAsync();
