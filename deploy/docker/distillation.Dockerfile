@@ -28,7 +28,7 @@ COPY deploy/gpu.props deploy/gpu.props
 RUN dotnet publish services/NvDinoPipeline.Distillation/NvDinoPipeline.Distillation.csproj -c Release -o /app -p:UseAppHost=false \
         -p:TorchBackend=cuda -p:CustomAfterMicrosoftCommonTargets=/src/deploy/gpu.props
 
-FROM mcr.microsoft.com/dotnet/runtime:${DOTNET_VERSION} AS cpu
+FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION} AS cpu
 USER root
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl \
@@ -44,7 +44,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
 ENTRYPOINT ["dotnet", "NvDinoPipeline.Distillation.dll"]
 
-FROM mcr.microsoft.com/dotnet/runtime:${DOTNET_VERSION} AS dotnet-runtime
+FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION} AS dotnet-runtime
 
 # CUDA 12.8 and cuDNN for libtorch's CUDA build; the NVIDIA driver comes from the host
 # (NVIDIA Container Toolkit).

@@ -28,7 +28,7 @@ COPY deploy/gpu.props deploy/gpu.props
 RUN dotnet publish services/NvDinoPipeline.EngineGeneration/NvDinoPipeline.EngineGeneration.csproj -c Release -o /app -p:UseAppHost=false \
         -p:TorchBackend=cuda -p:CustomAfterMicrosoftCommonTargets=/src/deploy/gpu.props
 
-FROM mcr.microsoft.com/dotnet/runtime:${DOTNET_VERSION} AS cpu
+FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION} AS cpu
 USER root
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl \
@@ -44,7 +44,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
 ENTRYPOINT ["dotnet", "NvDinoPipeline.EngineGeneration.dll"]
 
-FROM mcr.microsoft.com/dotnet/runtime:${DOTNET_VERSION} AS dotnet-runtime
+FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION} AS dotnet-runtime
 
 # CUDA, cuDNN and TensorRT with trtexec. An engine runs only on the TensorRT version that built
 # it, so engine generation and inference share this image. The NVIDIA driver comes from the host.

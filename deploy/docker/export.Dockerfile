@@ -19,7 +19,7 @@ COPY specs/ specs/
 FROM source AS build-cpu
 RUN dotnet publish services/NvDinoPipeline.Export/NvDinoPipeline.Export.csproj -c Release -o /app -p:UseAppHost=false
 
-FROM mcr.microsoft.com/dotnet/runtime:${DOTNET_VERSION} AS runtime
+FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION} AS runtime
 USER root
 RUN apt-get update \
     && apt-get install -y --no-install-recommends curl \

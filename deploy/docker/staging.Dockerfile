@@ -19,7 +19,7 @@ COPY specs/ specs/
 FROM source AS build-cpu
 RUN dotnet publish services/NvDinoPipeline.Staging/NvDinoPipeline.Staging.csproj -c Release -o /app -p:UseAppHost=false
 
-FROM mcr.microsoft.com/dotnet/runtime:${DOTNET_VERSION} AS runtime
+FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION} AS runtime
 USER root
 # libjpeg-turbo decodes JPEGs about four times faster than the managed fallback (Ubuntu names it libturbojpeg,
 # Debian libturbojpeg0).

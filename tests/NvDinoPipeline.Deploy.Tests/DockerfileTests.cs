@@ -69,7 +69,7 @@ public sealed class DockerfileTests
             Assert.NotEqual("root", stage.Last("USER"));
         });
         var cpuRuntime = runtimes.Single(stage => stage.Name is "runtime" or "cpu");
-        Assert.Equal("mcr.microsoft.com/dotnet/runtime:10.0", dockerfile.Resolve(cpuRuntime.From));
+        Assert.Equal("mcr.microsoft.com/dotnet/aspnet:10.0", dockerfile.Resolve(cpuRuntime.From));
     }
 
     [Theory]

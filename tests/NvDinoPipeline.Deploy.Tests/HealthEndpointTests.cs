@@ -140,6 +140,48 @@ public sealed class HealthEndpointTests : IDisposable
         await Assert.ThrowsAsync<HttpRequestException>(() => _http.GetAsync($"http://127.0.0.1:{port}/healthz"));
     }
 
+    // A container orchestrator probes a process while it starts. The endpoints once ran on HttpListener, whose start
+    // on Linux throws (and the process died) when a connection arrives while it sets up its socket.
+    [Fact]
+    public async Task A_process_probed_while_its_endpoints_start_starts_and_answers()
+    {
+        for (var round = 0; round < 25; round++)
+        {
+            var port = TestHosts.FreePort();
+            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+            builder.Configuration["Health:Port"] = port.ToString();
+            builder.AddPipelineHealth();
+            using var host = builder.Build();
+            using var stop = new CancellationTokenSource();
+            var connected = 0;
+            var probes = Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    using var client = new TcpClient();
+                    try
+                    {
+                        await client.ConnectAsync(IPAddress.Loopback, port);
+                        Interlocked.Increment(ref connected);
+                    }
+                    catch (SocketException)
+                    {
+                    }
+                }
+            });
+            await Task.Delay(20);
+
+            await host.StartAsync();
+            var (status, _) = await GetAsync(port, "/healthz");
+            await TestHosts.WaitForAsync(() => Task.FromResult(Volatile.Read(ref connected)), n => n > 0, TimeSpan.FromSeconds(10), "a probe connecting");
+            await stop.CancelAsync();
+            await probes;
+            await host.StopAsync();
+
+            Assert.Equal(HttpStatusCode.OK, status);
+        }
+    }
+
     [Fact]
     public async Task By_default_the_endpoints_listen_on_loopback_only()
     {

@@ -1,5 +1,8 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -10,134 +13,151 @@ namespace NvDinoPipeline.Hosting.Health;
 /// <summary>
 /// Serves <c>/healthz</c> (the process is alive) and <c>/readyz</c> (every check tagged
 /// <see cref="HealthTags.Ready"/> passes: the bus is started and connected, the state database answers)
-/// over plain HTTP, for container health checks and Kubernetes probes. Registered before the bus, it
+/// over plain HTTP (Kestrel), for container health checks and Kubernetes probes. Registered before the bus, it
 /// answers from the start of the process and stops last. Answers carry each check's status only; what a failing
 /// check reported (error text, addresses) goes to the log, once each time a check changes status.
 /// </summary>
+/// <remarks>
+/// Not <see cref="System.Net.HttpListener"/>: on Linux its start throws (and the process dies) when a probe connects
+/// while it is being set up (dotnet/corefx#35191), which a container orchestrator probing a starting process does.
+/// </remarks>
 public sealed class HealthEndpoint(
     HealthCheckService checks,
     IHostApplicationLifetime lifetime,
     IOptions<HealthOptions> options,
-    ILogger<HealthEndpoint> logger) : IHostedService, IDisposable
+    ILogger<HealthEndpoint> logger) : IHostedService, IAsyncDisposable
 {
     public const string LivenessPath = "/healthz";
     public const string ReadinessPath = "/readyz";
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HealthStatus> _lastStatus = new(StringComparer.Ordinal);
-    private HttpListener? _listener;
-    private Task _serving = Task.CompletedTask;
+    private WebApplication? _server;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
         if (!settings.Enabled)
         {
-            return Task.CompletedTask;
+            return;
         }
-        var listener = new HttpListener();
-        listener.Prefixes.Add(settings.Prefix);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = typeof(HealthEndpoint).Assembly.GetName().Name });
+        builder.Logging.ClearProviders();
+        builder.Configuration.Sources.Clear();
+        builder.WebHost.UseKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = 0;
+            kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
+            kestrel.Limits.MaxConcurrentConnections = 64;
+            if (ListenAddresses(settings) is { } addresses)
+            {
+                foreach (var address in addresses)
+                {
+                    kestrel.Listen(address, settings.Port);
+                }
+            }
+            else
+            {
+                // IPv6 and IPv4 where the host has IPv6, IPv4 alone where it does not.
+                kestrel.ListenAnyIP(settings.Port);
+            }
+        });
+        var server = builder.Build();
+        server.Run(AnswerAsync);
         try
         {
-            listener.Start();
+            await server.StartAsync(cancellationToken);
         }
-        catch (HttpListenerException exception)
+        catch (Exception exception) when (exception is IOException or System.Net.Sockets.SocketException)
         {
-            listener.Close();
+            await server.DisposeAsync();
             throw new InvalidOperationException(
                 $"Health endpoints cannot listen on {settings.Prefix} (Health:Address '{settings.Address}', Health:Port {settings.Port}): {exception.Message}",
                 exception);
         }
-        _listener = listener;
-        _serving = ServeAsync(listener);
+        _server = server;
         logger.LogInformation("Health endpoints {Liveness} and {Readiness} listening on {Prefix}", LivenessPath, ReadinessPath, settings.Prefix);
-        return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_listener is null)
+        if (_server is not null)
         {
-            return;
+            await _server.StopAsync(cancellationToken);
         }
-        _listener.Stop();
-        await _serving.WaitAsync(cancellationToken);
     }
 
-    public void Dispose() => _listener?.Close();
-
-    private async Task ServeAsync(HttpListener listener)
+    public async ValueTask DisposeAsync()
     {
-        var pending = new List<Task>();
-        while (listener.IsListening)
+        if (_server is not null)
         {
-            HttpListenerContext context;
-            try
-            {
-                context = await listener.GetContextAsync();
-            }
-            catch (Exception exception) when (exception is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                // Stop() ends the wait for the next request.
-                break;
-            }
-            pending.RemoveAll(task => task.IsCompleted);
-            pending.Add(AnswerAsync(context));
+            await _server.DisposeAsync();
+            _server = null;
         }
-        await Task.WhenAll(pending);
     }
 
-    private async Task AnswerAsync(HttpListenerContext context)
+    /// <summary>Null for every interface (a wildcard), else the addresses the configured IP address or host name stands for.</summary>
+    private static IReadOnlyList<IPAddress>? ListenAddresses(HealthOptions settings)
     {
-        var response = context.Response;
+        var address = settings.Address.Trim();
+        if (address is "*" or "+" or "0.0.0.0" or "::" or "[::]")
+        {
+            return null;
+        }
+        if (IPAddress.TryParse(address.Trim('[', ']'), out var ip))
+        {
+            return [ip];
+        }
         try
         {
-            var request = context.Request;
-            var path = request.Url?.AbsolutePath.TrimEnd('/') ?? "";
-            if (request.HttpMethod is not ("GET" or "HEAD"))
+            var resolved = Dns.GetHostAddresses(address);
+            return resolved.Length > 0
+                ? resolved
+                : throw new InvalidOperationException($"Health:Address '{settings.Address}' resolves to no address.");
+        }
+        catch (System.Net.Sockets.SocketException exception)
+        {
+            throw new InvalidOperationException($"Health:Address '{settings.Address}' cannot be resolved: {exception.Message}", exception);
+        }
+    }
+
+    private async Task AnswerAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var head = HttpMethods.IsHead(request.Method);
+        try
+        {
+            if (!HttpMethods.IsGet(request.Method) && !head)
             {
-                response.AddHeader("Allow", "GET, HEAD");
-                await WriteAsync(response, HttpStatusCode.MethodNotAllowed, new { status = "MethodNotAllowed" }, request.HttpMethod == "HEAD");
+                context.Response.Headers.Allow = "GET, HEAD";
+                await WriteAsync(context.Response, HttpStatusCode.MethodNotAllowed, new { status = "MethodNotAllowed" }, head: false);
                 return;
             }
-            var head = request.HttpMethod == "HEAD";
-            switch (path)
+            switch (request.Path.Value?.TrimEnd('/') ?? "")
             {
                 case LivenessPath:
-                    await WriteAsync(response, HttpStatusCode.OK, new { status = nameof(HealthStatus.Healthy) }, head);
+                    await WriteAsync(context.Response, HttpStatusCode.OK, new { status = nameof(HealthStatus.Healthy) }, head);
                     break;
                 case ReadinessPath:
                     var (code, body) = await ReadinessAsync();
-                    await WriteAsync(response, code, body, head);
+                    await WriteAsync(context.Response, code, body, head);
                     break;
                 default:
-                    await WriteAsync(response, HttpStatusCode.NotFound,
+                    await WriteAsync(context.Response, HttpStatusCode.NotFound,
                         new { status = "NotFound", paths = new[] { LivenessPath, ReadinessPath } }, head);
                     break;
             }
         }
-        catch (Exception exception) when (exception is HttpListenerException or ObjectDisposedException or IOException)
+        catch (Exception exception) when (exception is IOException or OperationCanceledException)
         {
             logger.LogDebug(exception, "A health request ended before its answer was sent");
         }
         catch (Exception exception)
         {
             logger.LogWarning(exception, "Answering a health request failed");
-            try
+            if (!context.Response.HasStarted)
             {
-                response.StatusCode = (int)HttpStatusCode.InternalServerError;
-            }
-            catch (InvalidOperationException)
-            {
-            }
-        }
-        finally
-        {
-            try
-            {
-                response.Close();
-            }
-            catch (Exception exception) when (exception is HttpListenerException or ObjectDisposedException or IOException)
-            {
+                context.Response.StatusCode = (int)HttpStatusCode.InternalServerError;
             }
         }
     }
@@ -189,16 +209,16 @@ public sealed class HealthEndpoint(
         });
     }
 
-    private static async Task WriteAsync(HttpListenerResponse response, HttpStatusCode code, object body, bool head)
+    private static async Task WriteAsync(HttpResponse response, HttpStatusCode code, object body, bool head)
     {
         var bytes = JsonSerializer.SerializeToUtf8Bytes(body);
         response.StatusCode = (int)code;
         response.ContentType = "application/json; charset=utf-8";
-        response.Headers["Cache-Control"] = "no-store";
+        response.Headers.CacheControl = "no-store";
+        response.ContentLength = bytes.Length;
         if (!head)
         {
-            response.ContentLength64 = bytes.Length;
-            await response.OutputStream.WriteAsync(bytes);
+            await response.Body.WriteAsync(bytes);
         }
     }
 }

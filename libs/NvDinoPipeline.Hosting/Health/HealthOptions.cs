@@ -15,7 +15,7 @@ public sealed class HealthOptions : IValidatableObject
     public int Port { get; set; }
 
     /// <summary>
-    /// Where to listen: one host name or IP address, which requests must then also name in their Host header
+    /// Where to listen: one host name or IP address, listened on alone
     /// (by default <c>127.0.0.1</c>, this host only), or <c>*</c> for every interface (Kubernetes probes).
     /// </summary>
     public string Address { get; set; } = "127.0.0.1";
@@ -26,7 +26,7 @@ public sealed class HealthOptions : IValidatableObject
 
     public bool Enabled => Port > 0;
 
-    /// <summary>The <see cref="System.Net.HttpListener"/> prefix, e.g. <c>http://+:8080/</c>.</summary>
+    /// <summary>Where the endpoints answer, as a URL prefix, e.g. <c>http://+:8080/</c> (every interface).</summary>
     public string Prefix
     {
         get
