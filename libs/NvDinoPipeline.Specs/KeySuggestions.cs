@@ -24,7 +24,7 @@ internal static class KeySuggestions
 
         var sameLeaf = validKeys
             .Where(valid => Split(valid).Leaf == leaf || valid.EndsWith("." + key, StringComparison.Ordinal))
-            .OrderBy(valid => Levenshtein(key, valid))
+            .OrderBy(valid => EditDistance.Levenshtein(key, valid))
             .ThenBy(valid => valid, StringComparer.Ordinal)
             .FirstOrDefault();
         if (sameLeaf is not null)
@@ -53,32 +53,13 @@ internal static class KeySuggestions
         return [];
     }
 
-    public static int Levenshtein(string a, string b)
-    {
-        var previous = new int[b.Length + 1];
-        var current = new int[b.Length + 1];
-        for (var j = 0; j <= b.Length; j++)
-            previous[j] = j;
-        for (var i = 1; i <= a.Length; i++)
-        {
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-                current[j] = Math.Min(substitution, Math.Min(previous[j] + 1, current[j - 1] + 1));
-            }
-            (previous, current) = (current, previous);
-        }
-        return previous[b.Length];
-    }
-
     private static string? Best(string target, IEnumerable<string> candidates, Func<string, string> compared)
     {
         string? best = null;
         var bestDistance = int.MaxValue;
         foreach (var candidate in candidates)
         {
-            var distance = Levenshtein(target, compared(candidate));
+            var distance = EditDistance.Levenshtein(target, compared(candidate));
             if (distance < bestDistance || (distance == bestDistance && string.CompareOrdinal(candidate, best) < 0))
                 (best, bestDistance) = (candidate, distance);
         }

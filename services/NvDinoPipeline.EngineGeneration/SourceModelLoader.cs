@@ -4,6 +4,7 @@ using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Onnx;
 using NvDinoPipeline.Onnx.Proto;
 using NvDinoPipeline.Quantization;
+using NvDinoPipeline.Specs;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.EngineGeneration;
@@ -155,7 +156,7 @@ internal sealed class SourceModelLoader(IArtifactStore store)
 
             if (!nodes.TryGetValue(layer.Layer, out var node))
             {
-                var closest = nodes.Keys.MinBy(name => Levenshtein(name, layer.Layer));
+                var closest = nodes.Keys.MinBy(name => EditDistance.Levenshtein(name, layer.Layer));
                 throw new StageInputException(
                     $"gen_trt_engine.tensorrt.layers_precision names '{layer.Layer}', which is no node of the model" +
                     (closest is null ? "." : $"; did you mean '{closest}'?"));
@@ -167,28 +168,5 @@ internal sealed class SourceModelLoader(IArtifactStore store)
                     $"gen_trt_engine.tensorrt.layers_precision asks for '{layer}', a {node.OpType} node: only MatMul, Gemm and Conv nodes are quantised to int8.");
             }
         }
-    }
-
-    private static int Levenshtein(string a, string b)
-    {
-        var previous = new int[b.Length + 1];
-        var current = new int[b.Length + 1];
-        for (var j = 0; j <= b.Length; j++)
-        {
-            previous[j] = j;
-        }
-
-        for (var i = 1; i <= a.Length; i++)
-        {
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            }
-
-            (previous, current) = (current, previous);
-        }
-
-        return previous[b.Length];
     }
 }
