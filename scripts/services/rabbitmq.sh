@@ -52,6 +52,19 @@ node_env() {
 
 ctl() { "$RMQ_BIN/rabbitmqctl" "$@"; }
 
+# wait_gone PID SECONDS: returns 0 once the process has exited, 1 if it still runs after SECONDS.
+wait_gone() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  ! kill -0 "$1" 2>/dev/null
+}
+
+# What a node that did not come up left behind: the launcher's output, its logs, the head of a crash dump.
+startup_failure() {
+  { cat "$BASE/log/startup.out"; tail -n 50 "$BASE"/log/*.log; head -n 5 "$BASE"/erl_crash.dump; } >&2 2>/dev/null || true
+  die "$1; logs in $BASE/log"
+}
+
 is_running() {
   [[ -x "$RMQ_BIN/rabbitmqctl" && -f "$BASE/rabbitmq.pid" ]] || return 1
   node_env
@@ -138,10 +151,9 @@ start() {
   # `wait` returns once the pid file exists and the node answers; give up after 120 s.
   local i
   for ((i = 0; i < 120; i++)); do [[ -s $RABBITMQ_PID_FILE ]] && break; sleep 1; done
-  [[ -s $RABBITMQ_PID_FILE ]] || { tail -n 50 "$BASE"/log/*.log >&2 || true; die "no pid file after 120 s"; }
+  [[ -s $RABBITMQ_PID_FILE ]] || startup_failure "no pid file after 120 s"
   if ! ctl -q wait --timeout 120 "$RABBITMQ_PID_FILE" >/dev/null || ! ctl -q await_startup --timeout 120 >/dev/null; then
-    tail -n 50 "$BASE"/log/*.log >&2 || true
-    die "node did not come up; logs in $BASE/log"
+    startup_failure "node did not come up"
   fi
   log "ready in $((SECONDS - t0)) s: $URI"
 }
@@ -157,9 +169,10 @@ stop() {
     ctl -q stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1 || true
     if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
       kill "$pid" 2>/dev/null || true
-      sleep 2
-      kill -9 "$pid" 2>/dev/null || true
+      wait_gone "$pid" 20 || kill -9 "$pid" 2>/dev/null || true
     fi
+    # A node still dying holds its ports and its name: a start right after this one would fail.
+    [[ -z $pid ]] || wait_gone "$pid" 30 || die "node (pid $pid) did not exit"
     rm -f "$RABBITMQ_PID_FILE"
     log "stopped"
   fi

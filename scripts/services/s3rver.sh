@@ -104,7 +104,11 @@ stop() {
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -9 "$pid" 2>/dev/null || true
+      # Gone before this returns: a start right after must find the port free.
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
     echo "s3rver.sh: stopped (pid $pid)" >&2
   else
     echo "s3rver.sh: not running" >&2
