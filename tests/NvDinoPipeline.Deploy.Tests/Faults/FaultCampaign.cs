@@ -134,7 +134,11 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
     {
         var clock = Stopwatch.StartNew();
         Directory.CreateDirectory(options.Folder);
-        await using var services = _services = new PrivateServices(Path.Combine(options.Folder, "services"), options.PortBase);
+        // One folder per port base, not per run: a run whose process died leaves its services there, and the next
+        // run on those ports stops them before it starts its own.
+        await using var services = _services = new PrivateServices(
+            Path.Combine(Path.GetTempPath(), $"nvdino-faults-services-{options.PortBase}"), options.PortBase);
+        StopLeftOverProcesses();
         options.Log("starting the private RabbitMQ, PostgreSQL and s3rver");
         await services.StartAsync(options.ConsumerTimeout);
         using (var s3 = S3Client())
@@ -208,7 +212,41 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
         var instance = _incarnations[service] = _incarnations.GetValueOrDefault(service) + 1;
         var process = ServiceProcess.Start(DeployFiles.Service(service), instance, _environment, options.Folder);
         _processes[service] = process;
+        Directory.CreateDirectory(ProcessRecords);
+        File.WriteAllText(Path.Combine(ProcessRecords, process.ProcessId.ToString()), process.Name);
         await process.WaitReadyAsync(TimeSpan.FromMinutes(3));
+    }
+
+    /// <summary>The pids of the service processes started on these ports, kept where the next run finds them.</summary>
+    private string ProcessRecords => Path.Combine(Path.GetTempPath(), $"nvdino-faults-processes-{options.PortBase}");
+
+    /// <summary>Kills the service processes an earlier run on these ports started and did not stop (it died first).</summary>
+    private void StopLeftOverProcesses()
+    {
+        if (!Directory.Exists(ProcessRecords))
+        {
+            return;
+        }
+        foreach (var record in Directory.EnumerateFiles(ProcessRecords))
+        {
+            if (int.TryParse(Path.GetFileName(record), out var pid)
+                && File.Exists($"/proc/{pid}/cmdline")
+                && File.ReadAllText($"/proc/{pid}/cmdline").Contains("NvDinoPipeline.", StringComparison.Ordinal))
+            {
+                options.Log($"killing {File.ReadAllText(record)} (pid {pid}), left running by an earlier run");
+                try
+                {
+                    using var process = Process.GetProcessById(pid);
+                    process.Kill();
+                    process.WaitForExit(TimeSpan.FromSeconds(10));
+                }
+                catch (ArgumentException)
+                {
+                    // Gone meanwhile.
+                }
+            }
+            File.Delete(record);
+        }
     }
 
     /// <summary>The users' data, put in the bucket beside the artifact root (a folder the pipelines may read, not write).</summary>

@@ -21,10 +21,19 @@ public sealed partial class PrivateServices(string folder, int portBase) : IAsyn
 
     public string S3SecretKey => Variable("NVDINO_TEST_S3_SECRET_KEY");
 
-    /// <summary>Starts all three (installing what is missing), with RabbitMQ's delivery timeout set to <paramref name="consumerTimeout"/>.</summary>
+    /// <summary>
+    /// Starts all three (installing what is missing), with RabbitMQ's delivery timeout set to <paramref name="consumerTimeout"/>.
+    /// What an earlier run on the same ports left running (its process died before it could stop them) is stopped
+    /// and its data removed first.
+    /// </summary>
     public async Task StartAsync(TimeSpan consumerTimeout)
     {
         _consumerTimeout = consumerTimeout;
+        await DisposeAsync();
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+        }
         await Task.WhenAll(ScriptAsync("rabbitmq", "start"), ScriptAsync("postgres", "start"), ScriptAsync("s3rver", "start"));
         foreach (var service in new[] { "rabbitmq", "postgres", "s3rver" })
         {
