@@ -22,6 +22,14 @@ public sealed class OutboxOptions
     [Range(1, 10_000)]
     public int BatchSize { get; set; } = 200;
 
+    /// <summary>
+    /// Longest wait for the broker to confirm one message; an unconfirmed message is given back and sent again. A
+    /// broker that restarts may close a channel without answering the confirms it owed, which would otherwise be
+    /// waited for forever. Shorter than <see cref="LockDuration"/>.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan SendTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Delivered messages and inbox records are kept this long (the window in which a redelivery is recognised).</summary>
     [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
     public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);

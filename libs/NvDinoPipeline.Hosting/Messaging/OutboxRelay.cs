@@ -184,14 +184,24 @@ public sealed class OutboxRelay(
         var message = JsonSerializer.Deserialize(row.Body, type)
             ?? throw new InvalidOperationException($"Outbox message {row.MessageId} ({row.MessageType}) has an empty body.");
         var id = row.MessageId;
-        if (row.Destination is { } queue)
+        var timeout = options.Value.SendTimeout;
+        using var confirmed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        confirmed.CancelAfter(timeout);
+        try
         {
-            var endpoint = await bus.GetSendEndpoint(Queues.Address(queue));
-            await endpoint.Send(message, type, Pipe.Execute<SendContext>(context => context.MessageId = id), cancellationToken);
+            if (row.Destination is { } queue)
+            {
+                var endpoint = await bus.GetSendEndpoint(Queues.Address(queue));
+                await endpoint.Send(message, type, Pipe.Execute<SendContext>(context => context.MessageId = id), confirmed.Token);
+            }
+            else
+            {
+                await bus.Publish(message, type, Pipe.Execute<PublishContext>(context => context.MessageId = id), confirmed.Token);
+            }
         }
-        else
+        catch (OperationCanceledException exception) when (!cancellationToken.IsCancellationRequested)
         {
-            await bus.Publish(message, type, Pipe.Execute<PublishContext>(context => context.MessageId = id), cancellationToken);
+            throw new TimeoutException($"The broker did not confirm {row.MessageType} {row.MessageId} within {timeout}.", exception);
         }
     }
 

@@ -40,6 +40,9 @@ public sealed class StageConsumer<TCommand, TCompleted>(
     /// <summary>How long finishing writes (done, failed, handed back) wait for a database that is away.</summary>
     private static readonly TimeSpan FinishPatience = TimeSpan.FromMinutes(5);
 
+    /// <summary>How long a progress event may wait for the broker's confirm before the job goes on without it.</summary>
+    private static readonly TimeSpan ProgressPatience = TimeSpan.FromSeconds(5);
+
     private readonly StateResilience _resilience = new(logger, FinishPatience);
 
     public async Task Consume(ConsumeContext<TCommand> context)
@@ -251,13 +254,19 @@ public sealed class StageConsumer<TCommand, TCompleted>(
         return await runner.RunAsync(command, stageContext, cancellationToken);
     }
 
+    /// <summary>
+    /// Best effort, and bounded: a broker restarting may close the channel without answering the confirm it owed, and
+    /// the job must not wait for that (the job's row already holds the progress).
+    /// </summary>
     private async Task PublishProgressAsync(StageProgressed progressed, CancellationToken cancellationToken)
     {
+        using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        patience.CancelAfter(ProgressPatience);
         try
         {
-            await bus.Publish(progressed, cancellationToken);
+            await bus.Publish(progressed, patience.Token);
         }
-        catch (Exception exception) when (exception is not OperationCanceledException)
+        catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             logger.LogDebug(exception, "A progress event of job {JobId} was not published", progressed.JobId);
         }

@@ -6,10 +6,13 @@ namespace NvDinoPipeline.Inference.Output;
 
 /// <summary>
 /// Publishes result batches on the results exchange with several publishes in flight: each one waits for
-/// the broker's confirm, and awaiting them one by one would hold the model back.
+/// the broker's confirm, and awaiting them one by one would hold the model back. A confirm that does not come within
+/// <c>confirmTimeout</c> (a restarting broker may close a channel without answering what it owed) fails the batch as
+/// a transient fault instead of holding the job forever.
 /// </summary>
-public sealed class ResultPublisher(IPublishEndpoint endpoint, int inFlight)
+public sealed class ResultPublisher(IPublishEndpoint endpoint, int inFlight, TimeSpan? confirmTimeout = null)
 {
+    private readonly TimeSpan _confirmTimeout = confirmTimeout ?? TimeSpan.FromSeconds(30);
     private readonly SemaphoreSlim _slots = new(inFlight, inFlight);
     private readonly List<Task> _pending = [];
 
@@ -38,11 +41,13 @@ public sealed class ResultPublisher(IPublishEndpoint endpoint, int inFlight)
 
     private async Task PublishOneAsync(EmbeddingsBatch batch, CancellationToken cancellationToken)
     {
+        using var confirmed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        confirmed.CancelAfter(_confirmTimeout);
         try
         {
-            await endpoint.Publish(batch, cancellationToken);
+            await endpoint.Publish(batch, confirmed.Token);
         }
-        catch (Exception exception) when (exception is not OperationCanceledException)
+        catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             throw new TransientStageException(
                 $"Publishing result batch {batch.BatchIndex} of job {batch.JobId} failed: {exception.Message}", exception);
