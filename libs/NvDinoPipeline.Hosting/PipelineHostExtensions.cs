@@ -59,6 +59,9 @@ public static class PipelineHostExtensions
         services.AddMassTransit(bus =>
         {
             bus.SetKebabCaseEndpointNameFormatter();
+            // MassTransit reports usage to its vendor over the internet unless told not to; a deployment of this
+            // product sends nothing anywhere it was not configured to.
+            bus.ConfigureUsageTelemetryOptions(telemetry => telemetry.Enabled = false);
             foreach (var registration in registrations)
             {
                 registration(bus);
