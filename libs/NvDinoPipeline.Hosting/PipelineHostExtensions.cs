@@ -2,6 +2,7 @@ using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NvDinoPipeline.Hosting.Logging;
 using NvDinoPipeline.Hosting.Messaging;
@@ -59,6 +60,8 @@ public static class PipelineHostExtensions
         services.AddMassTransit(bus =>
         {
             bus.SetKebabCaseEndpointNameFormatter();
+            bus.AddConfigureEndpointsCallback((context, _, endpoint) => endpoint.RefuseUnconsumedMessages(
+                context.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(PlainJson))));
             foreach (var registration in registrations)
             {
                 registration(bus);
@@ -66,7 +69,11 @@ public static class PipelineHostExtensions
             switch (options.Transport)
             {
                 case TransportKind.InMemory:
-                    bus.UsingInMemory((context, cfg) => cfg.ConfigureEndpoints(context));
+                    bus.UsingInMemory((context, cfg) =>
+                    {
+                        cfg.AddPlainJson();
+                        cfg.ConfigureEndpoints(context);
+                    });
                     break;
                 case TransportKind.RabbitMq:
                     bus.UsingRabbitMq((context, cfg) =>
@@ -74,6 +81,7 @@ public static class PipelineHostExtensions
                         var messaging = context.GetRequiredService<IOptions<MessagingOptions>>().Value;
                         cfg.Host(new Uri(messaging.RabbitMq));
                         cfg.PrefetchCount = messaging.PrefetchCount;
+                        cfg.AddPlainJson();
                         cfg.ConfigureEndpoints(context);
                     });
                     break;
