@@ -48,7 +48,7 @@ public sealed class PipelineConsumer(
         var change = await pipelines.CreateAsync(start.PipelineId, Handled(context), () =>
         {
             var (state, transition) = problem is null
-                ? machine.Start(start, spec!.Get<bool>("pipeline.stages.distill"), spec.Get<bool>("pipeline.stages.inference"))
+                ? machine.Start(start, spec!)
                 : machine.Reject(start, problem);
             return (state.Pipeline, state.Jobs, Messages(start.PipelineId, transition));
         }, context.CancellationToken);
@@ -78,17 +78,12 @@ public sealed class PipelineConsumer(
         }
         try
         {
-            spec = ResolvedSpec.FromJson(start.Spec);
-            specs.Validate(spec);
+            spec = specs.ResolveRequest(start.Spec, "spec");
             return null;
         }
         catch (SpecValidationException exception)
         {
             return "The spec is not valid: " + string.Join("; ", exception.Errors);
-        }
-        catch (Exception exception) when (exception is FormatException or System.Text.Json.JsonException)
-        {
-            return $"The spec is not valid JSON: {exception.Message}";
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Specs;
 using NvDinoPipeline.State;
 using NvDinoPipeline.Storage;
 using static NvDinoPipeline.State.PipelineStep;
@@ -57,17 +58,18 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         return plan;
     }
 
-    public (PipelineState State, Transition Transition) Start(StartPipeline start, bool distill, bool inference)
+    /// <summary>A start request whose spec resolved: <paramref name="spec"/> is stored and every job runs with it.</summary>
+    public (PipelineState State, Transition Transition) Start(StartPipeline start, ResolvedSpec spec)
     {
         var now = Now;
-        var plan = PlanFor(start.TestDataUri is not null && inference, distill);
+        var plan = PlanFor(start.TestDataUri is not null && spec.Get<bool>("pipeline.stages.inference"), spec.Get<bool>("pipeline.stages.distill"));
         var pipeline = new PipelineRecord
         {
             Id = start.PipelineId,
             Name = start.Name,
             Status = JobStatus.Running,
             Plan = Serialize(plan),
-            Spec = start.Spec,
+            Spec = spec.ToJson(),
             TrainDataUri = start.TrainDataUri.ToString(),
             TestDataUri = start.TestDataUri?.ToString(),
             CreatedAt = now,
