@@ -21,6 +21,13 @@ public sealed record StartPipeline
 
     public string? Name { get; init; }
 
+    /// <summary>
+    /// A queue the product declares (durable) when it accepts the pipeline, and sends the pipeline's
+    /// <see cref="EmbeddingsBatch"/> messages and its final PipelineCompleted, PipelineFailed or PipelineCanceled to, in
+    /// the serialization this message came in. Null: results only on the exchanges.
+    /// </summary>
+    public string? ResultsQueue { get; init; }
+
     public required DateTimeOffset RequestedAt { get; init; }
 }
 

@@ -57,6 +57,14 @@ public static class PipelineHostExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         var options = configuration.GetSection(MessagingOptions.SectionName).Get<MessagingOptions>() ?? new MessagingOptions();
+        if (options.Transport == TransportKind.RabbitMq)
+        {
+            services.AddSingleton<IResultsQueues, RabbitMqResultsQueues>();
+        }
+        else
+        {
+            services.AddSingleton<IResultsQueues, InMemoryResultsQueues>();
+        }
         services.AddMassTransit(bus =>
         {
             bus.SetKebabCaseEndpointNameFormatter();

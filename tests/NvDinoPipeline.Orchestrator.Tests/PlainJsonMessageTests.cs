@@ -81,6 +81,49 @@ public sealed class PlainJsonMessageTests(RabbitMqFixture broker) : IClassFixtur
         await host.StopAsync();
     }
 
+    [Fact]
+    public async Task A_results_queue_is_declared_on_acceptance_and_receives_the_final_event_as_plain_json()
+    {
+        var standIns = new StandIns();
+        var releaseTraining = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        standIns.Before[PipelineStage.Training] = (_, cancellationToken) => releaseTraining.Task.WaitAsync(cancellationToken);
+        using var host = await StartHostAsync(standIns);
+        var completed = Guid.NewGuid();
+        var failed = Guid.NewGuid();
+        var queue = $"results-{completed:N}";
+
+        await PublishAsync(nameof(StartPipeline), StartBody(completed, Overrides, queue));
+        await WaitForAsync(host, completed, (_, jobs) => jobs.Any(j => j.Step == "train"));
+        Assert.Equal(0, await broker.QueueDepthAsync(queue));
+        await PublishAsync(nameof(StartPipeline), StartBody(failed, new { train = new { num_epoch = 3 } }, queue));
+        await WaitForAsync(host, failed, (p, _) => p.Status == JobStatus.Error);
+        releaseTraining.SetResult();
+        await WaitForAsync(host, completed, (p, _) => p.Status == JobStatus.Done);
+
+        var messages = await WaitForMessagesAsync(queue, 2);
+        var byType = messages.ToDictionary(m => m.Headers.GetProperty("MT-MessageType").GetString()!, m => JsonDocument.Parse(m.Body).RootElement);
+        var failure = byType["urn:message:NvDinoPipeline.Contracts:PipelineFailed"];
+        Assert.Equal(failed, failure.GetProperty("pipelineId").GetGuid());
+        Assert.Equal("Staging", failure.GetProperty("stage").GetString());
+        Assert.Contains("train.num_epoch", failure.GetProperty("reason").GetString());
+        var completion = byType["urn:message:NvDinoPipeline.Contracts:PipelineCompleted"];
+        Assert.Equal(completed, completion.GetProperty("pipelineId").GetGuid());
+        Assert.True(completion.TryGetProperty("deployArtifactUri", out _), completion.ToString());
+        await host.StopAsync();
+    }
+
+    private async Task<IReadOnlyList<(JsonElement Headers, string Body)>> WaitForMessagesAsync(string queue, int count)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((await broker.QueueDepthAsync(queue) ?? 0) < count && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+        var messages = await broker.PeekAsync(queue, count + 1);
+        Assert.Equal(count, messages.Count);
+        return messages;
+    }
+
     private async Task<Microsoft.Extensions.Hosting.IHost> StartHostAsync(StandIns standIns)
     {
         var settings = EmbeddedSettings(_folder.Path);
@@ -92,12 +135,13 @@ public sealed class PlainJsonMessageTests(RabbitMqFixture broker) : IClassFixtur
         return host;
     }
 
-    private static string StartBody(Guid pipelineId, object spec) => JsonSerializer.Serialize(new
+    private static string StartBody(Guid pipelineId, object spec, string? resultsQueue = null) => JsonSerializer.Serialize(new
     {
         pipelineId,
         trainDataUri = "file:///data/images_train.tar.gz",
         testDataUri = "file:///data/images_test.tar.gz",
         spec,
+        resultsQueue,
         requestedAt = DateTimeOffset.UtcNow,
     });
 

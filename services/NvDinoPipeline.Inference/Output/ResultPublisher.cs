@@ -1,14 +1,17 @@
 using MassTransit;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Hosting.Workers;
 
 namespace NvDinoPipeline.Inference.Output;
 
 /// <summary>
-/// Publishes result batches on the results exchange with several publishes in flight: each one waits for
-/// the broker's confirm, and awaiting them one by one would hold the model back.
+/// Publishes result batches on the results exchange, and sends them to the pipeline's results queue when it has one,
+/// with several batches in flight: each one waits for the broker's confirm, and awaiting them one by one would hold
+/// the model back.
 /// </summary>
-public sealed class ResultPublisher(IPublishEndpoint endpoint, int inFlight)
+/// <param name="resultsQueue">The pipeline's results queue and the content type its messages go in; null for none.</param>
+public sealed class ResultPublisher(IPublishEndpoint endpoint, int inFlight, (ISendEndpoint Endpoint, string? ContentType)? resultsQueue = null)
 {
     private readonly SemaphoreSlim _slots = new(inFlight, inFlight);
     private readonly List<Task> _pending = [];
@@ -40,7 +43,12 @@ public sealed class ResultPublisher(IPublishEndpoint endpoint, int inFlight)
     {
         try
         {
-            await endpoint.Publish(batch, cancellationToken);
+            var published = endpoint.Publish(batch, cancellationToken);
+            if (resultsQueue is var (queue, contentType))
+            {
+                await queue.Send(batch, Pipe.Execute<SendContext>(context => context.UseContentType(contentType)), cancellationToken);
+            }
+            await published;
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
