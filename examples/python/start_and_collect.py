@@ -76,6 +76,12 @@ def start(channel, args):
 
 
 def collect(channel, args):
+    try:
+        channel.queue_declare(args.results_queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker:
+        print(f"no queue {args.results_queue} on this broker: the product declares it when it accepts the pipeline "
+              f"that names it; check the name, or that the start was sent to this broker", file=sys.stderr)
+        return 1
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     seen = set()
     final = None
