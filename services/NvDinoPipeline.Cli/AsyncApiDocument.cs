@@ -115,7 +115,8 @@ public static partial class AsyncApiDocument
     private const string Description = """
         Queue-connected workers that train, deploy and serve NVDINOv2 image-embedding models. Any AMQP client can drive
         them: send a StartPipeline to the pipeline-orchestrator queue and read the embeddings from the results queue it
-        names.
+        names. The operations below are the product's: it receives the commands and sends the events and results, so a
+        client sends what an operation receives and receives what one sends.
 
         A message is plain JSON (content type application/json): the message object itself as the body, its type in the
         MT-MessageType header (urn:message:NvDinoPipeline.Contracts:<Name>). A message without that header, or of a type
