@@ -7,27 +7,18 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$repo_root/scripts/tools/npm-package.sh"
 version="3.6.3"
 prefix="$repo_root/.tools/asyncapi-parser"
-package_json="$prefix/node_modules/@asyncapi/parser/package.json"
-
-installed_version() {
-  [[ -f "$package_json" ]] && node -p "require('$package_json').version" || true
-}
 
 install() {
-  if [[ "$(installed_version)" != "$version" ]]; then
-    command -v npm >/dev/null || { echo "asyncapi.sh: npm is required to install @asyncapi/parser@$version" >&2; exit 1; }
-    echo "asyncapi.sh: installing @asyncapi/parser@$version into $prefix" >&2
-    mkdir -p "$prefix"
-    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "@asyncapi/parser@$version" >&2
-  fi
+  npm_package_install "$prefix" @asyncapi/parser "$version" asyncapi.sh
 }
 
 validate() {
   [[ $# -gt 0 ]] || { echo "usage: $0 validate FILE..." >&2; exit 2; }
   command -v node >/dev/null || { echo "asyncapi.sh: node is required to run @asyncapi/parser" >&2; exit 3; }
-  if [[ "$(installed_version)" != "$version" ]]; then
+  if [[ "$(npm_package_version "$prefix" @asyncapi/parser)" != "$version" ]]; then
     echo "asyncapi.sh: @asyncapi/parser@$version is not installed under $prefix; run: scripts/tools/asyncapi.sh install" >&2
     exit 3
   fi
