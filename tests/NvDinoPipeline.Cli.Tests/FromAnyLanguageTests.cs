@@ -30,6 +30,12 @@ public sealed class FromAnyLanguageTests(RabbitMqFixture broker) : IClassFixture
             ["ArtifactStore__AllowedReadRoots__0"] = _home.Combine("data"),
         });
         using var serve = nvdino.Start("serve");
+        // Read as it comes: a full pipe would block the host's logging, and the tail explains a failure.
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        serve.OutputDataReceived += (_, line) => log.Enqueue(line.Data ?? "");
+        serve.ErrorDataReceived += (_, line) => log.Enqueue(line.Data ?? "");
+        serve.BeginOutputReadLine();
+        serve.BeginErrorReadLine();
         try
         {
             await WaitForQueuesAsync(serve, "pipeline-orchestrator", "run-inference");
@@ -41,7 +47,7 @@ public sealed class FromAnyLanguageTests(RabbitMqFixture broker) : IClassFixture
             Assert.True(started.ExitCode == 0, started.Error);
             var id = Guid.Parse(started.Output.Trim());
             var status = await WaitForEndAsync(nvdino, id);
-            Assert.True(status.GetProperty("status").GetString() == "Done", status.ToString());
+            Assert.True(status.GetProperty("status").GetString() == "Done", $"{status}{Environment.NewLine}{string.Join(Environment.NewLine, log.TakeLast(40))}");
             Assert.True(await WaitForDepthAsync(queue) > 0, $"nothing waits in {queue} for a client that connects after the end");
 
             var output = _home.Combine("embeddings.jsonl");
