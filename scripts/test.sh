@@ -95,8 +95,8 @@ t_build=$((SECONDS - t_build))
 
 # Debian packages the tests use: Fashion-MNIST (/usr/share/datasets/fashion-mnist) and the onnx
 # reference implementation, whose checker validates every exported model; libjpeg-turbo, which
-# the staging worker decodes JPEGs with when it is installed.
-test_packages=(dataset-fashion-mnist python3-onnx docker-compose libturbojpeg0)
+# the staging worker decodes JPEGs with when it is installed; pika, the AMQP client of the Python example.
+test_packages=(dataset-fashion-mnist python3-onnx python3-pika docker-compose libturbojpeg0)
 ensure_test_packages() {
   local missing=() package
   for package in "${test_packages[@]}"; do
@@ -115,6 +115,8 @@ ensure_test_packages() {
 
 t_services=$SECONDS
 ensure_test_packages
+# The AsyncAPI parser the contract test validates docs/asyncapi.yaml with (npm, under .tools/ like s3rver).
+scripts/tools/asyncapi.sh install || echo "test.sh: @asyncapi/parser could not be installed; the AsyncAPI document test will fail" >&2
 if [[ $services -eq 1 ]]; then
   use_service rabbitmq NVDINO_TEST_RABBITMQ
   use_service postgres NVDINO_TEST_POSTGRES

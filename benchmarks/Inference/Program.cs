@@ -227,7 +227,7 @@ internal sealed class WorkerBench : IAsyncDisposable
             (_, _, _) => Task.CompletedTask);
         counter.Reset(jobId);
         var options = Options.Create(new InferenceOptions { OverlapPreprocessing = overlap });
-        var runner = new InferenceRunner(store, _provider.GetRequiredService<IBus>(), _provider.GetRequiredService<DeployedModelLoader>(), options,
+        var runner = new InferenceRunner(store, _provider.GetRequiredService<IBus>(), _provider.GetRequiredService<IBus>(), _provider.GetRequiredService<DeployedModelLoader>(), options,
             _provider.GetRequiredService<ILogger<InferenceRunner>>());
         var clock = Stopwatch.StartNew();
         var result = await runner.RunAsync(command, context, CancellationToken.None);

@@ -22,6 +22,12 @@ public sealed record RunInference : IStageCommand
     public required Uri DatasetUri { get; init; }
 
     public required Uri ManifestUri { get; init; }
+
+    /// <summary>The pipeline's results queue: every batch is also sent there. Null: the results exchange only.</summary>
+    public string? ResultsQueue { get; init; }
+
+    /// <summary>The content type results queue messages are written in (<c>application/json</c>); null is the envelope.</summary>
+    public string? ResultsContentType { get; init; }
 }
 
 public sealed record InferenceCompleted : IStageMessage

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace NvDinoPipeline.Contracts;
 
 public sealed record StartPipeline
@@ -10,10 +12,21 @@ public sealed record StartPipeline
     /// <summary>Images to embed once the model is deployed; null skips inference.</summary>
     public Uri? TestDataUri { get; init; }
 
-    /// <summary>The resolved spec (canonical JSON) every stage of this pipeline runs with.</summary>
+    /// <summary>
+    /// The spec: only the keys that differ from the templates, or a whole resolved spec, as a JSON object or as JSON or
+    /// YAML text. The orchestrator merges it over its templates, validates it and stores the resolved spec.
+    /// </summary>
+    [JsonConverter(typeof(SpecTextJsonConverter))]
     public required string Spec { get; init; }
 
     public string? Name { get; init; }
+
+    /// <summary>
+    /// A queue the product declares (durable) when it accepts the pipeline, and sends the pipeline's
+    /// <see cref="EmbeddingsBatch"/> messages and its final PipelineCompleted, PipelineFailed or PipelineCanceled to, in
+    /// the serialization this message came in. Null: results only on the exchanges.
+    /// </summary>
+    public string? ResultsQueue { get; init; }
 
     public required DateTimeOffset RequestedAt { get; init; }
 }

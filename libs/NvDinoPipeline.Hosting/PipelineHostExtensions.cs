@@ -2,6 +2,7 @@ using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NvDinoPipeline.Hosting.Logging;
 using NvDinoPipeline.Hosting.Messaging;
@@ -56,12 +57,22 @@ public static class PipelineHostExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         var options = configuration.GetSection(MessagingOptions.SectionName).Get<MessagingOptions>() ?? new MessagingOptions();
+        if (options.Transport == TransportKind.RabbitMq)
+        {
+            services.AddSingleton<IResultsQueues, RabbitMqResultsQueues>();
+        }
+        else
+        {
+            services.AddSingleton<IResultsQueues, InMemoryResultsQueues>();
+        }
         services.AddMassTransit(bus =>
         {
             bus.SetKebabCaseEndpointNameFormatter();
             // MassTransit reports usage to its vendor over the internet unless told not to; a deployment of this
             // product sends nothing anywhere it was not configured to.
             bus.ConfigureUsageTelemetryOptions(telemetry => telemetry.Enabled = false);
+            bus.AddConfigureEndpointsCallback((context, _, endpoint) => endpoint.RefuseUnconsumedMessages(
+                context.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(PlainJson))));
             foreach (var registration in registrations)
             {
                 registration(bus);
@@ -69,7 +80,11 @@ public static class PipelineHostExtensions
             switch (options.Transport)
             {
                 case TransportKind.InMemory:
-                    bus.UsingInMemory((context, cfg) => cfg.ConfigureEndpoints(context));
+                    bus.UsingInMemory((context, cfg) =>
+                    {
+                        cfg.AddPlainJson();
+                        cfg.ConfigureEndpoints(context);
+                    });
                     break;
                 case TransportKind.RabbitMq:
                     bus.UsingRabbitMq((context, cfg) =>
@@ -77,6 +92,7 @@ public static class PipelineHostExtensions
                         var messaging = context.GetRequiredService<IOptions<MessagingOptions>>().Value;
                         cfg.Host(new Uri(messaging.RabbitMq));
                         cfg.PrefetchCount = messaging.PrefetchCount;
+                        cfg.AddPlainJson();
                         cfg.ConfigureEndpoints(context);
                     });
                     break;

@@ -166,6 +166,13 @@ public sealed partial class SpecLoader
         return Resolve(documents, overrides, errors);
     }
 
+    /// <summary>
+    /// A spec as a client sends it (a start message, a request body): JSON or YAML text holding only the keys it changes,
+    /// or a whole resolved spec, merged over the templates like a spec file. Errors name <paramref name="name"/> as the source.
+    /// </summary>
+    /// <exception cref="SpecValidationException">Every problem found, each naming its key.</exception>
+    public ResolvedSpec ResolveRequest(string spec, string name) => Resolve([new SpecDocument(name, spec)], [], []);
+
     /// <summary>As <see cref="Resolve(IEnumerable{string}, IEnumerable{string})"/>, with spec YAML given as text.</summary>
     public ResolvedSpec ResolveDocuments(IEnumerable<SpecDocument> documents, IEnumerable<string> overrides) =>
         Resolve(documents, overrides, []);

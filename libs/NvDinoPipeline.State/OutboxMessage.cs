@@ -21,6 +21,9 @@ public sealed class OutboxMessage
 
     public required string Body { get; init; }
 
+    /// <summary>The content type the message is sent in (<c>application/json</c> for plain JSON); null is the bus default.</summary>
+    public string? ContentType { get; init; }
+
     public Guid? PipelineId { get; init; }
 
     public DateTime CreatedAt { get; init; }
@@ -36,9 +39,9 @@ public sealed class OutboxMessage
 
     public string? LastError { get; set; }
 
-    /// <summary>A command for <paramref name="queue"/>, serialized as its runtime type.</summary>
-    public static OutboxMessage Send(string queue, object message, Guid? pipelineId, DateTime now) =>
-        Create(queue, message.GetType().FullName!, JsonSerializer.Serialize(message, message.GetType()), pipelineId, now);
+    /// <summary>A message for <paramref name="queue"/>, serialized as its runtime type, sent in <paramref name="contentType"/>.</summary>
+    public static OutboxMessage Send(string queue, object message, Guid? pipelineId, DateTime now, string? contentType = null) =>
+        Create(queue, message.GetType().FullName!, JsonSerializer.Serialize(message, message.GetType()), pipelineId, now, contentType);
 
     /// <summary>A command already stored as JSON (a job's command), for <paramref name="queue"/>.</summary>
     public static OutboxMessage Send(string queue, string messageType, string body, Guid? pipelineId, DateTime now) =>
@@ -48,8 +51,9 @@ public sealed class OutboxMessage
     public static OutboxMessage Publish(object message, Guid? pipelineId, DateTime now) =>
         Create(null, message.GetType().FullName!, JsonSerializer.Serialize(message, message.GetType()), pipelineId, now);
 
-    private static OutboxMessage Create(string? destination, string type, string body, Guid? pipelineId, DateTime now) => new()
+    private static OutboxMessage Create(string? destination, string type, string body, Guid? pipelineId, DateTime now, string? contentType = null) => new()
     {
+        ContentType = contentType,
         MessageId = Guid.CreateVersion7(),
         Destination = destination,
         MessageType = type,

@@ -19,6 +19,12 @@ public sealed class PipelineRecord
 
     public string? TestDataUri { get; set; }
 
+    /// <summary>Where the pipeline's results and final event are also sent; null when the start named none.</summary>
+    public string? ResultsQueue { get; set; }
+
+    /// <summary>The content type those messages are written in, that of the start message; null is the bus default.</summary>
+    public string? ResultsContentType { get; set; }
+
     public PipelineStage? FailedStage { get; set; }
 
     public string? ErrorReason { get; set; }

@@ -37,6 +37,8 @@ public class StateDbContext : DbContext
             pipeline.HasKey(p => p.Id);
             pipeline.Property(p => p.Status).HasConversion<string>().HasMaxLength(16);
             pipeline.Property(p => p.FailedStage).HasConversion<string>().HasMaxLength(32);
+            pipeline.Property(p => p.ResultsQueue).HasMaxLength(128);
+            pipeline.Property(p => p.ResultsContentType).HasMaxLength(64);
             pipeline.Property(p => p.Version).IsConcurrencyToken();
             pipeline.HasIndex(p => p.CreatedAt);
         });
@@ -61,6 +63,7 @@ public class StateDbContext : DbContext
             message.ToTable("outbox");
             message.HasKey(m => m.Id);
             message.Property(m => m.Destination).HasMaxLength(128);
+            message.Property(m => m.ContentType).HasMaxLength(64);
             message.Property(m => m.MessageType).HasMaxLength(256);
             message.Property(m => m.LockedBy).HasMaxLength(128);
             message.HasIndex(m => m.MessageId);

@@ -6,6 +6,7 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$repo_root/scripts/tools/npm-package.sh"
 version="3.7.1"
 prefix="$repo_root/.tools/s3rver"
 bin="$prefix/node_modules/.bin/s3rver"
@@ -18,16 +19,7 @@ log_file="$state_dir/s3rver.log"
 url="http://127.0.0.1:$port"
 
 install_if_missing() {
-  local installed=""
-  if [[ -f "$prefix/node_modules/s3rver/package.json" ]]; then
-    installed="$(node -p "require('$prefix/node_modules/s3rver/package.json').version")"
-  fi
-  if [[ "$installed" != "$version" ]]; then
-    command -v npm >/dev/null || { echo "s3rver.sh: npm is required to install s3rver@$version" >&2; exit 1; }
-    echo "s3rver.sh: installing s3rver@$version into $prefix" >&2
-    mkdir -p "$prefix"
-    npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "s3rver@$version" >&2
-  fi
+  npm_package_install "$prefix" s3rver "$version" s3rver.sh
 }
 
 answers() {

@@ -4,6 +4,7 @@ using MassTransit;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Inference.Images;
 using NvDinoPipeline.Inference.Output;
@@ -21,6 +22,7 @@ namespace NvDinoPipeline.Inference;
 public sealed class InferenceRunner(
     IArtifactStore store,
     IPublishEndpoint publishEndpoint,
+    ISendEndpointProvider sendEndpoints,
     DeployedModelLoader loader,
     IOptions<InferenceOptions> options,
     ILogger<InferenceRunner> logger) : IStageRunner<RunInference, InferenceCompleted>
@@ -54,7 +56,10 @@ public sealed class InferenceRunner(
             Directory.Delete(outputFolder, recursive: true);
         }
         await using var writer = new EmbeddingOutputWriter(outputFolder, command.JobId, model.Dimension, spec.OutputFormat == "jsonl");
-        var publisher = new ResultPublisher(publishEndpoint, settings.PublishesInFlight);
+        var resultsQueue = command.ResultsQueue is { } queue
+            ? (await sendEndpoints.GetSendEndpoint(Queues.Address(queue)), command.ResultsContentType)
+            : ((ISendEndpoint, string?)?)null;
+        var publisher = new ResultPublisher(publishEndpoint, settings.PublishesInFlight, resultsQueue);
         var pipeline = new EmbeddingPipeline(model, new EmbeddingPipelineOptions(spec.BatchSize, settings.PreprocessParallelism, settings.PreparedBatches,
             settings.Overlaps(model.ExecutionProvider.Kind)));
         var modelStarted = Stopwatch.StartNew();

@@ -17,6 +17,7 @@ public sealed class PipelineConsumer(
     PipelineStateMachine machine,
     PipelineStore pipelines,
     IOutbox outbox,
+    IResultsQueues resultsQueues,
     SpecLoader specs,
     ILogger<PipelineConsumer> logger) :
     IConsumer<StartPipeline>,
@@ -45,12 +46,24 @@ public sealed class PipelineConsumer(
         var start = context.Message;
         using var scope = LogContext.PushProperty("PipelineId", start.PipelineId);
         var problem = Check(start, out var spec);
+        if (start.ResultsQueue is { } resultsQueue && ResultsQueueNames.Problem(resultsQueue) is { } queueProblem)
+        {
+            // Failed on the exchanges only: a name the broker may refuse is not declared.
+            start = start with { ResultsQueue = null };
+            problem = problem is null ? queueProblem : $"{queueProblem} {problem}";
+        }
+        if (start.ResultsQueue is not null)
+        {
+            // Declared before anything is sent to it, on every delivery of the start: a redelivered start finds it there.
+            await resultsQueues.DeclareAsync(start.ResultsQueue, context.CancellationToken);
+        }
+        var contentType = PlainJson.ContentTypeOf(context);
         var change = await pipelines.CreateAsync(start.PipelineId, Handled(context), () =>
         {
             var (state, transition) = problem is null
-                ? machine.Start(start, spec!.Get<bool>("pipeline.stages.distill"), spec.Get<bool>("pipeline.stages.inference"))
-                : machine.Reject(start, problem);
-            return (state.Pipeline, state.Jobs, Messages(start.PipelineId, transition));
+                ? machine.Start(start, spec!, contentType)
+                : machine.Reject(start, problem, contentType);
+            return (state.Pipeline, state.Jobs, Messages(state.Pipeline, transition));
         }, context.CancellationToken);
         switch (change.Outcome)
         {
@@ -78,17 +91,12 @@ public sealed class PipelineConsumer(
         }
         try
         {
-            spec = ResolvedSpec.FromJson(start.Spec);
-            specs.Validate(spec);
+            spec = specs.ResolveRequest(start.Spec, "spec");
             return null;
         }
         catch (SpecValidationException exception)
         {
             return "The spec is not valid: " + string.Join("; ", exception.Errors);
-        }
-        catch (Exception exception) when (exception is FormatException or System.Text.Json.JsonException)
-        {
-            return $"The spec is not valid JSON: {exception.Message}";
         }
     }
 
@@ -123,7 +131,7 @@ public sealed class PipelineConsumer(
     {
         using var scope = LogContext.PushProperty("PipelineId", pipelineId);
         var saved = await pipelines.UpdateAsync(pipelineId, Handled(context),
-            (pipeline, jobs) => Messages(pipelineId, change(new PipelineState(pipeline, jobs))), context.CancellationToken);
+            (pipeline, jobs) => Messages(pipeline, change(new PipelineState(pipeline, jobs))), context.CancellationToken);
         switch (saved.Outcome)
         {
             case ChangeOutcome.Missing:
@@ -137,9 +145,13 @@ public sealed class PipelineConsumer(
         await outbox.DeliverAsync(saved.Outbox, context.CancellationToken);
     }
 
-    /// <summary>The transition's commands (each job's stored command, to its stage's queue) and events, as outbox rows.</summary>
-    private IReadOnlyList<OutboxMessage> Messages(Guid pipelineId, Transition transition)
+    /// <summary>
+    /// The transition's commands (each job's stored command, to its stage's queue), events, and messages for the
+    /// pipeline's results queue, as outbox rows.
+    /// </summary>
+    private IReadOnlyList<OutboxMessage> Messages(PipelineRecord pipeline, Transition transition)
     {
+        var pipelineId = pipeline.Id;
         foreach (var message in transition.Publish)
         {
             logger.LogInformation("Pipeline event {Event}", message.GetType().Name);
@@ -153,6 +165,7 @@ public sealed class PipelineConsumer(
         [
             .. transition.Publish.Select(message => outbox.Publish(message, pipelineId)),
             .. transition.Dispatch.Select(job => outbox.Send(Queues.ForStage(job.Stage), job.CommandType, job.Command, pipelineId)),
+            .. transition.Results.Select(message => outbox.Send(pipeline.ResultsQueue!, message, pipelineId, pipeline.ResultsContentType)),
         ];
     }
 

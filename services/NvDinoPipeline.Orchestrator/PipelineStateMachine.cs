@@ -1,5 +1,6 @@
 using System.Text.Json;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Specs;
 using NvDinoPipeline.State;
 using NvDinoPipeline.Storage;
 using static NvDinoPipeline.State.PipelineStep;
@@ -22,10 +23,16 @@ public sealed class PipelineState(PipelineRecord pipeline, List<JobRecord> jobs)
     public bool IsDone(string step) => Latest(step)?.Status == JobStatus.Done;
 }
 
-/// <summary>What a transition asks the world to do once it is saved: jobs to send, events to publish.</summary>
+/// <summary>
+/// What a transition asks the world to do once it is saved: jobs to send, events to publish, and messages for the
+/// pipeline's results queue.
+/// </summary>
 public sealed record Transition(IReadOnlyList<JobRecord> Dispatch, IReadOnlyList<object> Publish)
 {
     public static Transition None { get; } = new([], []);
+
+    /// <summary>For <see cref="PipelineRecord.ResultsQueue"/>, in <see cref="PipelineRecord.ResultsContentType"/>.</summary>
+    public IReadOnlyList<object> Results { get; init; } = [];
 }
 
 /// <summary>
@@ -57,19 +64,23 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         return plan;
     }
 
-    public (PipelineState State, Transition Transition) Start(StartPipeline start, bool distill, bool inference)
+    /// <summary>A start request whose spec resolved: <paramref name="spec"/> is stored and every job runs with it.</summary>
+    /// <param name="resultsContentType">The content type results queue messages go in: that of the start message.</param>
+    public (PipelineState State, Transition Transition) Start(StartPipeline start, ResolvedSpec spec, string? resultsContentType = null)
     {
         var now = Now;
-        var plan = PlanFor(start.TestDataUri is not null && inference, distill);
+        var plan = PlanFor(start.TestDataUri is not null && spec.Get<bool>("pipeline.stages.inference"), spec.Get<bool>("pipeline.stages.distill"));
         var pipeline = new PipelineRecord
         {
             Id = start.PipelineId,
             Name = start.Name,
             Status = JobStatus.Running,
             Plan = Serialize(plan),
-            Spec = start.Spec,
+            Spec = spec.ToJson(),
             TrainDataUri = start.TrainDataUri.ToString(),
             TestDataUri = start.TestDataUri?.ToString(),
+            ResultsQueue = start.ResultsQueue,
+            ResultsContentType = resultsContentType,
             CreatedAt = now,
             UpdatedAt = now,
         };
@@ -80,7 +91,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
     }
 
     /// <summary>A start request that cannot run (invalid spec, unsupported data URI): recorded as failed.</summary>
-    public (PipelineState State, Transition Transition) Reject(StartPipeline start, string reason)
+    public (PipelineState State, Transition Transition) Reject(StartPipeline start, string reason, string? resultsContentType = null)
     {
         var now = Now;
         var pipeline = new PipelineRecord
@@ -92,16 +103,17 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             Spec = start.Spec,
             TrainDataUri = start.TrainDataUri.ToString(),
             TestDataUri = start.TestDataUri?.ToString(),
+            ResultsQueue = start.ResultsQueue,
+            ResultsContentType = resultsContentType,
             FailedStage = PipelineStage.Staging,
             ErrorReason = reason,
             CreatedAt = now,
             UpdatedAt = now,
             CompletedAt = now,
         };
-        return (new PipelineState(pipeline, []), new Transition([],
-        [
-            new PipelineFailed { PipelineId = pipeline.Id, Stage = PipelineStage.Staging, JobId = Guid.Empty, Reason = reason, FailedAt = clock.GetUtcNow() },
-        ]));
+        var state = new PipelineState(pipeline, []);
+        return (state, Ended(state, [],
+            new PipelineFailed { PipelineId = pipeline.Id, Stage = PipelineStage.Staging, JobId = Guid.Empty, Reason = reason, FailedAt = clock.GetUtcNow() }));
     }
 
     /// <summary>A stage finished: record its result and start whatever was waiting for it.</summary>
@@ -152,10 +164,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         pipeline.CompletedAt = Now;
         pipeline.UpdatedAt = Now;
         CancelActiveJobs(state, $"pipeline failed in {stage}");
-        return new Transition([],
-        [
-            new PipelineFailed { PipelineId = pipeline.Id, Stage = stage, JobId = jobId, Reason = reason, FailedAt = clock.GetUtcNow() },
-        ]);
+        return Ended(state, [], new PipelineFailed { PipelineId = pipeline.Id, Stage = stage, JobId = jobId, Reason = reason, FailedAt = clock.GetUtcNow() });
     }
 
     public Transition OnStageCanceled(PipelineState state, StageCanceled canceled)
@@ -187,7 +196,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         pipeline.CompletedAt = Now;
         pipeline.UpdatedAt = Now;
         CancelActiveJobs(state, null);
-        return new Transition([], [new PipelineCanceled { PipelineId = pipeline.Id, Reason = reason, CanceledAt = clock.GetUtcNow() }]);
+        return Ended(state, [], new PipelineCanceled { PipelineId = pipeline.Id, Reason = reason, CanceledAt = clock.GetUtcNow() });
     }
 
     /// <summary>Runs a failed or canceled pipeline again from the steps that did not finish.</summary>
@@ -217,7 +226,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         }
         var advance = Advance(state);
         var resumed = new PipelineResumed { PipelineId = pipeline.Id, FromStage = from, ResumedAt = clock.GetUtcNow() };
-        return new Transition([.. retried, .. advance.Dispatch], [resumed, .. advance.Publish]);
+        return advance with { Dispatch = [.. retried, .. advance.Dispatch], Publish = [resumed, .. advance.Publish] };
     }
 
     /// <summary>Starts every step whose inputs are ready; completes the pipeline when all are done.</summary>
@@ -254,8 +263,12 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         }
         pipeline.Status = JobStatus.Done;
         pipeline.CompletedAt = Now;
-        return new Transition(dispatch, [Completed(state)]);
+        return Ended(state, dispatch, Completed(state));
     }
+
+    /// <summary>The pipeline's final event, published, and sent to its results queue after every result when it has one.</summary>
+    private static Transition Ended(PipelineState state, IReadOnlyList<JobRecord> dispatch, object final) =>
+        new(dispatch, [final]) { Results = state.Pipeline.ResultsQueue is null ? [] : [final] };
 
     private PipelineCompleted Completed(PipelineState state)
     {
@@ -369,6 +382,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
                     PipelineId = pipeline.Id, JobId = jobId, ParentJobId = engine.JobId, Spec = spec, OutputUri = output,
                     DeployArtifactUri = engine.ArtifactUri, Target = engine.Target, ModelMetadataUri = engine.ModelMetadataUri,
                     DatasetUri = testData.DatasetUri, ManifestUri = testData.ManifestUri,
+                    ResultsQueue = pipeline.ResultsQueue, ResultsContentType = pipeline.ResultsContentType,
                 });
             default:
                 throw new InvalidOperationException($"Pipeline {pipeline.Id} has an unknown step '{step.Name}'.");

@@ -93,7 +93,7 @@ public sealed class PipelineTransitionsTests
     private PipelineState Started()
     {
         var start = TestPipelineHosts.NewStart(Spec);
-        var (state, _) = _machine.Start(start, distill: false, inference: true);
+        var (state, _) = _machine.Start(start, SpecLoader.CreateDefault().Defaults);
         return state;
     }
 

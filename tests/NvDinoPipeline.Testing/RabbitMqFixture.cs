@@ -54,11 +54,16 @@ public sealed class RabbitMqFixture : IAsyncLifetime
     }
 
     /// <summary>Publishes <paramref name="body"/> as it is to <paramref name="queue"/> (through the default exchange), as a plain AMQP client would.</summary>
-    public async Task PublishRawAsync(string queue, string body, string contentType)
+    public async Task PublishRawAsync(string queue, string body, string contentType, IReadOnlyDictionary<string, string>? headers = null)
     {
+        var properties = new Dictionary<string, object> { ["content_type"] = contentType, ["delivery_mode"] = 2 };
+        if (headers is not null)
+        {
+            properties["headers"] = headers;
+        }
         using var response = await Management.PostAsJsonAsync($"api/exchanges/{Uri.EscapeDataString(VirtualHost)}/amq.default/publish", new
         {
-            properties = new Dictionary<string, object> { ["content_type"] = contentType, ["delivery_mode"] = 2 },
+            properties,
             routing_key = queue,
             payload = body,
             payload_encoding = "string",
@@ -82,6 +87,28 @@ public sealed class RabbitMqFixture : IAsyncLifetime
         response.EnsureSuccessStatusCode();
         var queueInfo = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
         return queueInfo.TryGetProperty("messages", out var messages) ? messages.GetInt64() : 0;
+    }
+
+    /// <summary>Up to <paramref name="count"/> messages of <paramref name="queue"/>, left in the queue: each one's headers and body.</summary>
+    public async Task<IReadOnlyList<(System.Text.Json.JsonElement Headers, string Body)>> PeekAsync(string queue, int count)
+    {
+        using var response = await Management.PostAsJsonAsync($"api/queues/{Uri.EscapeDataString(VirtualHost)}/{Uri.EscapeDataString(queue)}/get",
+            new { count, ackmode = "ack_requeue_true", encoding = "auto" });
+        response.EnsureSuccessStatusCode();
+        var messages = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        return messages.EnumerateArray()
+            .Select(m => (m.GetProperty("properties").TryGetProperty("headers", out var h) ? h.Clone() : default, m.GetProperty("payload").GetString()!))
+            .ToList();
+    }
+
+    /// <summary>Empties <paramref name="queue"/> when it exists.</summary>
+    public async Task PurgeAsync(string queue)
+    {
+        using var response = await Management.DeleteAsync($"api/queues/{Uri.EscapeDataString(VirtualHost)}/{Uri.EscapeDataString(queue)}/contents");
+        if (response.StatusCode != System.Net.HttpStatusCode.NotFound)
+        {
+            response.EnsureSuccessStatusCode();
+        }
     }
 
     private HttpClient Management => _management

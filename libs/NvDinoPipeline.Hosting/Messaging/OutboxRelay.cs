@@ -11,8 +11,8 @@ namespace NvDinoPipeline.Hosting.Messaging;
 /// <summary>Makes the outbox rows a state change saves, and delivers them once the change is committed.</summary>
 public interface IOutbox
 {
-    /// <summary>A command for <paramref name="queue"/>, held for this process's relay.</summary>
-    OutboxMessage Send(string queue, object message, Guid? pipelineId);
+    /// <summary>A message for <paramref name="queue"/>, in <paramref name="contentType"/> (null: the bus default), held for this process's relay.</summary>
+    OutboxMessage Send(string queue, object message, Guid? pipelineId, string? contentType = null);
 
     /// <summary>A command already stored as JSON (a job's command), for <paramref name="queue"/>.</summary>
     OutboxMessage Send(string queue, string messageType, string body, Guid? pipelineId);
@@ -47,7 +47,8 @@ public sealed class OutboxRelay(
     private DateTime _nextPurge;
     private int _failures;
 
-    public OutboxMessage Send(string queue, object message, Guid? pipelineId) => Held(OutboxMessage.Send(queue, message, pipelineId, Now));
+    public OutboxMessage Send(string queue, object message, Guid? pipelineId, string? contentType = null) =>
+        Held(OutboxMessage.Send(queue, message, pipelineId, Now, contentType));
 
     public OutboxMessage Send(string queue, string messageType, string body, Guid? pipelineId) =>
         Held(OutboxMessage.Send(queue, messageType, body, pipelineId, Now));
@@ -192,7 +193,11 @@ public sealed class OutboxRelay(
             if (row.Destination is { } queue)
             {
                 var endpoint = await bus.GetSendEndpoint(Queues.Address(queue));
-                await endpoint.Send(message, type, Pipe.Execute<SendContext>(context => context.MessageId = id), confirmed.Token);
+                await endpoint.Send(message, type, Pipe.Execute<SendContext>(context =>
+                {
+                    context.MessageId = id;
+                    context.UseContentType(row.ContentType);
+                }), confirmed.Token);
             }
             else
             {

@@ -26,26 +26,26 @@ public static class PipelineCommands
     {
         var train = new Option<string>("--train") { Description = "Training images: an archive, a folder, file:// or s3:// URI.", Required = true };
         var test = new Option<string?>("--test") { Description = "Images to embed once the model is deployed." };
-        var specs = new Option<string[]>("--spec") { Description = "Spec YAML file(s), merged over the templates in order." };
-        var sets = new Option<string[]>("--set") { Description = "Dotted-key override, e.g. train.num_epochs=3 (repeatable)." };
+        var spec = new SpecInputs();
         var name = new Option<string?>("--name") { Description = "A name to show in status and list." };
         var wait = new Option<bool>("--wait") { Description = "Wait for the pipeline to finish, showing progress." };
-        var command = new Command("start", "Start a pipeline and print its id.") { train, test, specs, sets, name, wait };
+        var command = new Command("start", "Start a pipeline and print its id.") { train, test, name, wait };
+        spec.AddTo(command);
         command.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
         {
-            var spec = Cli.ResolveSpec(result.GetValue(specs), result.GetValue(sets));
+            var resolved = spec.Resolve(result);
             var start = new StartPipeline
             {
                 PipelineId = NewId.NextGuid(),
                 TrainDataUri = DataUris.Parse(result.GetValue(train)!, "--train"),
                 TestDataUri = result.GetValue(test) is { } testData ? DataUris.Parse(testData, "--test") : null,
-                Spec = spec.ToJson(),
+                Spec = resolved.ToJson(),
                 Name = result.GetValue(name),
                 RequestedAt = DateTimeOffset.UtcNow,
             };
             var configFile = result.GetValue(config);
             await using var services = CliServices.Create(configFile);
-            EnsureReadable(services.Artifacts.Access, start, spec);
+            EnsureReadable(services.Artifacts.Access, start, resolved);
             if (result.GetValue(wait) && services.Control.Transport == TransportKind.InMemory && !await Cli.EmbeddedHostRunningAsync(services, cancellationToken))
             {
                 // No embedded host to hand the request to: be the host for this one pipeline.

@@ -1,16 +1,19 @@
 using MassTransit;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Hosting.Workers;
 
 namespace NvDinoPipeline.Inference.Output;
 
 /// <summary>
-/// Publishes result batches on the results exchange with several publishes in flight: each one waits for
-/// the broker's confirm, and awaiting them one by one would hold the model back. A confirm that does not come within
-/// <c>confirmTimeout</c> (a restarting broker may close a channel without answering what it owed) fails the batch as
-/// a transient fault instead of holding the job forever.
+/// Publishes result batches on the results exchange, and sends them to the pipeline's results queue when it has one,
+/// with several batches in flight: each one waits for the broker's confirm, and awaiting them one by one would hold
+/// the model back. A confirm that does not come within <c>confirmTimeout</c> (a restarting broker may close a channel
+/// without answering what it owed) fails the batch as a transient fault instead of holding the job forever.
 /// </summary>
-public sealed class ResultPublisher(IPublishEndpoint endpoint, int inFlight, TimeSpan? confirmTimeout = null)
+/// <param name="resultsQueue">The pipeline's results queue and the content type its messages go in; null for none.</param>
+public sealed class ResultPublisher(IPublishEndpoint endpoint, int inFlight,
+    (ISendEndpoint Endpoint, string? ContentType)? resultsQueue = null, TimeSpan? confirmTimeout = null)
 {
     private readonly TimeSpan _confirmTimeout = confirmTimeout ?? TimeSpan.FromSeconds(30);
     private readonly SemaphoreSlim _slots = new(inFlight, inFlight);
@@ -45,7 +48,12 @@ public sealed class ResultPublisher(IPublishEndpoint endpoint, int inFlight, Tim
         confirmed.CancelAfter(_confirmTimeout);
         try
         {
-            await endpoint.Publish(batch, confirmed.Token);
+            var published = endpoint.Publish(batch, confirmed.Token);
+            if (resultsQueue is var (queue, contentType))
+            {
+                await queue.Send(batch, Pipe.Execute<SendContext>(context => context.UseContentType(contentType)), confirmed.Token);
+            }
+            await published;
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

@@ -152,6 +152,10 @@ namespace NvDinoPipeline.State.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("ContentType")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT");
 
@@ -216,6 +220,14 @@ namespace NvDinoPipeline.State.Migrations.Sqlite
 
                     b.Property<string>("Plan")
                         .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ResultsContentType")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ResultsQueue")
+                        .HasMaxLength(128)
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Spec")
