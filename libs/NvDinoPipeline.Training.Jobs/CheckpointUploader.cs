@@ -20,7 +20,9 @@ public sealed class CheckpointUploader(IArtifactStore store, TrainingProgress pr
 
     public async Task OnEpochEndAsync(EpochSummary summary, CancellationToken cancellationToken)
     {
-        await File.AppendAllTextAsync(metricsPath, MetricsLine.Format(summary) + "\n", cancellationToken);
+        // Not cancelable: the epoch is done, and a stop arriving now still saves a checkpoint past it, which the next
+        // attempt continues from; without its line that attempt's metrics.jsonl would lack this epoch.
+        await File.AppendAllTextAsync(metricsPath, MetricsLine.Format(summary) + "\n", CancellationToken.None);
         await progress.EpochEndAsync(summary, cancellationToken);
     }
 
