@@ -9,6 +9,7 @@ using static NvDinoPipeline.Orchestrator.Tests.TestPipelineHosts;
 // stand-in workers), so every millisecond is hand-off: completion published, state machine run and
 // saved, next command sent, next job claimed.
 //   dotnet run -c Release --project benchmarks/Orchestration [-- pipelines]
+// It then runs three more rounds of as many pipelines at once and prints the process's memory after each.
 // RabbitMQ figures need NVDINO_TEST_RABBITMQ and NVDINO_TEST_POSTGRES (scripts/services/*.sh env).
 var pipelines = args.Length > 0 ? int.Parse(args[0]) : 200;
 var spec = SpecLoader.CreateDefault().Defaults.ToJson();
@@ -59,6 +60,19 @@ async Task RunAsync(string name, Func<string, Dictionary<string, string?>> setti
         }
         var seconds = clock.Elapsed.TotalSeconds;
 
+        // Memory over repeated rounds of as many pipelines at once: it must not grow with the pipelines handled.
+        var memory = new List<(double Managed, double Rss)> { Memory() };
+        for (var round = 0; round < 3; round++)
+        {
+            var more = Enumerable.Range(0, pipelines).Select(_ => NewStart(spec)).ToList();
+            await Task.WhenAll(more.Select(start => StartPipelineAsync(host, start)));
+            foreach (var start in more)
+            {
+                await WaitForAsync(host, start.PipelineId, (p, _) => p.Status == JobStatus.Done, TimeSpan.FromMinutes(10));
+            }
+            memory.Add(Memory());
+        }
+
         // Sequential single pipeline: hand-off with no queueing behind other pipelines.
         var single = new List<double>();
         for (var i = 0; i < 20; i++)
@@ -73,11 +87,22 @@ async Task RunAsync(string name, Func<string, Dictionary<string, string?>> setti
         Console.WriteLine($"{name}:");
         Console.WriteLine($"  one pipeline at a time: hand-off p50 {Percentile(single, 50):F1} ms, p99 {Percentile(single, 99):F1} ms ({single.Count} hand-offs)");
         Console.WriteLine($"  {pipelines} pipelines at once: {pipelines / seconds:F1} pipelines/s, hand-off p50 {Percentile(handoffs, 50):F1} ms, p99 {Percentile(handoffs, 99):F1} ms");
+        Console.WriteLine($"  memory (orchestrator and stand-in workers, one process) after each round of {pipelines} at once, managed heap / RSS: "
+            + string.Join(", ", memory.Select(m => $"{m.Managed:F0} / {m.Rss:F0} MiB")));
     }
     finally
     {
         Directory.Delete(folder, recursive: true);
     }
+}
+
+static (double Managed, double Rss) Memory()
+{
+    GC.Collect();
+    GC.WaitForPendingFinalizers();
+    GC.Collect();
+    using var process = Process.GetCurrentProcess();
+    return (GC.GetTotalMemory(forceFullCollection: true) / 1048576.0, process.WorkingSet64 / 1048576.0);
 }
 
 // From a step's completion to the claim of each step that waited for it.
