@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using NvDinoPipeline.Benchmarks.Distillation;
 using NvDinoPipeline.Benchmarks.Training;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Distillation;
 using NvDinoPipeline.Export;
 using NvDinoPipeline.Model;

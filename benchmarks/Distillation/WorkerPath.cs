@@ -4,6 +4,7 @@ using System.IO.Compression;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Distillation;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Model;
@@ -12,7 +13,6 @@ using NvDinoPipeline.Specs;
 using NvDinoPipeline.Staging;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training;
-using NvDinoPipeline.Training.Core.Data;
 using StbImageWriteSharp;
 
 namespace NvDinoPipeline.Benchmarks.Distillation;

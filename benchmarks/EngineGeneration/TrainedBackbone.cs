@@ -1,3 +1,4 @@
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Onnx;
 using NvDinoPipeline.Onnx.Proto;

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
-using NvDinoPipeline.Training.Core.Data;
+using NvDinoPipeline.Datasets.Images;
 
 namespace NvDinoPipeline.Benchmarks.Training;
 

@@ -1,6 +1,6 @@
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Ssl.Augmentation;
-using NvDinoPipeline.Training.Core.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 

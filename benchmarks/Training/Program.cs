@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using NvDinoPipeline.Benchmarks.Training;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Ssl.Augmentation;
 using NvDinoPipeline.Training.Core;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Data;
 using static TorchSharp.torch;

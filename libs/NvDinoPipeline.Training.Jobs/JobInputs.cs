@@ -1,8 +1,8 @@
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training.Core;
-using NvDinoPipeline.Training.Core.Data;
 
 namespace NvDinoPipeline.Training.Jobs;
 

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NvDinoPipeline.Contracts;
-using NvDinoPipeline.EngineGeneration.Images;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.EngineGeneration.OnnxRuntime;
 using NvDinoPipeline.EngineGeneration.TensorRt;
 using NvDinoPipeline.Hosting.Workers;
@@ -41,7 +41,7 @@ public sealed class EngineGenerationRunner(
         await job.ReportAsync(0.01, "reading the exported model", cancellationToken);
         var source = await new SourceModelLoader(store).LoadAsync(job, cancellationToken);
 
-        using var images = await ImageSources.OpenAsync(store, settings.Calibration.ImageDirectories, command.CalibrationDatasetUri,
+        using var images = await CalibrationImages.OpenAsync(store, settings.Calibration.ImageDirectories, command.CalibrationDatasetUri,
             job.Downloads, cancellationToken);
 
         // The same draw whether or not a calibration cache is reused, so its verification images are the ones the
@@ -54,7 +54,7 @@ public sealed class EngineGenerationRunner(
 
         using var verification = VerificationImages(job, source, images, split, quantization);
         await job.ReportAsync(0.62, $"computing reference embeddings on {verification.Count} image(s) with ONNX Runtime fp32", cancellationToken);
-        var verificationInput = ImageSources.Batch(verification.Source, verification.Indices, source.Preprocessor);
+        var verificationInput = CalibrationImages.Batch(verification.Source, verification.Indices, source.Preprocessor);
         var reference = await OnnxRuns.StepAsync(() => OnnxRuns.Embed(source.ModelPath, verificationInput, verification.Count, source, host.IntraOpThreads),
             $"run {source.OnnxUri}", cancellationToken);
 

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using NvDinoPipeline.EngineGeneration.Images;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Onnx;
 using NvDinoPipeline.Quantization;
@@ -172,7 +172,7 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
                 }
             }
 
-            var data = ImageSources.Batch(images, chunk, source.Preprocessor);
+            var data = CalibrationImages.Batch(images, chunk, source.Preprocessor);
             batches.Add(new CalibrationBatch(data, [chunk.Count, source.Profile.Channels, source.Profile.Height, source.Profile.Width]));
         }
 

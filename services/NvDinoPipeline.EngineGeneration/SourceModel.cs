@@ -1,3 +1,4 @@
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Deployment;
 using NvDinoPipeline.EngineGeneration.TensorRt;
 using NvDinoPipeline.Onnx.Proto;
@@ -25,7 +26,7 @@ internal sealed record SourceModel(Uri OnnxUri, string ModelPath, string Sha256,
 internal sealed record QuantizationResult(string QdqModelPath, string CachePath, CalibrationSummary Summary);
 
 /// <summary>The images an artifact is checked on, and how to describe them in the report.</summary>
-internal sealed record Verification(Images.IImageSource Source, IReadOnlyList<int> Indices, int Count, string Description, bool HeldOut, bool OwnsSource)
+internal sealed record Verification(IImageSource Source, IReadOnlyList<int> Indices, int Count, string Description, bool HeldOut, bool OwnsSource)
     : IDisposable
 {
     public void Dispose()

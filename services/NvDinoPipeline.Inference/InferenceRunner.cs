@@ -6,7 +6,6 @@ using Microsoft.Extensions.Options;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Hosting.Workers;
-using NvDinoPipeline.Inference.Images;
 using NvDinoPipeline.Inference.Output;
 using NvDinoPipeline.Inference.Pipeline;
 using NvDinoPipeline.Storage;
@@ -40,7 +39,7 @@ public sealed class InferenceRunner(
         await context.ReportNowAsync(new StageProgress(0, $"loading model {command.DeployArtifactUri}"), cancellationToken);
         using var model = await loader.LoadAsync(new DeployedModelReference(command.Target, command.DeployArtifactUri, command.ModelMetadataUri),
             spec.ExecutionProvider, context.ScratchDirectory, cancellationToken);
-        using var source = await InputImageSources.OpenAsync(store, LocationForm.Absolute(command.DatasetUri), context.ScratchDirectory, settings, cancellationToken);
+        using var source = await InputImages.OpenAsync(store, LocationForm.Absolute(command.DatasetUri), context.ScratchDirectory, settings, cancellationToken);
         var total = source.Count;
         if (total == 0)
         {
@@ -48,7 +47,7 @@ public sealed class InferenceRunner(
         }
         logger.LogInformation(
             "Embedding {ImageCount} {SourceKind} of {DatasetUri} for job {JobId} of pipeline {PipelineId}: batch {BatchSize}, {Dimension}-float embeddings, {ExecutionProvider}",
-            total, source.Kind, command.DatasetUri, command.JobId, command.PipelineId, spec.BatchSize, model.Dimension, model.ExecutionProvider.Name);
+            total, source.Description, command.DatasetUri, command.JobId, command.PipelineId, spec.BatchSize, model.Dimension, model.ExecutionProvider.Name);
 
         var outputFolder = Path.Combine(context.ScratchDirectory, "outputs");
         if (Directory.Exists(outputFolder))
@@ -109,7 +108,7 @@ public sealed class InferenceRunner(
             ModelFile = Path.GetFileName(model.ModelPath),
             TensorRtEngine = model.Engine,
             DatasetUri = command.DatasetUri.ToString(),
-            InputKind = source.Kind,
+            InputKind = source.Description,
             ExecutionProvider = model.ExecutionProvider.Name,
             ExecutionProviderReason = model.ExecutionProvider.Reason,
             AvailableExecutionProviders = model.ExecutionProvider.Available,

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Staging.Caching;
@@ -51,10 +52,10 @@ public sealed class DatasetStagingRunner(IArtifactStore store, IOptions<StagingO
 
         logger.LogInformation("Staging {SourceKind} {Source} ({SourceBytes} bytes) for job {JobId} of pipeline {PipelineId}; JPEG decoder {JpegDecoder}",
             source.Kind, command.SourceUri, source.TotalBytes, command.JobId, command.PipelineId, ImageDecoder.JpegDecoderName);
-        if (!TurboJpeg.IsAvailable && Interlocked.Exchange(ref _warnedAboutJpeg, 1) == 0)
+        if (!ImageDecoder.IsJpegAccelerated && Interlocked.Exchange(ref _warnedAboutJpeg, 1) == 0)
         {
             logger.LogWarning("{Library} is not installed (Debian: libturbojpeg0, Ubuntu: libturbojpeg); JPEGs are decoded by the managed decoder, about four times slower",
-                TurboJpeg.LibraryName);
+                ImageDecoder.JpegLibraryName);
         }
         var scratch = Path.Combine(context.ScratchDirectory, $"staging-{Guid.NewGuid():N}");
         Directory.CreateDirectory(scratch);

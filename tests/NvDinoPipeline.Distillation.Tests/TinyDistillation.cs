@@ -1,3 +1,4 @@
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.Ssl.Augmentation;

@@ -99,7 +99,7 @@ public sealed class InferenceRunnerTests : IAsyncLifetime
         Assert.Equal(["bad/empty.png", "bad/notes.jpg", "bad/truncated.png"], failures.Select(f => f.InputPath));
         Assert.Contains("empty", failures[0].Reason);
         Assert.Contains("not a JPEG, PNG", failures[1].Reason);
-        Assert.Contains("cannot be decoded", failures[2].Reason);
+        Assert.Contains("cut short", failures[2].Reason);
         var csv = Outputs.ReadCsv(result.Completed.CsvUri.LocalPath);
         Assert.Equal(images.Select(i => i.Path), csv.Select(r => r.Path));
         Assert.Equal(5, _bed.Published(command.JobId).Sum(b => b.Items.Count));

@@ -4,6 +4,7 @@ using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Staging.Images;
 using NvDinoPipeline.Staging.Shards;
 using NvDinoPipeline.Storage;
+using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.Staging.Tests;
 
@@ -21,12 +22,12 @@ public sealed class DatasetStagingRunnerTests : IDisposable
         {
             var (width, height) = i % 5 == 0 ? (64, 40) : (8 + i, 6 + i % 4);
             var path = $"{(i % 3 == 0 ? "" : $"class{i % 3}/")}{(i % 4 == 0 ? "deep/er/" : "")}png-{i:D2}.png";
-            images.Add((path, TestImages.Png(width, height, seed: i), width, height, i));
+            images.Add((path, ImageFiles.Png(width, height, seed: i), width, height, i));
         }
         for (var i = 12; i < 18; i++)
         {
             var (width, height) = i == 14 ? (20, 90) : (5 + i, 7);
-            images.Add(($"bmp/bmp-{i:D2}.bmp", TestImages.Bmp(width, height, seed: i), width, height, i));
+            images.Add(($"bmp/bmp-{i:D2}.bmp", ImageFiles.Bmp(width, height, seed: i), width, height, i));
         }
         return images;
     }
@@ -45,7 +46,7 @@ public sealed class DatasetStagingRunnerTests : IDisposable
     public async Task Stages_a_tar_gz_of_png_and_bmp_images_with_their_hashes_sizes_and_pixels()
     {
         var images = SampleImages();
-        var truncated = TestImages.Png(30, 30, seed: 99)[..200];
+        var truncated = ImageFiles.Png(30, 30, seed: 99)[..200];
         var archive = ArchiveOf(images)
             .File("copies/png-01-again.png", images[1].Bytes)
             .File("README.txt", "not an image"u8.ToArray())
@@ -83,12 +84,12 @@ public sealed class DatasetStagingRunnerTests : IDisposable
             Assert.Equal(sha256, shardSha256);
             Assert.Equal(ImageResizer.FitWithin(width, height, 32), (stagedWidth, stagedHeight));
             Assert.True(Math.Max(stagedWidth, stagedHeight) <= 32);
-            var original = TestImages.Pattern(width, height, seed);
+            var original = ImageFiles.Pattern(width, height, seed);
             Assert.Equal(ImageResizer.Resize(original, width, height, stagedWidth, stagedHeight), rgb);
         }
         // Independent of the resizer: a small image is stored exactly, and 64×40 halves by averaging 2×2 blocks.
-        Assert.Equal(TestImages.Pattern(images[1].Width, images[1].Height, seed: 1), shards.Read(1).Rgb);
-        var large = TestImages.Pattern(64, 40, seed: 0);
+        Assert.Equal(ImageFiles.Pattern(images[1].Width, images[1].Height, seed: 1), shards.Read(1).Rgb);
+        var large = ImageFiles.Pattern(64, 40, seed: 0);
         var halved = shards.Read(0);
         Assert.Equal((32, 20), (halved.Width, halved.Height));
         for (var y = 0; y < 20; y++)
@@ -117,9 +118,9 @@ public sealed class DatasetStagingRunnerTests : IDisposable
     public async Task Stages_jpeg_photos_close_to_their_encoded_pixels()
     {
         var archive = new TestArchive()
-            .File("photos/a.jpg", TestImages.Jpeg(20, 30, seed: 1))
-            .File("photos/b.jpeg", TestImages.Jpeg(30, 20, seed: 2))
-            .File("photos/c.JPG", TestImages.Jpeg(64, 48, seed: 3))
+            .File("photos/a.jpg", ImageFiles.Jpeg(20, 30, seed: 1))
+            .File("photos/b.jpeg", ImageFiles.Jpeg(30, 20, seed: 2))
+            .File("photos/c.JPG", ImageFiles.Jpeg(64, 48, seed: 3))
             .WriteTarGz(Path.Combine(_bed.Inputs, "photos.tar.gz"));
 
         var staged = await _bed.StageAsync(_bed.Command(new Uri(archive)));
@@ -128,7 +129,7 @@ public sealed class DatasetStagingRunnerTests : IDisposable
         var manifest = await _bed.ManifestAsync(staged);
         Assert.All(manifest, m => Assert.Equal("jpeg", m.GetProperty("format").GetString()));
         using var shards = await ShardReader.OpenAsync(_bed.Store, staged.DatasetUri, _bed.ScratchRoot, CancellationToken.None);
-        Assert.InRange(TestImages.MeanAbsoluteError(TestImages.Smooth(20, 30, seed: 1), shards.Read(0).Rgb), 0, 3);
+        Assert.InRange(ImageFiles.MeanAbsoluteError(ImageFiles.Smooth(20, 30, seed: 1), shards.Read(0).Rgb), 0, 3);
         Assert.Equal((32, 24), (shards.Read(2).Width, shards.Read(2).Height));
     }
 
@@ -187,7 +188,7 @@ public sealed class DatasetStagingRunnerTests : IDisposable
         }
         var outside = Path.Combine(_bed.Inputs, "outside");
         Directory.CreateDirectory(outside);
-        File.WriteAllBytes(Path.Combine(outside, "secret.png"), TestImages.Png(9, 9, seed: 500));
+        File.WriteAllBytes(Path.Combine(outside, "secret.png"), ImageFiles.Png(9, 9, seed: 500));
         File.CreateSymbolicLink(Path.Combine(folder, "linked.png"), Path.Combine(outside, "secret.png"));
         Directory.CreateSymbolicLink(Path.Combine(folder, "linked-folder"), outside);
         File.WriteAllBytes(Path.Combine(folder, "class1", "empty.png"), []);
@@ -262,11 +263,11 @@ public sealed class DatasetStagingRunnerTests : IDisposable
         Directory.CreateDirectory(folder);
         for (var i = 0; i < 5; i++)
         {
-            File.WriteAllBytes(Path.Combine(folder, $"{i}.png"), TestImages.Png(10, 10, seed: i));
+            File.WriteAllBytes(Path.Combine(folder, $"{i}.png"), ImageFiles.Png(10, 10, seed: i));
         }
         var first = await _bed.StageAsync(_bed.Command(new Uri(folder)));
         var unchanged = await _bed.StageAsync(_bed.Command(new Uri(folder)));
-        File.WriteAllBytes(Path.Combine(folder, "5.png"), TestImages.Png(10, 10, seed: 5));
+        File.WriteAllBytes(Path.Combine(folder, "5.png"), ImageFiles.Png(10, 10, seed: 5));
 
         var changed = await _bed.StageAsync(_bed.Command(new Uri(folder)));
 
@@ -284,7 +285,7 @@ public sealed class DatasetStagingRunnerTests : IDisposable
             o.ShardMaxBytes = 1024 * 1024;
             o.MaxSide = 300;
         });
-        var images = Enumerable.Range(0, 40).Select(i => ($"img-{i:D2}.bmp", TestImages.Bmp(300, 300, seed: i), 300, 300, i)).ToList();
+        var images = Enumerable.Range(0, 40).Select(i => ($"img-{i:D2}.bmp", ImageFiles.Bmp(300, 300, seed: i), 300, 300, i)).ToList();
         var archive = ArchiveOf(images).WriteTarGz(Path.Combine(bed.Inputs, "large.tar.gz"));
 
         var staged = await bed.StageAsync(bed.Command(new Uri(archive)));
@@ -293,7 +294,7 @@ public sealed class DatasetStagingRunnerTests : IDisposable
         Assert.True(shardFiles.Count >= 4, $"expected several 1 MiB shards, got {shardFiles.Count}");
         using var shards = await ShardReader.OpenAsync(bed.Store, staged.DatasetUri, bed.ScratchRoot, CancellationToken.None);
         Assert.Equal(40, shards.Count);
-        Assert.Equal(TestImages.Pattern(300, 300, 37), shards.Read(37).Rgb);
+        Assert.Equal(ImageFiles.Pattern(300, 300, 37), shards.Read(37).Rgb);
         Assert.Equal("img-37.bmp", shards.GetInfo(37).RelativePath);
         var dataset = await bed.JsonAsync(staged.DatasetUri.Append("dataset.json"));
         Assert.Equal(40, dataset.GetProperty("shards").EnumerateArray().Sum(s => s.GetProperty("imageCount").GetInt32()));
@@ -302,7 +303,7 @@ public sealed class DatasetStagingRunnerTests : IDisposable
     [Fact]
     public async Task Reports_bytes_and_files_read_while_it_stages()
     {
-        var images = Enumerable.Range(0, 300).Select(i => ($"{i}.bmp", TestImages.Bmp(64, 64, seed: i), 64, 64, i)).ToList();
+        var images = Enumerable.Range(0, 300).Select(i => ($"{i}.bmp", ImageFiles.Bmp(64, 64, seed: i), 64, 64, i)).ToList();
         var archive = ArchiveOf(images).WriteTarGz(Path.Combine(_bed.Inputs, "images.tar.gz"));
 
         await _bed.StageAsync(_bed.Command(new Uri(archive)));
@@ -317,7 +318,7 @@ public sealed class DatasetStagingRunnerTests : IDisposable
     public async Task A_shard_upload_that_fails_fails_the_job_with_the_store_error_and_leaves_no_output()
     {
         _bed.RunnerStore = new FullDiskStore(_bed.Store, failAfterBytes: 2 << 20);
-        var images = Enumerable.Range(0, 100).Select(i => ($"{i}.bmp", TestImages.Bmp(64, 64, seed: i), 64, 64, i));
+        var images = Enumerable.Range(0, 100).Select(i => ($"{i}.bmp", ImageFiles.Bmp(64, 64, seed: i), 64, 64, i));
         var archive = ArchiveOf(images).WriteTarGz(Path.Combine(_bed.Inputs, "images.tar.gz"));
         var command = _bed.Command(new Uri(archive));
 

@@ -14,7 +14,7 @@ public sealed class ZeroBombFixture : IDisposable
 
     public ZeroBombFixture()
     {
-        Image = TestImages.Png(16, 16, seed: 7);
+        Image = ImageFiles.Png(16, 16, seed: 7);
         Path = TestArchive.WriteZeroBomb(_folder.Combine("bomb.tar.gz"), ZeroBytes, ("after/real.png", Image));
     }
 
@@ -36,9 +36,9 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
     public void Dispose() => _bed.Dispose();
 
     private static TestArchive ThreeGoodImages() => new TestArchive()
-        .File("good/0.png", TestImages.Png(12, 12, seed: 0))
-        .File("good/1.png", TestImages.Png(12, 12, seed: 1))
-        .File("good/2.bmp", TestImages.Bmp(12, 12, seed: 2));
+        .File("good/0.png", ImageFiles.Png(12, 12, seed: 0))
+        .File("good/1.png", ImageFiles.Png(12, 12, seed: 1))
+        .File("good/2.bmp", ImageFiles.Bmp(12, 12, seed: 2));
 
     [Fact]
     public async Task Corrupt_gzip_data_fails_the_job_saying_the_gzip_is_invalid()
@@ -57,7 +57,7 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
     [Fact]
     public async Task Gzip_corrupted_in_the_middle_fails_the_job_and_leaves_nothing_behind()
     {
-        var path = ThreeGoodImages().File("more/3.bmp", TestImages.Bmp(200, 200, seed: 3)).WriteTarGz(Path.Combine(_bed.Inputs, "damaged.tar.gz"));
+        var path = ThreeGoodImages().File("more/3.bmp", ImageFiles.Bmp(200, 200, seed: 3)).WriteTarGz(Path.Combine(_bed.Inputs, "damaged.tar.gz"));
         var bytes = File.ReadAllBytes(path);
         for (var i = bytes.Length / 2; i < bytes.Length / 2 + 64; i++)
         {
@@ -75,7 +75,7 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
     [Fact]
     public async Task A_tar_cut_inside_an_entry_fails_the_job_as_truncated()
     {
-        var path = ThreeGoodImages().File("big.bmp", TestImages.Bmp(100, 100, seed: 9)).WriteTar(Path.Combine(_bed.Inputs, "cut.tar"));
+        var path = ThreeGoodImages().File("big.bmp", ImageFiles.Bmp(100, 100, seed: 9)).WriteTar(Path.Combine(_bed.Inputs, "cut.tar"));
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..(bytes.Length - 20_000)]);
 
@@ -88,7 +88,7 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
     [Fact]
     public async Task A_tar_gz_cut_short_fails_the_job()
     {
-        var path = ThreeGoodImages().File("big.bmp", TestImages.Bmp(100, 100, seed: 9)).WriteTarGz(Path.Combine(_bed.Inputs, "cut.tar.gz"));
+        var path = ThreeGoodImages().File("big.bmp", ImageFiles.Bmp(100, 100, seed: 9)).WriteTarGz(Path.Combine(_bed.Inputs, "cut.tar.gz"));
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..(bytes.Length * 3 / 4)]);
 
@@ -130,9 +130,9 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
     {
         var marker = Guid.NewGuid().ToString("N");
         var path = ThreeGoodImages()
-            .File($"../../../escaped-{marker}.png", TestImages.Png(8, 8, seed: 10))
-            .File($"good/../../escaped2-{marker}.png", TestImages.Png(8, 8, seed: 11))
-            .File($"..\\..\\escaped3-{marker}.png", TestImages.Png(8, 8, seed: 12))
+            .File($"../../../escaped-{marker}.png", ImageFiles.Png(8, 8, seed: 10))
+            .File($"good/../../escaped2-{marker}.png", ImageFiles.Png(8, 8, seed: 11))
+            .File($"..\\..\\escaped3-{marker}.png", ImageFiles.Png(8, 8, seed: 12))
             .WriteTarGz(Path.Combine(_bed.Inputs, "dotdot.tar.gz"));
         var before = _bed.AllFiles();
         var command = _bed.Command(new Uri(path));
@@ -153,8 +153,8 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
     {
         var target = Path.Combine(Path.GetTempPath(), $"nvdino-absolute-{Guid.NewGuid():N}.png");
         var path = ThreeGoodImages()
-            .File(target, TestImages.Png(8, 8, seed: 20))
-            .File("C:/Windows/evil.png", TestImages.Png(8, 8, seed: 21))
+            .File(target, ImageFiles.Png(8, 8, seed: 20))
+            .File("C:/Windows/evil.png", ImageFiles.Png(8, 8, seed: 21))
             .WriteTar(Path.Combine(_bed.Inputs, "absolute.tar"));
         var before = _bed.AllFiles();
         var command = _bed.Command(new Uri(path));
@@ -176,7 +176,7 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
         var path = ThreeGoodImages()
             .SymbolicLink("passwd.png", "../../../../../../etc/passwd")
             .SymbolicLink("tmp-link", Path.GetTempPath())
-            .File($"tmp-link/through-{marker}.png", TestImages.Png(8, 8, seed: 30))
+            .File($"tmp-link/through-{marker}.png", ImageFiles.Png(8, 8, seed: 30))
             .HardLink("hard.png", "/etc/shadow")
             .HardLink("hard-inside.png", "good/0.png")
             .WriteTarGz(Path.Combine(_bed.Inputs, "links.tar.gz"));
@@ -253,7 +253,7 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
         var archive = new TestArchive();
         for (var i = 0; i < 20; i++)
         {
-            archive.File($"{i}.png", TestImages.Png(4, 4, seed: i));
+            archive.File($"{i}.png", ImageFiles.Png(4, 4, seed: i));
         }
         var path = archive.WriteTarGz(Path.Combine(bed.Inputs, "many.tar.gz"));
 
@@ -266,7 +266,7 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
     [Fact]
     public async Task An_image_claiming_100000_by_100000_pixels_is_skipped_before_decoding()
     {
-        var path = ThreeGoodImages().File("huge.png", TestImages.PngClaiming(100_000, 100_000)).WriteTarGz(Path.Combine(_bed.Inputs, "huge.tar.gz"));
+        var path = ThreeGoodImages().File("huge.png", ImageFiles.PngClaiming(100_000, 100_000)).WriteTarGz(Path.Combine(_bed.Inputs, "huge.tar.gz"));
         var command = _bed.Command(new Uri(path));
 
         var staged = await _bed.StageAsync(command);
@@ -282,7 +282,7 @@ public sealed class HostileSourceTests(ZeroBombFixture bomb) : IClassFixture<Zer
     [Fact]
     public async Task A_source_without_one_usable_image_fails_the_job_and_keeps_the_report()
     {
-        var corruptPng = TestImages.Png(20, 20, seed: 1);
+        var corruptPng = ImageFiles.Png(20, 20, seed: 1);
         Array.Fill(corruptPng, (byte)0x55, 45, corruptPng.Length - 45 - 12);
         var path = new TestArchive()
             .File("README.md", "# not images"u8.ToArray())

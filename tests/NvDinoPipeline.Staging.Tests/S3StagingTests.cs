@@ -64,7 +64,7 @@ public sealed class S3StagingTests(S3Fixture s3) : IAsyncLifetime
         using (var shards = await ShardReader.OpenAsync(_bed.Store, staged.DatasetUri, _bed.ScratchRoot, CancellationToken.None))
         {
             Assert.Equal(images.Count, shards.Count);
-            Assert.Equal(TestImages.Pattern(images[2].Width, images[2].Height, images[2].Seed), shards.Read(2).Rgb);
+            Assert.Equal(ImageFiles.Pattern(images[2].Width, images[2].Height, images[2].Seed), shards.Read(2).Rgb);
         }
 
         var again = await _bed.StageAsync(_bed.Command(source));
@@ -82,7 +82,7 @@ public sealed class S3StagingTests(S3Fixture s3) : IAsyncLifetime
             await _bed.SourceStore.PutAsync(S3($"folder/{path}"), new MemoryStream(bytes), CancellationToken.None);
         }
         await _bed.SourceStore.PutAsync(S3("folder/readme.txt"), new MemoryStream("hello"u8.ToArray()), CancellationToken.None);
-        await _bed.SourceStore.PutAsync(S3("folder-other/not-mine.png"), new MemoryStream(TestImages.Png(5, 5, seed: 1)), CancellationToken.None);
+        await _bed.SourceStore.PutAsync(S3("folder-other/not-mine.png"), new MemoryStream(ImageFiles.Png(5, 5, seed: 1)), CancellationToken.None);
 
         var staged = await _bed.StageAsync(_bed.Command(S3("folder")));
 

@@ -81,7 +81,7 @@ public sealed class StagingWorkerTests : IDisposable
     public async Task A_hostile_archive_ends_as_StageFailed_with_the_reason()
     {
         Directory.CreateDirectory(_home.Combine("inputs"));
-        var archive = new TestArchive().File("../../evil.png", TestImages.Png(4, 4, seed: 1)).File("readme.txt", "x"u8.ToArray())
+        var archive = new TestArchive().File("../../evil.png", ImageFiles.Png(4, 4, seed: 1)).File("readme.txt", "x"u8.ToArray())
             .WriteTarGz(_home.Combine("inputs", "hostile.tar.gz"));
         using var host = BuildHost();
         await host.StartAsync();

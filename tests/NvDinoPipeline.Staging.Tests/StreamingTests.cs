@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.Staging.Tests;
 
@@ -41,7 +42,7 @@ public sealed class StreamingTests(ZeroBombFixture bomb) : IClassFixture<ZeroBom
     {
         using var bed = StagingTestBed.OnFiles();
         bed.RunnerStore = new SlowStore(bed.Store, chunkBytes: 16 * 1024, pause: TimeSpan.FromMilliseconds(10));
-        var images = Enumerable.Range(0, 200).Select(i => ($"{i}.bmp", TestImages.Bmp(64, 64, seed: i), 64, 64, i));
+        var images = Enumerable.Range(0, 200).Select(i => ($"{i}.bmp", ImageFiles.Bmp(64, 64, seed: i), 64, 64, i));
         var archive = DatasetStagingRunnerTests.ArchiveOf(images).WriteTarGz(Path.Combine(bed.Inputs, "slow.tar.gz"));
         var command = bed.Command(new Uri(archive));
         using var cancel = new CancellationTokenSource();

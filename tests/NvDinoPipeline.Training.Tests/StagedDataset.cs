@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Datasets.Shards;
-using NvDinoPipeline.Training.Core.Data;
 
 namespace NvDinoPipeline.Training.Tests;
 

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Ssl.Augmentation;
 using NvDinoPipeline.Ssl.Masking;
 using TorchSharp;

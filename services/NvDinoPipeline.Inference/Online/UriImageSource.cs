@@ -1,20 +1,20 @@
-using System.Security.Cryptography;
-using NvDinoPipeline.Inference.Images;
+using NvDinoPipeline.Datasets.Images;
+using NvDinoPipeline.Inference.Pipeline;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Inference.Online;
 
 /// <summary>The images of one on-line request, read from the artifact store by URI and decoded.</summary>
 public sealed class UriImageSource(IArtifactStore store, IReadOnlyList<Uri> uris, IReadOnlyList<string> allowedPrefixes, InferenceOptions options)
-    : IInputImageSource
+    : IImageSource
 {
-    public string Kind => "requested images";
+    public string Description => "requested images";
 
     public int Count => uris.Count;
 
     public string PathOf(int index) => uris[index].ToString();
 
-    public async ValueTask<InputImage> ReadAsync(int index, CancellationToken cancellationToken)
+    public async ValueTask<DecodedImage> ReadAsync(int index, CancellationToken cancellationToken)
     {
         var uri = uris[index];
         var path = uri.ToString();
@@ -45,8 +45,7 @@ public sealed class UriImageSource(IArtifactStore store, IReadOnlyList<Uri> uris
         {
             throw new UnreadableImageException(path, exception.Message, exception);
         }
-        var (rgb, width, height) = ImageDecoding.Decode(data, path, options.MaxImagePixels);
-        return new InputImage(path, Convert.ToHexStringLower(SHA256.HashData(data)), rgb, width, height);
+        return ImageFileSource.Decode(data, path, InputImages.Limits(options));
     }
 
     public void Dispose()

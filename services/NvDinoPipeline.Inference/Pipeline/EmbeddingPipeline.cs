@@ -1,6 +1,6 @@
 using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
-using NvDinoPipeline.Inference.Images;
+using NvDinoPipeline.Datasets.Images;
 
 namespace NvDinoPipeline.Inference.Pipeline;
 
@@ -22,7 +22,7 @@ public sealed record EmbeddingPipelineOptions(int BatchSize, int PreprocessParal
 /// </summary>
 public sealed class EmbeddingPipeline(EmbeddingModel model, EmbeddingPipelineOptions options)
 {
-    public async Task RunAsync(IInputImageSource source, Func<EmbeddedBatch, CancellationToken, ValueTask> onBatch, CancellationToken cancellationToken)
+    public async Task RunAsync(IImageSource source, Func<EmbeddedBatch, CancellationToken, ValueTask> onBatch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(onBatch);
@@ -86,7 +86,7 @@ public sealed class EmbeddingPipeline(EmbeddingModel model, EmbeddingPipelineOpt
         }
     }
 
-    private async Task PrepareAsync(IInputImageSource source, int total, int batchSize, int batchCount, int parallelism, SemaphoreSlim? turns,
+    private async Task PrepareAsync(IImageSource source, int total, int batchSize, int batchCount, int parallelism, SemaphoreSlim? turns,
         ChannelReader<Slot> free, ChannelWriter<Slot> prepared, CancellationToken cancellationToken)
     {
         var imageSize = model.ImageSize;
@@ -114,7 +114,7 @@ public sealed class EmbeddingPipeline(EmbeddingModel model, EmbeddingPipelineOpt
         }
     }
 
-    private async Task PrepareBatchAsync(IInputImageSource source, Slot slot, int first, int count, ParallelOptions parallel)
+    private async Task PrepareBatchAsync(IImageSource source, Slot slot, int first, int count, ParallelOptions parallel)
     {
         var imageSize = model.ImageSize;
         await Parallel.ForAsync(0, count, parallel, async (k, ct) =>
@@ -123,8 +123,8 @@ public sealed class EmbeddingPipeline(EmbeddingModel model, EmbeddingPipelineOpt
             try
             {
                 var image = await source.ReadAsync(index, ct);
-                model.Preprocessor.Preprocess(image.Rgb, image.Width, image.Height, slot.Input.AsSpan(k * imageSize, imageSize));
-                slot.Embedded[k] = new EmbeddedItem(index, image.Path, image.Sha256);
+                model.Preprocessor.Preprocess(image.Pixels, image.Width, image.Height, slot.Input.AsSpan(k * imageSize, imageSize));
+                slot.Embedded[k] = new EmbeddedItem(index, image.Path, image.Sha256 ?? "");
             }
             catch (UnreadableImageException exception)
             {

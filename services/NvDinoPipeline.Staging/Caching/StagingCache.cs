@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
-using NvDinoPipeline.Staging.Images;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Staging.Caching;

@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using System.Text.Json;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Staging.Images;
 
 namespace NvDinoPipeline.Staging.Output;
@@ -92,7 +93,7 @@ internal sealed class DatasetStatistics
 
     public long StagedPixels { get; private set; }
 
-    public void Add(DecodedImage image, int sourceBytes, ChannelSums sums)
+    public void Add(StagedImage image, int sourceBytes, ChannelSums sums)
     {
         ImageCount++;
         SourceBytes += sourceBytes;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Staging.Images;
 
 namespace NvDinoPipeline.Staging.Output;
@@ -18,7 +19,7 @@ internal sealed class ManifestWriter : IAsyncDisposable
         _json = new Utf8JsonWriter(_file, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
     }
 
-    public async ValueTask WriteAsync(int index, string relativePath, string sha256, DecodedImage image, int sourceBytes, string shard, CancellationToken cancellationToken)
+    public async ValueTask WriteAsync(int index, string relativePath, string sha256, StagedImage image, int sourceBytes, string shard, CancellationToken cancellationToken)
     {
         _json.WriteStartObject();
         _json.WriteNumber("index", index);

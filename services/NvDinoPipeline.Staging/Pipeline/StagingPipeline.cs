@@ -33,7 +33,7 @@ internal sealed class StagingPipeline(StagingOptions options)
         var budget = new ByteBudget(options.MaxBufferedBytes);
         var toDecode = Channel.CreateBounded<RawItem>(new BoundedChannelOptions(parallelism * 2) { SingleWriter = true });
         var decoded = Channel.CreateUnbounded<StagedItem>(new UnboundedChannelOptions { SingleReader = true });
-        var decoder = new ImageDecoder(options);
+        var decoder = new ImageStager(options);
         var statistics = new DatasetStatistics();
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

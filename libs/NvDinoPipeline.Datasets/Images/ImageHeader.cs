@@ -1,13 +1,13 @@
 using System.Buffers.Binary;
 
-namespace NvDinoPipeline.Staging.Images;
+namespace NvDinoPipeline.Datasets.Images;
 
 /// <summary>
 /// Reads the pixel dimensions a file claims without decoding it. Own parsers rather than stb's info
 /// functions: stb refuses very large headers with the same failure as broken ones, and a user needs to
 /// hear "100000×100000 pixels" rather than "corrupt".
 /// </summary>
-internal static class ImageHeader
+public static class ImageHeader
 {
     public static bool TryRead(ImageFormat format, ReadOnlySpan<byte> data, out long width, out long height)
     {

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 
-namespace NvDinoPipeline.Staging.Images;
+namespace NvDinoPipeline.Datasets.Images;
 
 /// <summary>
 /// JPEG decoding through libjpeg-turbo's TurboJPEG API (Debian's <c>libturbojpeg0</c>, Ubuntu's <c>libturbojpeg</c>):

@@ -1,22 +1,24 @@
 using System.Buffers.Binary;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Staging.Images;
 using NvDinoPipeline.Staging.Output;
+using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.Staging.Tests;
 
-public sealed class ImageDecoderTests
+public sealed class ImageStagerTests
 {
-    private readonly ImageDecoder _decoder = new(new StagingOptions { MaxSide = 32 });
+    private readonly ImageStager _decoder = new(new StagingOptions { MaxSide = 32 });
 
     private DecodeResult Decode(string name, byte[] data) => _decoder.Decode(name, data, data.Length);
 
     [Fact]
     public void Decodes_png_and_bmp_to_the_same_pixels_they_were_made_from()
     {
-        var pattern = TestImages.Pattern(17, 11, seed: 3);
+        var pattern = ImageFiles.Pattern(17, 11, seed: 3);
 
-        var png = Decode("a.png", TestImages.EncodePng(pattern, 17, 11));
-        var bmp = Decode("a.bmp", TestImages.EncodeBmp(pattern, 17, 11));
+        var png = Decode("a.png", ImageFiles.EncodePng(pattern, 17, 11));
+        var bmp = Decode("a.bmp", ImageFiles.EncodeBmp(pattern, 17, 11));
 
         Assert.Equal(ImageFormat.Png, png.Image!.Format);
         Assert.Equal(ImageFormat.Bmp, bmp.Image!.Format);
@@ -28,17 +30,17 @@ public sealed class ImageDecoderTests
     [Fact]
     public void Decodes_a_jpeg_to_pixels_close_to_what_was_encoded()
     {
-        var result = Decode("photo.jpg", TestImages.Jpeg(24, 16, seed: 4));
+        var result = Decode("photo.jpg", ImageFiles.Jpeg(24, 16, seed: 4));
 
         Assert.Equal(ImageFormat.Jpeg, result.Image!.Format);
         Assert.Equal((24, 16), (result.Image.Width, result.Image.Height));
-        Assert.InRange(TestImages.MeanAbsoluteError(TestImages.Smooth(24, 16, seed: 4), result.Image.Rgb), 0, 3);
+        Assert.InRange(ImageFiles.MeanAbsoluteError(ImageFiles.Smooth(24, 16, seed: 4), result.Image.Rgb), 0, 3);
     }
 
     [Fact]
     public void Reports_a_real_jpeg_cut_short_as_truncated()
     {
-        var jpeg = TestImages.Jpeg(64, 64, seed: 4);
+        var jpeg = ImageFiles.Jpeg(64, 64, seed: 4);
 
         var result = Decode("cut.jpg", jpeg[..(jpeg.Length * 2 / 3)]);
 
@@ -48,7 +50,7 @@ public sealed class ImageDecoderTests
     [Fact]
     public void Scales_an_image_larger_than_MaxSide_so_its_longer_side_fits()
     {
-        var result = Decode("tall.png", TestImages.Png(50, 200, seed: 1));
+        var result = Decode("tall.png", ImageFiles.Png(50, 200, seed: 1));
 
         Assert.Equal((50, 200), (result.Image!.Width, result.Image.Height));
         Assert.Equal((8, 32), (result.Image.StagedWidth, result.Image.StagedHeight));
@@ -58,7 +60,7 @@ public sealed class ImageDecoderTests
     [Fact]
     public void Refuses_absurd_dimensions_from_the_header_before_decoding()
     {
-        var result = Decode("huge.png", TestImages.PngClaiming(100_000, 100_000));
+        var result = Decode("huge.png", ImageFiles.PngClaiming(100_000, 100_000));
 
         Assert.Null(result.Image);
         Assert.Equal(SkipReason.AbsurdDimensions, result.Reason);
@@ -69,9 +71,9 @@ public sealed class ImageDecoderTests
     [Fact]
     public void Refuses_a_picture_within_the_side_limit_but_above_the_pixel_limit()
     {
-        var decoder = new ImageDecoder(new StagingOptions { MaxImagePixels = 1_000_000 });
+        var decoder = new ImageStager(new StagingOptions { MaxImagePixels = 1_000_000 });
 
-        var data = TestImages.PngClaiming(2000, 2000);
+        var data = ImageFiles.PngClaiming(2000, 2000);
         var result = decoder.Decode("wide.png", data, data.Length);
 
         Assert.Equal(SkipReason.AbsurdDimensions, result.Reason);
@@ -81,7 +83,7 @@ public sealed class ImageDecoderTests
     [Fact]
     public void Reports_a_png_cut_short_as_truncated()
     {
-        var png = TestImages.Png(30, 30, seed: 2);
+        var png = ImageFiles.Png(30, 30, seed: 2);
 
         var result = Decode("cut.png", png[..(png.Length / 2)]);
 
@@ -91,7 +93,7 @@ public sealed class ImageDecoderTests
     [Fact]
     public void Reports_a_bmp_cut_short_as_truncated_although_its_decoder_would_pad_it()
     {
-        var bmp = TestImages.Bmp(30, 30, seed: 2);
+        var bmp = ImageFiles.Bmp(30, 30, seed: 2);
 
         var result = Decode("cut.bmp", bmp[..(bmp.Length - 100)]);
 
@@ -121,7 +123,7 @@ public sealed class ImageDecoderTests
     [Fact]
     public void Reports_undecodable_png_data_as_corrupt()
     {
-        var png = TestImages.Png(20, 20, seed: 1);
+        var png = ImageFiles.Png(20, 20, seed: 1);
         Array.Fill(png, (byte)0x55, 45, png.Length - 45 - 12);
 
         var result = Decode("corrupt.png", png);
@@ -153,7 +155,7 @@ public sealed class ImageDecoderTests
     [Fact]
     public void Decodes_an_uncompressed_tga_recognised_by_its_extension_only()
     {
-        var pattern = TestImages.Pattern(6, 4, seed: 5);
+        var pattern = ImageFiles.Pattern(6, 4, seed: 5);
         var tga = new byte[18 + 6 * 4 * 3];
         tga[2] = 2;
         BinaryPrimitives.WriteUInt16LittleEndian(tga.AsSpan(12), 6);

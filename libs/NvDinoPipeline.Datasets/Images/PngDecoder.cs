@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
 
-namespace NvDinoPipeline.Staging.Images;
+namespace NvDinoPipeline.Datasets.Images;
 
 /// <summary>
 /// Decodes the common PNGs (not interlaced; 8- or 16-bit grey, grey+alpha, RGB, RGBA; 8-bit palette) to RGB

@@ -1,8 +1,9 @@
 using System.Buffers.Binary;
-using NvDinoPipeline.Staging.Images;
+using NvDinoPipeline.Datasets.Images;
+using NvDinoPipeline.Testing;
 using StbImageSharp;
 
-namespace NvDinoPipeline.Staging.Tests;
+namespace NvDinoPipeline.Datasets.Tests;
 
 /// <summary>The whole-row BMP path must give exactly what StbImageSharp gives for the same file.</summary>
 public sealed class BmpDecoderTests
@@ -12,8 +13,8 @@ public sealed class BmpDecoderTests
     [Fact]
     public void Decodes_a_bottom_up_24_bit_bmp_like_stb()
     {
-        var pattern = TestImages.Pattern(13, 7, seed: 3);
-        var bmp = TestImages.EncodeBmp(pattern, 13, 7);
+        var pattern = ImageFiles.Pattern(13, 7, seed: 3);
+        var bmp = ImageFiles.EncodeBmp(pattern, 13, 7);
 
         var rgb = BmpDecoder.TryDecode(bmp, bmp.Length, out var width, out var height);
 
@@ -25,14 +26,14 @@ public sealed class BmpDecoderTests
     [Fact]
     public void Decodes_a_top_down_24_bit_bmp_like_stb()
     {
-        var pattern = TestImages.Pattern(6, 5, seed: 4);
+        var pattern = ImageFiles.Pattern(6, 5, seed: 4);
         var flipped = new byte[pattern.Length];
         for (var y = 0; y < 5; y++)
         {
             Array.Copy(pattern, (4 - y) * 18, flipped, y * 18, 18);
         }
         // A negative height marks rows stored top first; encoding the flipped picture bottom-up stores the original top first.
-        var bmp = TestImages.EncodeBmp(flipped, 6, 5);
+        var bmp = ImageFiles.EncodeBmp(flipped, 6, 5);
         BinaryPrimitives.WriteInt32LittleEndian(bmp.AsSpan(22), -5);
 
         var rgb = BmpDecoder.TryDecode(bmp, bmp.Length, out _, out _);
@@ -69,7 +70,7 @@ public sealed class BmpDecoderTests
     [Fact]
     public void Leaves_palette_bmps_to_stb()
     {
-        var bmp = TestImages.Bmp(4, 4, seed: 1);
+        var bmp = ImageFiles.Bmp(4, 4, seed: 1);
         BinaryPrimitives.WriteUInt16LittleEndian(bmp.AsSpan(28), 8);
 
         Assert.Null(BmpDecoder.TryDecode(bmp, bmp.Length, out _, out _));

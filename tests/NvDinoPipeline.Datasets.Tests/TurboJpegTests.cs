@@ -1,8 +1,8 @@
-using NvDinoPipeline.Staging.Images;
-using NvDinoPipeline.Staging.Output;
+using NvDinoPipeline.Datasets.Images;
+using NvDinoPipeline.Testing;
 using StbImageSharp;
 
-namespace NvDinoPipeline.Staging.Tests;
+namespace NvDinoPipeline.Datasets.Tests;
 
 /// <summary>JPEGs go through libjpeg-turbo where it is installed; scripts/test.sh installs it (Debian's libturbojpeg0).</summary>
 public sealed class TurboJpegTests
@@ -18,7 +18,7 @@ public sealed class TurboJpegTests
     [Fact]
     public void Decodes_a_jpeg_to_nearly_the_pixels_the_managed_decoder_gives()
     {
-        var jpeg = TestImages.Jpeg(48, 40, seed: 6, quality: 90);
+        var jpeg = ImageFiles.Jpeg(48, 40, seed: 6, quality: 90);
 
         var turbo = TurboJpeg.Decode(jpeg, jpeg.Length, 48, 40);
         var stb = ImageResult.FromMemory(jpeg, ColorComponents.RedGreenBlue);
@@ -27,14 +27,14 @@ public sealed class TurboJpegTests
         Assert.Equal((48, 40), (turbo.Width, turbo.Height));
         Assert.Equal(stb.Data.Length, turbo.Rgb!.Length);
         // Both are accurate integer IDCTs; chroma upsampling differs in rounding only.
-        Assert.InRange(TestImages.MeanAbsoluteError(stb.Data, turbo.Rgb), 0, 1.5);
-        Assert.InRange(TestImages.MeanAbsoluteError(TestImages.Smooth(48, 40, seed: 6), turbo.Rgb), 0, 3);
+        Assert.InRange(ImageFiles.MeanAbsoluteError(stb.Data, turbo.Rgb), 0, 1.5);
+        Assert.InRange(ImageFiles.MeanAbsoluteError(ImageFiles.Smooth(48, 40, seed: 6), turbo.Rgb), 0, 3);
     }
 
     [Fact]
     public void Refuses_a_frame_size_other_than_the_one_the_header_check_read_without_allocating_it()
     {
-        var jpeg = TestImages.Jpeg(48, 40, seed: 6);
+        var jpeg = ImageFiles.Jpeg(48, 40, seed: 6);
 
         var result = TurboJpeg.Decode(jpeg, jpeg.Length, 4800, 4000);
 
@@ -45,20 +45,20 @@ public sealed class TurboJpegTests
     [Fact]
     public void Reports_a_jpeg_with_a_broken_huffman_table_as_corrupt_with_the_decoders_reason()
     {
-        var jpeg = TestImages.Jpeg(32, 32, seed: 2).ToArray();
+        var jpeg = ImageFiles.Jpeg(32, 32, seed: 2).ToArray();
         // Every code-length count of the first Huffman table set to 255: no valid table can be built from it.
         var dht = jpeg.AsSpan().IndexOf([(byte)0xFF, (byte)0xC4]);
         Assert.True(dht > 0);
         jpeg.AsSpan(dht + 5, 16).Fill(0xFF);
 
-        var result = new ImageDecoder(new StagingOptions()).Decode("broken.jpg", jpeg, jpeg.Length);
+        var result = ImageDecoder.Decode("broken.jpg", jpeg, jpeg.Length, new ImageLimits(16384, 100_000_000, "MaxImageSide", "MaxImagePixels"));
 
         Assert.Null(result.Image);
-        Assert.Equal(SkipReason.Corrupt, result.Reason);
+        Assert.Equal(ImageRefusal.Corrupt, result.Refusal);
         Assert.StartsWith("the JPEG data cannot be decoded: ", result.Detail);
         Assert.True(result.Detail.Length > "the JPEG data cannot be decoded: ".Length + 5, result.Detail);
         // The failure leaves no broken decompressor behind for the next file.
-        var good = TestImages.Jpeg(32, 32, seed: 2);
+        var good = ImageFiles.Jpeg(32, 32, seed: 2);
         Assert.Null(TurboJpeg.Decode(good, good.Length, 32, 32).Error);
     }
 }

@@ -2,10 +2,10 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 
-namespace NvDinoPipeline.Staging.Tests;
+namespace NvDinoPipeline.Testing;
 
-/// <summary>Small images made in the test: a deterministic RGB pattern and minimal PNG and BMP encoders.</summary>
-internal static class TestImages
+/// <summary>Small image files made in the test: deterministic RGB patterns and minimal PNG, BMP and JPEG encoders.</summary>
+public static class ImageFiles
 {
     private static readonly uint[] CrcTable = BuildCrcTable();
 

@@ -1,67 +1,93 @@
 using System.Buffers.Binary;
-using NvDinoPipeline.Staging.Output;
 using StbImageSharp;
 
-namespace NvDinoPipeline.Staging.Images;
+namespace NvDinoPipeline.Datasets.Images;
 
-/// <summary>A file that decoded into a usable image, already scaled to the staged size.</summary>
-internal sealed record DecodedImage(ImageFormat Format, int Width, int Height, byte[] Rgb, int StagedWidth, int StagedHeight);
-
-/// <summary>The outcome of validating one file: a decoded image, or the reason it is skipped.</summary>
-internal readonly record struct DecodeResult(DecodedImage? Image, SkipReason Reason, string Detail)
+/// <summary>Why a file is not decoded. Staging reports it per file; inference and calibration name it in their errors.</summary>
+public enum ImageRefusal
 {
-    public static DecodeResult Ok(DecodedImage image) => new(image, default, "");
+    None,
+    NotAnImage,
+    UnsupportedFormat,
+    Truncated,
+    Corrupt,
+    AbsurdDimensions,
+}
 
-    public static DecodeResult Skip(SkipReason reason, string detail) => new(null, reason, detail);
+/// <summary>The largest image a caller decodes, and the settings that say so (named in the refusal).</summary>
+/// <param name="MaxSide">Longest width or height; null for no limit of its own (the pixel limit still applies).</param>
+public sealed record ImageLimits(long? MaxSide, long MaxPixels, string MaxSideSetting, string MaxPixelsSetting)
+{
+    /// <summary>Only a pixel limit, named by <paramref name="maxPixelsSetting"/>.</summary>
+    public static ImageLimits Pixels(long maxPixels, string maxPixelsSetting) => new(null, maxPixels, "", maxPixelsSetting);
+}
+
+/// <summary>The outcome of decoding one file: an RGB image (<see cref="DecodedImage.Channels"/> 3), or the reason it is refused.</summary>
+public readonly record struct ImageDecodeResult(DecodedImage? Image, ImageFormat Format, ImageRefusal Refusal, string Detail)
+{
+    public static ImageDecodeResult Ok(DecodedImage image, ImageFormat format) => new(image, format, ImageRefusal.None, "");
+
+    public static ImageDecodeResult Refuse(ImageRefusal refusal, string detail) => new(null, default, refusal, detail);
 }
 
 /// <summary>
-/// Validates a file by decoding it once. The header is read first and absurd dimensions are refused before
-/// any pixel buffer exists; truncation that the lenient stb decoders would paper over with grey pixels
-/// (JPEG, BMP, GIF, uncompressed TGA) is detected from the container structure.
+/// The one decoder of encoded image files, used by staging, inference and engine calibration. The header is
+/// read first and absurd dimensions are refused before any pixel buffer exists; truncation that the lenient stb
+/// decoders would paper over with grey pixels (JPEG, BMP, GIF, uncompressed TGA) is detected from the container
+/// structure.
 /// </summary>
-internal sealed class ImageDecoder(StagingOptions options)
+public static class ImageDecoder
 {
     /// <summary>Which decoder JPEGs go through on this machine; the two differ in the last bit of some pixels, so a
     /// staging is only reused from the cache by a worker with the same decoder.</summary>
     public static string JpegDecoderName => TurboJpeg.IsAvailable ? "libjpeg-turbo" : "StbImageSharp";
 
-    public DecodeResult Decode(string relativePath, byte[] buffer, int length)
+    /// <summary>False when libjpeg-turbo is not installed and JPEGs go through the slower managed decoder.</summary>
+    public static bool IsJpegAccelerated => TurboJpeg.IsAvailable;
+
+    /// <summary>The shared library that accelerates JPEG decoding, for the message that says it is missing.</summary>
+    public static string JpegLibraryName => TurboJpeg.LibraryName;
+
+    /// <summary>Decodes <paramref name="length"/> bytes of <paramref name="buffer"/>; <paramref name="path"/> names the
+    /// file (its extension is how TGA, which has no signature, is recognised) and is the decoded image's path.</summary>
+    public static ImageDecodeResult Decode(string path, byte[] buffer, int length, ImageLimits limits)
     {
+        ArgumentNullException.ThrowIfNull(buffer);
+        ArgumentNullException.ThrowIfNull(limits);
         var data = buffer.AsSpan(0, length);
         if (length == 0)
         {
-            return DecodeResult.Skip(SkipReason.NotAnImage, "the file is empty");
+            return ImageDecodeResult.Refuse(ImageRefusal.NotAnImage, "the file is empty");
         }
-        var format = ImageFormats.Detect(data, relativePath, out var refused);
+        var format = ImageFormats.Detect(data, path, out var refused);
         if (format is null)
         {
             return refused is null
-                ? DecodeResult.Skip(SkipReason.NotAnImage, $"not a {ImageFormats.AcceptedList} file (starts with {Convert.ToHexString(data[..Math.Min(8, length)])})")
-                : DecodeResult.Skip(SkipReason.UnsupportedFormat, $"{refused} images are not staged; accepted are {ImageFormats.AcceptedList}");
+                ? ImageDecodeResult.Refuse(ImageRefusal.NotAnImage, $"not a {ImageFormats.AcceptedList} file (starts with {Convert.ToHexString(data[..Math.Min(8, length)])})")
+                : ImageDecodeResult.Refuse(ImageRefusal.UnsupportedFormat, $"{refused} images are not read; accepted are {ImageFormats.AcceptedList}");
         }
 
         if (!ImageHeader.TryRead(format.Value, data, out var width, out var height))
         {
-            return DecodeResult.Skip(SkipReason.Corrupt, $"the {format.Value.Name()} header cannot be read");
+            return ImageDecodeResult.Refuse(ImageRefusal.Corrupt, $"the {format.Value.Name()} header cannot be read");
         }
         if (width <= 0 || height <= 0)
         {
-            return DecodeResult.Skip(SkipReason.Corrupt, $"the {format.Value.Name()} header claims {width}×{height} pixels");
+            return ImageDecodeResult.Refuse(ImageRefusal.Corrupt, $"the {format.Value.Name()} header claims {width}×{height} pixels");
         }
-        if (width > options.MaxImageSide || height > options.MaxImageSide)
+        if (limits.MaxSide is { } maxSide && (width > maxSide || height > maxSide))
         {
-            return DecodeResult.Skip(SkipReason.AbsurdDimensions,
-                $"the header claims {width}×{height} pixels; {StagingOptions.SectionName}:{nameof(StagingOptions.MaxImageSide)} is {options.MaxImageSide}");
+            return ImageDecodeResult.Refuse(ImageRefusal.AbsurdDimensions,
+                $"the header claims {width}×{height} pixels; {limits.MaxSideSetting} is {maxSide}");
         }
-        if (width * height > options.MaxImagePixels)
+        if ((Int128)width * height > limits.MaxPixels)
         {
-            return DecodeResult.Skip(SkipReason.AbsurdDimensions,
-                $"the header claims {width}×{height} = {width * height} pixels; {StagingOptions.SectionName}:{nameof(StagingOptions.MaxImagePixels)} is {options.MaxImagePixels}");
+            return ImageDecodeResult.Refuse(ImageRefusal.AbsurdDimensions,
+                $"the header claims {width}×{height} = {(Int128)width * height} pixels; {limits.MaxPixelsSetting} is {limits.MaxPixels}");
         }
         if (FindTruncation(format.Value, data, width, height) is { } truncation)
         {
-            return DecodeResult.Skip(SkipReason.Truncated, truncation);
+            return ImageDecodeResult.Refuse(ImageRefusal.Truncated, truncation);
         }
 
         byte[]? pixels = null;
@@ -79,30 +105,31 @@ internal sealed class ImageDecoder(StagingOptions options)
                 var turbo = TurboJpeg.Decode(buffer, length, (int)width, (int)height);
                 if (turbo.Error is { } error)
                 {
-                    return DecodeResult.Skip(SkipReason.Corrupt, $"the JPEG data cannot be decoded: {error}");
+                    return ImageDecodeResult.Refuse(ImageRefusal.Corrupt, $"the JPEG data cannot be decoded: {error}");
                 }
                 (pixels, decodedWidth, decodedHeight) = (turbo.Rgb, turbo.Width, turbo.Height);
             }
             if (pixels is null)
             {
-                // The managed decoder is the one for GIF, TGA, PSD and HDR, for CMYK JPEGs (which libjpeg-turbo's
-                // TurboJPEG API does not convert to RGB) and for every JPEG where libjpeg-turbo is not installed.
+                // The managed decoder is the one for GIF and TGA, for CMYK JPEGs (which libjpeg-turbo's TurboJPEG API
+                // does not convert to RGB) and for every JPEG where libjpeg-turbo is not installed.
                 var decoded = ImageResult.FromStream(new MemoryStream(buffer, 0, length, writable: false), ColorComponents.RedGreenBlue);
                 (pixels, decodedWidth, decodedHeight) = (decoded?.Data, decoded?.Width ?? 0, decoded?.Height ?? 0);
             }
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)
         {
-            return DecodeResult.Skip(SkipReason.Corrupt, $"the {format.Value.Name()} data cannot be decoded: {exception.Message}");
+            return ImageDecodeResult.Refuse(ImageRefusal.Corrupt, $"the {format.Value.Name()} data cannot be decoded: {exception.Message}");
         }
         if (pixels is null || decodedWidth != width || decodedHeight != height || pixels.Length < width * height * 3)
         {
-            return DecodeResult.Skip(SkipReason.Corrupt, $"the {format.Value.Name()} data decoded to a different size than its header claims");
+            return ImageDecodeResult.Refuse(ImageRefusal.Corrupt, $"the {format.Value.Name()} data decoded to a different size than its header claims");
         }
-
-        var (stagedWidth, stagedHeight) = ImageResizer.FitWithin(decodedWidth, decodedHeight, options.MaxSide);
-        var rgb = ImageResizer.Resize(pixels, decodedWidth, decodedHeight, stagedWidth, stagedHeight);
-        return DecodeResult.Ok(new DecodedImage(format.Value, decodedWidth, decodedHeight, rgb, stagedWidth, stagedHeight));
+        if (pixels.Length != width * height * 3)
+        {
+            pixels = pixels[..(int)(width * height * 3)];
+        }
+        return ImageDecodeResult.Ok(new DecodedImage(pixels, decodedWidth, decodedHeight, channels: 3, path), format.Value);
     }
 
     /// <summary>Why the file is cut short, or null when its structure is complete.</summary>

@@ -1,8 +1,8 @@
-namespace NvDinoPipeline.Staging.Images;
+namespace NvDinoPipeline.Datasets.Images;
 
 /// <summary>The formats that are staged. StbImageSharp also reads PSD and Radiance HDR, which are refused:
 /// layered documents and floating-point radiance maps are not photographs a backbone should train on.</summary>
-internal enum ImageFormat
+public enum ImageFormat
 {
     Jpeg,
     Png,
@@ -11,7 +11,7 @@ internal enum ImageFormat
     Tga,
 }
 
-internal static class ImageFormats
+public static class ImageFormats
 {
     public const string AcceptedList = "JPEG, PNG, BMP, GIF (first frame), TGA";
 

@@ -1,9 +1,10 @@
-using NvDinoPipeline.Staging.Images;
+using NvDinoPipeline.Datasets.Images;
+using NvDinoPipeline.Testing;
 using StbImageSharp;
 using StbImageWriteSharp;
 using WriteComponents = StbImageWriteSharp.ColorComponents;
 
-namespace NvDinoPipeline.Staging.Tests;
+namespace NvDinoPipeline.Datasets.Tests;
 
 /// <summary>The native-zlib PNG path must give exactly what StbImageSharp gives for the same file.</summary>
 public sealed class PngDecoderTests
@@ -46,8 +47,8 @@ public sealed class PngDecoderTests
     public void Undoes_every_png_row_filter_exactly(byte filter)
     {
         const int width = 21, height = 13;
-        var pattern = TestImages.Pattern(width, height, seed: filter);
-        var png = TestImages.EncodePngRaw(width, height, colorType: 2, bitDepth: 8, pattern, filter: filter, bytesPerPixel: 3);
+        var pattern = ImageFiles.Pattern(width, height, seed: filter);
+        var png = ImageFiles.EncodePngRaw(width, height, colorType: 2, bitDepth: 8, pattern, filter: filter, bytesPerPixel: 3);
 
         Assert.Equal(pattern, Fast(png));
         Assert.Equal(pattern, Stb(png));
@@ -59,9 +60,9 @@ public sealed class PngDecoderTests
         const int width = 9, height = 5;
         var palette = Enumerable.Range(0, 4 * 3).Select(i => (byte)(i * 20 + 3)).ToArray();
         var indices = Enumerable.Range(0, width * height).Select(i => (byte)(i % 4)).ToArray();
-        var palettePng = TestImages.EncodePngRaw(width, height, colorType: 3, bitDepth: 8, indices, palette);
+        var palettePng = ImageFiles.EncodePngRaw(width, height, colorType: 3, bitDepth: 8, indices, palette);
         var deep = Enumerable.Range(0, width * height * 6).Select(i => (byte)(i * 7)).ToArray();
-        var deepPng = TestImages.EncodePngRaw(width, height, colorType: 2, bitDepth: 16, deep);
+        var deepPng = ImageFiles.EncodePngRaw(width, height, colorType: 2, bitDepth: 16, deep);
 
         Assert.Equal(Stb(palettePng), Fast(palettePng));
         Assert.Equal(Stb(deepPng), Fast(deepPng));
@@ -70,8 +71,8 @@ public sealed class PngDecoderTests
     [Fact]
     public void Leaves_interlaced_and_low_bit_depth_pngs_to_stb()
     {
-        var interlaced = TestImages.EncodePngRaw(4, 4, colorType: 2, bitDepth: 8, new byte[4 * 4 * 3], interlace: 1);
-        var oneBit = TestImages.EncodePngRaw(8, 2, colorType: 0, bitDepth: 1, new byte[2]);
+        var interlaced = ImageFiles.EncodePngRaw(4, 4, colorType: 2, bitDepth: 8, new byte[4 * 4 * 3], interlace: 1);
+        var oneBit = ImageFiles.EncodePngRaw(8, 2, colorType: 0, bitDepth: 1, new byte[2]);
 
         Assert.Null(PngDecoder.TryDecode(interlaced, interlaced.Length, out _, out _));
         Assert.Null(PngDecoder.TryDecode(oneBit, oneBit.Length, out _, out _));
@@ -80,8 +81,8 @@ public sealed class PngDecoderTests
     [Fact]
     public void Refuses_a_palette_index_beyond_the_palette_and_a_bad_zlib_checksum()
     {
-        var outOfRange = TestImages.EncodePngRaw(2, 1, colorType: 3, bitDepth: 8, [0, 5], palette: [1, 2, 3]);
-        var png = TestImages.Png(10, 10, seed: 1);
+        var outOfRange = ImageFiles.EncodePngRaw(2, 1, colorType: 3, bitDepth: 8, [0, 5], palette: [1, 2, 3]);
+        var png = ImageFiles.Png(10, 10, seed: 1);
         var idatEnd = png.Length - 12 - 4;
         png[idatEnd - 1] ^= 0xFF;
 

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Testing;
 
-namespace NvDinoPipeline.Staging.Tests;
+namespace NvDinoPipeline.Datasets.Tests;
 
 public sealed class ShardReaderTests : IDisposable
 {
@@ -17,7 +17,7 @@ public sealed class ShardReaderTests : IDisposable
         var writer = new ShardWriter(file);
         foreach (var (width, height, relativePath) in images)
         {
-            var rgb = TestImages.Pattern(width, height, seed: width * 31 + height);
+            var rgb = ImageFiles.Pattern(width, height, seed: width * 31 + height);
             await writer.AddAsync(rgb, width, height, relativePath, Convert.ToHexStringLower(SHA256.HashData(rgb)), CancellationToken.None);
         }
         await writer.CompleteAsync(CancellationToken.None);
@@ -34,7 +34,7 @@ public sealed class ShardReaderTests : IDisposable
         Assert.Equal(3, reader.Count);
         var (rgb, width, height, relativePath, sha256) = reader.Read(1);
         Assert.Equal((5, 7, "dir/ünïcode b.png"), (width, height, relativePath));
-        Assert.Equal(TestImages.Pattern(5, 7, seed: 5 * 31 + 7), rgb);
+        Assert.Equal(ImageFiles.Pattern(5, 7, seed: 5 * 31 + 7), rgb);
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(rgb)), sha256);
         Assert.Equal(new ShardImageInfo(1, 1, "c.png", reader.Read(2).Sha256), reader.GetInfo(2));
         Assert.Throws<ArgumentOutOfRangeException>(() => reader.Read(3));
@@ -61,7 +61,7 @@ public sealed class ShardReaderTests : IDisposable
         Parallel.For(0, 500, i =>
         {
             var image = reader.Read(i % 50);
-            Assert.Equal(TestImages.Pattern(image.Width, image.Height, seed: image.Width * 31 + image.Height), image.Rgb);
+            Assert.Equal(ImageFiles.Pattern(image.Width, image.Height, seed: image.Width * 31 + image.Height), image.Rgb);
         });
     }
 

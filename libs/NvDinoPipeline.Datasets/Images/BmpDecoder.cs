@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace NvDinoPipeline.Staging.Images;
+namespace NvDinoPipeline.Datasets.Images;
 
 /// <summary>
 /// Decodes uncompressed 24- and 32-bit BMPs (the usual ones) to RGB with whole-row copies; stb reads them a
