@@ -383,7 +383,7 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
                     j.Stage == running && j.Status == JobStatus.Running && j.WorkerId?.Split('/') is [_, var pid, _] && pid == process.ProcessId.ToString());
                 if (job is not null)
                 {
-                    detail += $", mid-job {job.Step} of pipeline {job.PipelineId.ToString()[..8]} at {job.Progress ?? 0:P0}";
+                    detail += $", mid-job {job.Step} of pipeline {job.PipelineId.ToString()[^12..]} at {job.Progress ?? 0:P0}";
                     midJob = true;
                     break;
                 }
