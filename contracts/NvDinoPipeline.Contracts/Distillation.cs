@@ -26,7 +26,7 @@ public sealed record DistillModel : IStageCommand
     public IReadOnlyList<Uri> PreviousAttempts { get; init; } = [];
 }
 
-public sealed record DistillationCompleted : IStageMessage
+public sealed record DistillationCompleted : IStageCompleted
 {
     public required Guid PipelineId { get; init; }
 

@@ -21,7 +21,7 @@ public sealed record GenerateEngine : IStageCommand
     public Uri? CalibrationDatasetUri { get; init; }
 }
 
-public sealed record EngineGenerated : IStageMessage
+public sealed record EngineGenerated : IStageCompleted
 {
     public required Guid PipelineId { get; init; }
 

@@ -25,7 +25,7 @@ public sealed record ExportModel : IStageCommand
     public Uri? ValidationDatasetUri { get; init; }
 }
 
-public sealed record ModelExported : IStageMessage
+public sealed record ModelExported : IStageCompleted
 {
     public required Guid PipelineId { get; init; }
 

@@ -24,3 +24,7 @@ public interface IStageCommand : IStageMessage
     /// <summary>The job's artifact folder: <c>&lt;root&gt;/&lt;pipelineId&gt;/&lt;jobId&gt;/</c>.</summary>
     Uri OutputUri { get; }
 }
+
+/// <summary>What a stage worker publishes when its job is done: the outputs the stages after it consume.</summary>
+[ExcludeFromTopology]
+public interface IStageCompleted : IStageMessage;

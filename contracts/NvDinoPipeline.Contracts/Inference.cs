@@ -30,7 +30,7 @@ public sealed record RunInference : IStageCommand
     public string? ResultsContentType { get; init; }
 }
 
-public sealed record InferenceCompleted : IStageMessage
+public sealed record InferenceCompleted : IStageCompleted
 {
     public required Guid PipelineId { get; init; }
 

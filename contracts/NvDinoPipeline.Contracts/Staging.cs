@@ -21,7 +21,7 @@ public sealed record StageDataset : IStageCommand
     public bool Force { get; init; }
 }
 
-public sealed record DatasetStaged : IStageMessage
+public sealed record DatasetStaged : IStageCompleted
 {
     public required Guid PipelineId { get; init; }
 

@@ -24,7 +24,7 @@ public sealed record TrainModel : IStageCommand
     public IReadOnlyList<Uri> PreviousAttempts { get; init; } = [];
 }
 
-public sealed record TrainingCompleted : IStageMessage
+public sealed record TrainingCompleted : IStageCompleted
 {
     public required Guid PipelineId { get; init; }
 

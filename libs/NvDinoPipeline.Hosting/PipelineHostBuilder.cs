@@ -21,17 +21,23 @@ public sealed class PipelineHostBuilder(IHostApplicationBuilder builder)
 
     internal IReadOnlyList<Action<IBusRegistrationConfigurator>> Registrations => _registrations;
 
-    /// <summary>Hosts the worker of one stage: its runner behind the shared job machinery.</summary>
-    public PipelineHostBuilder AddStageWorker<TCommand, TCompleted, TRunner>(PipelineStage stage, int defaultConcurrentJobs)
+    /// <summary>Hosts the worker of one stage, the catalog's stage of <typeparamref name="TCommand"/>: its runner behind the shared job machinery.</summary>
+    /// <exception cref="ArgumentException">The catalog names another completion for that stage.</exception>
+    public PipelineHostBuilder AddStageWorker<TCommand, TCompleted, TRunner>(int defaultConcurrentJobs)
         where TCommand : class, IStageCommand
-        where TCompleted : class, IStageMessage
+        where TCompleted : class, IStageCompleted
         where TRunner : class, IStageRunner<TCommand, TCompleted>
     {
+        var stage = StageCatalog.ForCommand<TCommand>();
+        if (stage.Completion != typeof(TCompleted))
+        {
+            throw new ArgumentException($"The {stage.Stage} stage completes with {stage.Completion.Name}, not {typeof(TCompleted).Name}.", nameof(TCompleted));
+        }
         var retryLimit = Configuration.GetValue($"{MessagingOptions.SectionName}:{nameof(MessagingOptions.RetryLimit)}", new MessagingOptions().RetryLimit);
-        Services.AddSingleton(new StageDescriptor<TCommand>(stage, Queues.ForStage(stage), defaultConcurrentJobs, retryLimit));
+        Services.AddSingleton(new StageDescriptor<TCommand>(stage.Stage, stage.Queue, defaultConcurrentJobs, retryLimit));
         Services.AddScoped<IStageRunner<TCommand, TCompleted>, TRunner>();
         _registrations.Add(bus => bus.AddConsumer<StageConsumer<TCommand, TCompleted>, StageConsumerDefinition<TCommand, TCompleted>>());
-        Served.Names.Add(stage.ToString());
+        Served.Names.Add(stage.Stage.ToString());
         return this;
     }
 

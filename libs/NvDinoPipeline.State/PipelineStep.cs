@@ -24,12 +24,6 @@ public sealed record PipelineStep(string Name, PipelineStage Stage, IReadOnlyLis
     /// <summary>The plan as stored with the pipeline: a JSON array of <c>{"name", "stage", "depends_on"}</c>.</summary>
     public static string Serialize(IEnumerable<PipelineStep> plan) => JsonSerializer.Serialize(plan.ToList(), Json);
 
-    /// <summary>Reads a stored plan; also the <c>name:Stage:dep,dep;…</c> form that databases made before JSON plans hold.</summary>
-    public static IReadOnlyList<PipelineStep> Deserialize(string plan) => plan.TrimStart().StartsWith('[')
-        ? JsonSerializer.Deserialize<List<PipelineStep>>(plan, Json) ?? []
-        : plan.Split(';', StringSplitOptions.RemoveEmptyEntries)
-            .Select(step => step.Split(':'))
-            .Select(parts => new PipelineStep(parts[0], Enum.Parse<PipelineStage>(parts[1]),
-                parts[2].Split(',', StringSplitOptions.RemoveEmptyEntries)))
-            .ToList();
+    /// <summary>Reads a stored plan (the JsonPlans migration converted the colon form of earlier releases).</summary>
+    public static IReadOnlyList<PipelineStep> Deserialize(string plan) => JsonSerializer.Deserialize<List<PipelineStep>>(plan, Json) ?? [];
 }

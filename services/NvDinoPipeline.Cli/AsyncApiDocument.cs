@@ -38,7 +38,7 @@ public static partial class AsyncApiDocument
     public static string Generate()
     {
         var messages = Messages();
-        var commandQueues = CommandQueues(messages);
+        var commandQueues = CommandQueues();
         var events = messages.Where(m => !ClientCommands.Contains(m) && !commandQueues.ContainsKey(m) && !Replies.ContainsValue(m)).ToList();
 
         var channels = new JsonObject
@@ -145,19 +145,12 @@ public static partial class AsyncApiDocument
     private static IEnumerable<Type> Mentioned(Type type) =>
         [type, .. type.IsArray ? Mentioned(type.GetElementType()!) : [], .. type.GetGenericArguments().SelectMany(Mentioned)];
 
-    /// <summary>The queue of every command sent to a worker: MassTransit's kebab-case name of its type (StageDataset: stage-dataset).</summary>
-    private static Dictionary<Type, string> CommandQueues(List<Type> messages)
-    {
-        var queues = typeof(Queues).GetFields(BindingFlags.Public | BindingFlags.Static)
-            .Where(f => f.IsLiteral && f.FieldType == typeof(string))
-            .Select(f => (string)f.GetRawConstantValue()!)
-            .Where(q => q != Queues.Orchestrator)
-            .ToList();
-        var byQueue = messages.ToDictionary(m => Kebab(m.Name));
-        return queues.ToDictionary(
-            q => byQueue.TryGetValue(q, out var command) ? command : throw new InvalidOperationException($"No contract is named like the queue {q}."),
-            q => q);
-    }
+    /// <summary>The queue of every command sent to a worker: each stage's, from the catalog, then the online embedding queue.</summary>
+    private static Dictionary<Type, string> CommandQueues() => new(
+    [
+        .. StageCatalog.All.Select(stage => KeyValuePair.Create(stage.Command, stage.Queue)),
+        KeyValuePair.Create(typeof(EmbedImages), Queues.EmbedImages),
+    ]);
 
     private static JsonObject QueueChannel(string queue, string description, IEnumerable<Type> messages) => new()
     {
@@ -280,11 +273,6 @@ public static partial class AsyncApiDocument
     private static string Camel(string name) => char.ToLowerInvariant(name[0]) + name[1..];
 
     private static string Pascal(string kebab) => string.Concat(kebab.Split('-').Select(part => char.ToUpperInvariant(part[0]) + part[1..]));
-
-    private static string Kebab(string name) => UpperAfterLower().Replace(name, "$1-$2").ToLowerInvariant();
-
-    [GeneratedRegex("([a-z0-9])([A-Z])")]
-    private static partial Regex UpperAfterLower();
 
     private static string ToYaml(JsonNode document)
     {

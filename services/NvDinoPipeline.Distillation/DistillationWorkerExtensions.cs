@@ -14,6 +14,6 @@ public static class DistillationWorkerExtensions
             .Bind(pipeline.Configuration.GetSection(DistillationOptions.SectionName))
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        return pipeline.AddStageWorker<DistillModel, DistillationCompleted, DistillationRunner>(PipelineStage.Distillation, defaultConcurrentJobs: 1);
+        return pipeline.AddStageWorker<DistillModel, DistillationCompleted, DistillationRunner>(defaultConcurrentJobs: 1);
     }
 }

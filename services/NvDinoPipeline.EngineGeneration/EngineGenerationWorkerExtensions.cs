@@ -23,6 +23,6 @@ public static class EngineGenerationWorkerExtensions
         pipeline.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<EngineGenerationOptions>, EngineGenerationOptionsValidator>());
         pipeline.Services.TryAddSingleton<TrtexecLocator>();
         pipeline.Services.TryAddSingleton(TimeProvider.System);
-        return pipeline.AddStageWorker<GenerateEngine, EngineGenerated, EngineGenerationRunner>(PipelineStage.EngineGeneration, defaultConcurrentJobs: 1);
+        return pipeline.AddStageWorker<GenerateEngine, EngineGenerated, EngineGenerationRunner>(defaultConcurrentJobs: 1);
     }
 }

@@ -15,6 +15,6 @@ public static class ExportWorkerExtensions
             .Bind(pipeline.Configuration.GetSection(ExportOptions.SectionName))
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        return pipeline.AddStageWorker<ExportModel, ModelExported, ExportRunner>(PipelineStage.Export, 1);
+        return pipeline.AddStageWorker<ExportModel, ModelExported, ExportRunner>(defaultConcurrentJobs: 1);
     }
 }

@@ -25,6 +25,6 @@ public static class InferenceWorkerExtensions
         pipeline.Services.AddSingleton<DeployedModelLoader>();
         pipeline.Services.AddSingleton<OnlineModels>();
         pipeline.AddBus(bus => bus.AddConsumer<EmbedImagesConsumer, EmbedImagesConsumerDefinition>());
-        return pipeline.AddStageWorker<RunInference, InferenceCompleted, InferenceRunner>(PipelineStage.Inference, defaultConcurrentJobs: 1);
+        return pipeline.AddStageWorker<RunInference, InferenceCompleted, InferenceRunner>(defaultConcurrentJobs: 1);
     }
 }

@@ -1,5 +1,6 @@
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
+using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting;
 
 namespace NvDinoPipeline.Orchestrator;
@@ -16,7 +17,16 @@ public static class OrchestratorExtensions
         services.AddSingleton<PipelineStateMachine>();
         services.AddSingleton(_ => NvDinoPipeline.Specs.SpecLoader.CreateDefault());
         services.AddHostedService<RecoveryService>();
-        pipeline.AddBus(bus => bus.AddConsumer<PipelineConsumer, PipelineConsumerDefinition>());
+        services.AddSingleton<PipelineChanges>();
+        pipeline.AddBus(bus =>
+        {
+            bus.AddConsumer<PipelineConsumer, PipelineConsumerDefinition>();
+            foreach (var stage in StageCatalog.All)
+            {
+                bus.AddConsumer(typeof(StageCompletedConsumer<>).MakeGenericType(stage.Completion),
+                    typeof(StageCompletedConsumerDefinition<>).MakeGenericType(stage.Completion));
+            }
+        });
         pipeline.Served.Names.Add("Orchestrator");
         return pipeline;
     }

@@ -9,13 +9,13 @@ using LogContext = Serilog.Context.LogContext;
 namespace NvDinoPipeline.Orchestrator;
 
 /// <summary>
-/// Feeds every pipeline command and stage event to the state machine, and saves the transition with the commands and
-/// events it implies (outbox) and the message it handled (inbox) in one transaction; then delivers them. A message
-/// handled before changes nothing.
+/// Feeds the pipeline commands and the stages' failures and cancellations to the state machine (each stage's completion
+/// comes through <see cref="StageCompletedConsumer{TCompleted}"/>), through <see cref="PipelineChanges"/>.
 /// </summary>
 public sealed class PipelineConsumer(
     PipelineStateMachine machine,
     PipelineStore pipelines,
+    PipelineChanges changes,
     IOutbox outbox,
     IResultsQueues resultsQueues,
     SpecLoader specs,
@@ -23,23 +23,17 @@ public sealed class PipelineConsumer(
     IConsumer<StartPipeline>,
     IConsumer<CancelPipeline>,
     IConsumer<ResumePipeline>,
-    IConsumer<DatasetStaged>,
-    IConsumer<TrainingCompleted>,
-    IConsumer<DistillationCompleted>,
-    IConsumer<ModelExported>,
-    IConsumer<EngineGenerated>,
-    IConsumer<InferenceCompleted>,
     IConsumer<StageFailed>,
     IConsumer<StageCanceled>
 {
-    /// <summary>Who the inbox records as having handled a message: the orchestrator's queue.</summary>
-    public const string InboxName = Queues.Orchestrator;
-
-    /// <summary>The types of message this consumer handles, by full name.</summary>
-    public static IReadOnlyCollection<string> ConsumedTypes { get; } = typeof(PipelineConsumer).GetInterfaces()
-        .Where(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IConsumer<>))
-        .Select(i => i.GetGenericArguments()[0].FullName!)
-        .ToList();
+    /// <summary>The types of message the orchestrator's queue handles, by full name: this consumer's and every stage's completion.</summary>
+    public static IReadOnlyCollection<string> ConsumedTypes { get; } =
+    [
+        .. typeof(PipelineConsumer).GetInterfaces()
+            .Where(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IConsumer<>))
+            .Select(i => i.GetGenericArguments()[0].FullName!),
+        .. StageCatalog.All.Select(stage => stage.Completion.FullName!),
+    ];
 
     public async Task Consume(ConsumeContext<StartPipeline> context)
     {
@@ -58,12 +52,12 @@ public sealed class PipelineConsumer(
             await resultsQueues.DeclareAsync(start.ResultsQueue, context.CancellationToken);
         }
         var contentType = PlainJson.ContentTypeOf(context);
-        var change = await pipelines.CreateAsync(start.PipelineId, Handled(context), () =>
+        var change = await pipelines.CreateAsync(start.PipelineId, PipelineChanges.Handled(context), () =>
         {
             var (state, transition) = problem is null
                 ? machine.Start(start, spec!, contentType)
                 : machine.Reject(start, problem, contentType);
-            return (state.Pipeline, state.Jobs, Messages(state.Pipeline, transition));
+            return (state.Pipeline, state.Jobs, changes.Messages(state.Pipeline, transition));
         }, context.CancellationToken);
         switch (change.Outcome)
         {
@@ -101,74 +95,14 @@ public sealed class PipelineConsumer(
     }
 
     public Task Consume(ConsumeContext<CancelPipeline> context) =>
-        ApplyAsync(context, context.Message.PipelineId, state => machine.Cancel(state, context.Message.Reason));
+        changes.ApplyAsync(context, context.Message.PipelineId, state => machine.Cancel(state, context.Message.Reason));
 
     public Task Consume(ConsumeContext<ResumePipeline> context) =>
-        ApplyAsync(context, context.Message.PipelineId, machine.Resume);
-
-    public Task Consume(ConsumeContext<DatasetStaged> context) => CompletedAsync(context);
-
-    public Task Consume(ConsumeContext<TrainingCompleted> context) => CompletedAsync(context);
-
-    public Task Consume(ConsumeContext<DistillationCompleted> context) => CompletedAsync(context);
-
-    public Task Consume(ConsumeContext<ModelExported> context) => CompletedAsync(context);
-
-    public Task Consume(ConsumeContext<EngineGenerated> context) => CompletedAsync(context);
-
-    public Task Consume(ConsumeContext<InferenceCompleted> context) => CompletedAsync(context);
+        changes.ApplyAsync(context, context.Message.PipelineId, machine.Resume);
 
     public Task Consume(ConsumeContext<StageFailed> context) =>
-        ApplyAsync(context, context.Message.PipelineId, state => machine.OnStageFailed(state, context.Message));
+        changes.ApplyAsync(context, context.Message.PipelineId, state => machine.OnStageFailed(state, context.Message));
 
     public Task Consume(ConsumeContext<StageCanceled> context) =>
-        ApplyAsync(context, context.Message.PipelineId, state => machine.OnStageCanceled(state, context.Message));
-
-    private Task CompletedAsync<T>(ConsumeContext<T> context) where T : class, IStageMessage =>
-        ApplyAsync(context, context.Message.PipelineId, state => machine.OnStageCompleted(state, context.Message));
-
-    private async Task ApplyAsync(ConsumeContext context, Guid pipelineId, Func<PipelineState, Transition> change)
-    {
-        using var scope = LogContext.PushProperty("PipelineId", pipelineId);
-        var saved = await pipelines.UpdateAsync(pipelineId, Handled(context),
-            (pipeline, jobs) => Messages(pipeline, change(new PipelineState(pipeline, jobs))), context.CancellationToken);
-        switch (saved.Outcome)
-        {
-            case ChangeOutcome.Missing:
-                logger.LogWarning("{MessageType} for unknown pipeline {PipelineId} ignored", context.SupportedMessageTypes.FirstOrDefault(), pipelineId);
-                return;
-            case ChangeOutcome.AlreadyHandled:
-                logger.LogInformation("{MessageType} {MessageId} of pipeline {PipelineId} was handled before; it changes nothing",
-                    context.SupportedMessageTypes.FirstOrDefault(), context.MessageId, pipelineId);
-                return;
-        }
-        await outbox.DeliverAsync(saved.Outbox, context.CancellationToken);
-    }
-
-    /// <summary>
-    /// The transition's commands (each job's stored command, to its stage's queue), events, and messages for the
-    /// pipeline's results queue, as outbox rows.
-    /// </summary>
-    private IReadOnlyList<OutboxMessage> Messages(PipelineRecord pipeline, Transition transition)
-    {
-        var pipelineId = pipeline.Id;
-        foreach (var message in transition.Publish)
-        {
-            logger.LogInformation("Pipeline event {Event}", message.GetType().Name);
-        }
-        foreach (var job in transition.Dispatch)
-        {
-            logger.LogInformation("Sending {Command} for {Stage} job {JobId} (step {Step}, attempt {Attempt})",
-                job.CommandType[(job.CommandType.LastIndexOf('.') + 1)..], job.Stage, job.Id, job.Step, job.Attempt);
-        }
-        return
-        [
-            .. transition.Publish.Select(message => outbox.Publish(message, pipelineId)),
-            .. transition.Dispatch.Select(job => outbox.Send(Queues.ForStage(job.Stage), job.CommandType, job.Command, pipelineId)),
-            .. transition.Results.Select(message => outbox.Send(pipeline.ResultsQueue!, message, pipelineId, pipeline.ResultsContentType)),
-        ];
-    }
-
-    private static HandledMessage? Handled(ConsumeContext context) =>
-        context.MessageId is { } id ? new HandledMessage(id, InboxName) : null;
+        changes.ApplyAsync(context, context.Message.PipelineId, state => machine.OnStageCanceled(state, context.Message));
 }

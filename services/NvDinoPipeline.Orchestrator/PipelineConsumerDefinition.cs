@@ -5,6 +5,7 @@ using NvDinoPipeline.State;
 
 namespace NvDinoPipeline.Orchestrator;
 
+/// <summary>The orchestrator's queue: its concurrency and retry hold for every consumer on it (the stage completions' too).</summary>
 public sealed class PipelineConsumerDefinition : ConsumerDefinition<PipelineConsumer>
 {
     public PipelineConsumerDefinition()

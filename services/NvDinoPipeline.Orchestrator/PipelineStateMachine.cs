@@ -117,7 +117,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
     }
 
     /// <summary>A stage finished: record its result and start whatever was waiting for it.</summary>
-    public Transition OnStageCompleted(PipelineState state, IStageMessage completed)
+    public Transition OnStageCompleted(PipelineState state, IStageCompleted completed)
     {
         var job = state.Jobs.SingleOrDefault(j => j.Id == completed.JobId);
         if (job is null)

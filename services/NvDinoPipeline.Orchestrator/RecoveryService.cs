@@ -2,6 +2,7 @@ using MassTransit;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.State;
 
@@ -57,7 +58,7 @@ public sealed class RecoveryService(
     public async Task<int> RearmAsync(CancellationToken cancellationToken)
     {
         var rearmed = await jobs.RearmExpiredAsync(
-            job => outbox.Send(Queues.ForStage(job.Stage), job.CommandType, job.Command, job.PipelineId), 100, cancellationToken);
+            job => outbox.Send(StageCatalog.For(job.Stage).Queue, job.CommandType, job.Command, job.PipelineId), 100, cancellationToken);
         foreach (var (job, _) in rearmed)
         {
             logger.LogWarning("{Stage} job {JobId} of pipeline {PipelineId} lost its worker {WorkerId} (lease ran out at {LeaseExpiresAt:O}); sent again",
@@ -70,10 +71,10 @@ public sealed class RecoveryService(
     private async Task RecoverInMemoryRestartAsync(CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
-        var redelivered = await outboxStore.RedeliverUnhandledAsync(PipelineConsumer.InboxName, Queues.Orchestrator, PipelineConsumer.ConsumedTypes,
+        var redelivered = await outboxStore.RedeliverUnhandledAsync(PipelineChanges.InboxName, Queues.Orchestrator, PipelineConsumer.ConsumedTypes,
             now - outboxOptions.Value.Retention, _startedAt, cancellationToken);
         var waiting = await jobs.PendingOfRunningPipelinesAsync(_startedAt, cancellationToken);
-        await outboxStore.AddAsync(waiting.Select(job => OutboxMessage.Send(Queues.ForStage(job.Stage), job.CommandType, job.Command, job.PipelineId, now))
+        await outboxStore.AddAsync(waiting.Select(job => OutboxMessage.Send(StageCatalog.For(job.Stage).Queue, job.CommandType, job.Command, job.PipelineId, now))
             .ToList(), cancellationToken);
         if (redelivered + waiting.Count > 0)
         {

@@ -14,6 +14,6 @@ public static class StagingWorkerExtensions
             .Bind(pipeline.Configuration.GetSection(StagingOptions.SectionName))
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        return pipeline.AddStageWorker<StageDataset, DatasetStaged, DatasetStagingRunner>(PipelineStage.Staging, defaultConcurrentJobs: 2);
+        return pipeline.AddStageWorker<StageDataset, DatasetStaged, DatasetStagingRunner>(defaultConcurrentJobs: 2);
     }
 }

@@ -14,6 +14,6 @@ public static class TrainingWorkerExtensions
             .Bind(pipeline.Configuration.GetSection(TrainingOptions.SectionName))
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        return pipeline.AddStageWorker<TrainModel, TrainingCompleted, TrainingRunner>(PipelineStage.Training, defaultConcurrentJobs: 1);
+        return pipeline.AddStageWorker<TrainModel, TrainingCompleted, TrainingRunner>(defaultConcurrentJobs: 1);
     }
 }

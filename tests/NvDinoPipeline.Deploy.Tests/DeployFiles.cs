@@ -32,8 +32,8 @@ public static partial class DeployFiles
     public static IReadOnlyList<ServiceSpec> Services { get; } =
     [
         new("orchestrator", "NvDinoPipeline.Orchestrator", Queues.Orchestrator, false, null),
-        .. Enum.GetValues<PipelineStage>().Select(stage => new ServiceSpec(
-            Kebab(stage.ToString()), $"NvDinoPipeline.{stage}", Queues.ForStage(stage), GpuStages.Contains(stage), stage)),
+        .. StageCatalog.All.Select(entry => new ServiceSpec(
+            Kebab(entry.Stage.ToString()), $"NvDinoPipeline.{entry.Stage}", entry.Queue, GpuStages.Contains(entry.Stage), entry.Stage)),
     ];
 
     public static TheoryData<string> ServiceNames()

@@ -44,12 +44,12 @@ public sealed class GracefulShutdownTests(RabbitMqFixture broker, PostgresFixtur
         using var first = TestHosts.Build(settings, p =>
         {
             p.Services.AddSingleton(firstScript);
-            p.AddStageWorker<StageDataset, DatasetStaged, ScriptedStagingRunner>(PipelineStage.Staging, 1);
+            p.AddStageWorker<StageDataset, DatasetStaged, ScriptedStagingRunner>(defaultConcurrentJobs: 1);
         });
         await first.StartAsync();
         var firstWorker = first.Services.GetRequiredService<WorkerIdentity>().Id;
         var jobs = first.Services.GetRequiredService<JobStore>();
-        var send = await first.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.StageDataset));
+        var send = await first.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Staging).Queue));
         await send.Send(command);
 
         await firstScript.Started.Task.WaitAsync(TimeSpan.FromSeconds(30));
@@ -70,7 +70,7 @@ public sealed class GracefulShutdownTests(RabbitMqFixture broker, PostgresFixtur
         using var second = TestHosts.Build(settings, p =>
         {
             p.Services.AddSingleton(secondScript);
-            p.AddStageWorker<StageDataset, DatasetStaged, ScriptedStagingRunner>(PipelineStage.Staging, 1);
+            p.AddStageWorker<StageDataset, DatasetStaged, ScriptedStagingRunner>(defaultConcurrentJobs: 1);
         });
         await second.StartAsync();
         var secondWorker = second.Services.GetRequiredService<WorkerIdentity>().Id;

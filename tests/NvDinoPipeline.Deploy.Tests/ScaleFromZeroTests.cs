@@ -61,11 +61,11 @@ public sealed class ScaleFromZeroTests(RabbitMqFixture broker, PostgresFixture d
         using (var sender = TestHosts.Build(settings, _ => { }))
         {
             await sender.StartAsync();
-            var endpoint = await sender.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.StageDataset));
+            var endpoint = await sender.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Staging).Queue));
             await endpoint.Send(command);
             await sender.StopAsync();
         }
-        var waiting = await TestHosts.WaitForAsync(() => ReadQueueAsync(management, Queues.StageDataset),
+        var waiting = await TestHosts.WaitForAsync(() => ReadQueueAsync(management, StageCatalog.For(PipelineStage.Staging).Queue),
             q => q is { Messages: 1, Ready: 1 }, depth, "one ready command counted in stage-dataset");
 
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -73,18 +73,18 @@ public sealed class ScaleFromZeroTests(RabbitMqFixture broker, PostgresFixture d
         using var worker = TestHosts.Build(settings, p =>
         {
             p.Services.AddSingleton(script);
-            p.AddStageWorker<StageDataset, DatasetStaged, ScriptedStagingRunner>(PipelineStage.Staging, 1);
+            p.AddStageWorker<StageDataset, DatasetStaged, ScriptedStagingRunner>(defaultConcurrentJobs: 1);
         });
         await worker.StartAsync();
         await script.Started.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var running = await TestHosts.WaitForAsync(() => ReadQueueAsync(management, Queues.StageDataset),
+        var running = await TestHosts.WaitForAsync(() => ReadQueueAsync(management, StageCatalog.For(PipelineStage.Staging).Queue),
             q => q is { Unacknowledged: 1 }, depth, "the running job's command counted as unacknowledged");
 
         release.SetResult();
         var jobs = worker.Services.GetRequiredService<JobStore>();
         await TestHosts.WaitForAsync(() => jobs.FindAsync(command.JobId, CancellationToken.None),
             job => job?.Status == JobStatus.Done, TimeSpan.FromSeconds(30), "the job done");
-        var drained = await TestHosts.WaitForAsync(() => ReadQueueAsync(management, Queues.StageDataset),
+        var drained = await TestHosts.WaitForAsync(() => ReadQueueAsync(management, StageCatalog.For(PipelineStage.Staging).Queue),
             q => q is { Messages: 0 }, depth, "an empty stage-dataset queue");
         await worker.StopAsync();
 

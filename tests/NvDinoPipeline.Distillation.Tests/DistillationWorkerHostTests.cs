@@ -45,7 +45,7 @@ public sealed class DistillationWorkerHostTests
 
             var pipelineId = Guid.NewGuid();
             var jobId = Guid.NewGuid();
-            var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.DistillModel));
+            var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Distillation).Queue));
             await endpoint.Send(new DistillModel
             {
                 PipelineId = pipelineId,

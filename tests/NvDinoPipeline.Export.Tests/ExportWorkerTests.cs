@@ -127,7 +127,7 @@ public sealed class ExportWorkerTests
     private static async Task<IStageMessage> SendAndWaitAsync(IHost host, ExportModel command)
     {
         var outcome = host.Services.GetRequiredService<Outcomes>().For(command.JobId);
-        var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.ExportModel));
+        var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Export).Queue));
         await endpoint.Send(command);
         return await outcome.WaitAsync(TimeSpan.FromSeconds(60));
     }

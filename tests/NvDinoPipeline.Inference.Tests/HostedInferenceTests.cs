@@ -99,7 +99,7 @@ public sealed class HostedInferenceTests : IAsyncLifetime
         };
         await _bed.AddAsync(HostBed.Pipeline(pipelineId, spec), HostBed.Job(pipelineId, PipelineStep.Inference, PipelineStage.Inference, spec, command));
 
-        var endpoint = await _bed.Host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.RunInference));
+        var endpoint = await _bed.Host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Inference).Queue));
         await endpoint.Send(command);
         var job = await _bed.WaitForJobAsync(jobId, j => j.Status is JobStatus.Done or JobStatus.Error);
         Assert.Equal(JobStatus.Done, job.Status);

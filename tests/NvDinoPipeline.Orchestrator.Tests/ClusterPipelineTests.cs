@@ -101,8 +101,8 @@ public sealed class ClusterPipelineTests(RabbitMqFixture broker, PostgresFixture
         await orchestrator.StartAsync();
 
         await workers.Services.GetRequiredService<MassTransit.IBusControl>().WaitUntilReadyAsync(CancellationToken.None);
-        await broker.PublishRawAsync(Hosting.Messaging.Queues.StageDataset, "{\"message\": {\"jobId\": ", "application/vnd.masstransit+json");
-        var errors = await WaitForDepthAsync($"{Hosting.Messaging.Queues.StageDataset}_error", 1);
+        await broker.PublishRawAsync(StageCatalog.For(PipelineStage.Staging).Queue, "{\"message\": {\"jobId\": ", "application/vnd.masstransit+json");
+        var errors = await WaitForDepthAsync($"{StageCatalog.For(PipelineStage.Staging).Queue}_error", 1);
         Assert.Equal(1, errors);
 
         var start = NewStart(SpecLoader.CreateDefault().Defaults.ToJson(), withTest: false);

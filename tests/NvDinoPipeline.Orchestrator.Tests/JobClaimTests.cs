@@ -39,7 +39,7 @@ public sealed class JobClaimTests : IDisposable
                 begin.CommandText = "BEGIN EXCLUSIVE;";
                 await begin.ExecuteNonQueryAsync();
             }
-            await (await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.StageDataset))).Send(command);
+            await (await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Staging).Queue))).Send(command);
             await Task.Delay(TimeSpan.FromSeconds(3));
             Assert.Equal(0, standIns.RunsOf("staging-Train"));
             await using var commit = locker.CreateCommand();
@@ -76,7 +76,7 @@ public sealed class JobClaimTests : IDisposable
         using var host = Build(settings, p => p.AddStandInWorkers(standIns));
         await host.StartAsync();
         var command = StagingCommand(host);
-        await (await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.StageDataset))).Send(command);
+        await (await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Staging).Queue))).Send(command);
         var jobs = host.Services.GetRequiredService<JobStore>();
         var running = await WaitForJobAsync(jobs, command.JobId, j => j.Status == JobStatus.Running && j.Progress is not null);
 

@@ -187,7 +187,7 @@ public sealed class PipelineStateMachineTests : IDisposable
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         Assert.Equal(0, second.RunsOf("training"));
         // ... which then hands the job back, saving its command for its own relay, and dies before delivering it.
-        var command = OutboxMessage.Send(Queues.TrainModel, train.CommandType, train.Command, start.PipelineId, DateTime.UtcNow);
+        var command = OutboxMessage.Send(StageCatalog.For(PipelineStage.Training).Queue, train.CommandType, train.Command, start.PipelineId, DateTime.UtcNow);
         command.LockedBy = predecessor;
         command.LockedUntil = DateTime.UtcNow.AddSeconds(2);
         Assert.True(await restarted.Services.GetRequiredService<JobStore>().ReleaseAsync(train.Id, predecessor, [command], CancellationToken.None));

@@ -116,7 +116,7 @@ public sealed class PipelineTransitionsTests
     {
         var job = state.Latest(step)!;
         var output = Folder(state, job);
-        IStageMessage completion = job.Stage switch
+        IStageCompleted completion = job.Stage switch
         {
             PipelineStage.Staging => Staged(state, step),
             PipelineStage.Training => new TrainingCompleted

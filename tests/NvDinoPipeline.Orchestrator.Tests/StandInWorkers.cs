@@ -35,12 +35,12 @@ public static class StandInRegistration
     {
         pipeline.Services.AddSingletonInstance(standIns);
         return pipeline
-            .AddStageWorker<StageDataset, DatasetStaged, StagingStandIn>(PipelineStage.Staging, 2)
-            .AddStageWorker<TrainModel, TrainingCompleted, TrainingStandIn>(PipelineStage.Training, 1)
-            .AddStageWorker<DistillModel, DistillationCompleted, DistillationStandIn>(PipelineStage.Distillation, 1)
-            .AddStageWorker<ExportModel, ModelExported, ExportStandIn>(PipelineStage.Export, 1)
-            .AddStageWorker<GenerateEngine, EngineGenerated, EngineStandIn>(PipelineStage.EngineGeneration, 1)
-            .AddStageWorker<RunInference, InferenceCompleted, InferenceStandIn>(PipelineStage.Inference, 1);
+            .AddStageWorker<StageDataset, DatasetStaged, StagingStandIn>(defaultConcurrentJobs: 2)
+            .AddStageWorker<TrainModel, TrainingCompleted, TrainingStandIn>(defaultConcurrentJobs: 1)
+            .AddStageWorker<DistillModel, DistillationCompleted, DistillationStandIn>(defaultConcurrentJobs: 1)
+            .AddStageWorker<ExportModel, ModelExported, ExportStandIn>(defaultConcurrentJobs: 1)
+            .AddStageWorker<GenerateEngine, EngineGenerated, EngineStandIn>(defaultConcurrentJobs: 1)
+            .AddStageWorker<RunInference, InferenceCompleted, InferenceStandIn>(defaultConcurrentJobs: 1);
     }
 
     private static void AddSingletonInstance<T>(this Microsoft.Extensions.DependencyInjection.IServiceCollection services, T instance) where T : class =>

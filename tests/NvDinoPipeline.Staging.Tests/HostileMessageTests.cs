@@ -95,7 +95,7 @@ public sealed class HostileMessageTests : IAsyncLifetime
 
     private async Task SendAsync(StageDataset command)
     {
-        var endpoint = await _harness.Bus.GetSendEndpoint(Queues.Address(Queues.ForStage(PipelineStage.Staging)));
+        var endpoint = await _harness.Bus.GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Staging).Queue));
         await endpoint.Send(command);
     }
 

@@ -58,7 +58,7 @@ public sealed class StagingWorkerTests : IDisposable
         var jobId = Guid.NewGuid();
         var outputUri = FileUri(_home.Combine("artifacts", pipelineId.ToString(), jobId.ToString()) + "/");
 
-        var endpoint = await harness.Bus.GetSendEndpoint(Queues.Address(Queues.ForStage(PipelineStage.Staging)));
+        var endpoint = await harness.Bus.GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Staging).Queue));
         await endpoint.Send(new StageDataset
         {
             PipelineId = pipelineId,
@@ -89,7 +89,7 @@ public sealed class StagingWorkerTests : IDisposable
         var jobId = Guid.NewGuid();
         var pipelineId = Guid.NewGuid();
 
-        var endpoint = await harness.Bus.GetSendEndpoint(Queues.Address(Queues.StageDataset));
+        var endpoint = await harness.Bus.GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Staging).Queue));
         await endpoint.Send(new StageDataset
         {
             PipelineId = pipelineId,

@@ -15,6 +15,14 @@ public sealed class SchemaMigrationTests(PostgresFixture postgres) : IClassFixtu
 {
     private static readonly Guid PipelineId = Guid.Parse("6f1b5a52-5d0e-4d7a-9b41-2f4a6c1d0e01");
     private static readonly Guid JobId = Guid.Parse("6f1b5a52-5d0e-4d7a-9b41-2f4a6c1d0e02");
+    private static readonly Guid JsonPlanPipelineId = Guid.Parse("6f1b5a52-5d0e-4d7a-9b41-2f4a6c1d0e03");
+
+    /// <summary>A distilling pipeline with test data, in the colon form the previous release stored plans in.</summary>
+    private const string ColonPlan =
+        "stage-train:Staging:;stage-test:Staging:;train:Training:stage-train;distill:Distillation:train;export:Export:distill;"
+        + "engine:EngineGeneration:export;inference:Inference:engine,stage-test";
+
+    private const string JsonPlan = """[{"name":"stage-train","stage":"Staging","depends_on":[]}]""";
     private readonly TempDirectory _folder = new("nvdino-state-migrations");
 
     public void Dispose() => _folder.Dispose();
@@ -88,7 +96,19 @@ public sealed class SchemaMigrationTests(PostgresFixture postgres) : IClassFixtu
 
         var (pipeline, jobs) = (await state.Pipelines.ReadAsync(PipelineId, CancellationToken.None))!.Value;
         Assert.Equal(("previous", JobStatus.Running), (pipeline.Name, pipeline.Status));
-        Assert.Equal(["stage-train", "train"], PipelineStep.Deserialize(pipeline.Plan).Select(s => s.Name));
+        // The plan is now the JSON any reader of the database parses, exactly as the orchestrator writes it.
+        Assert.Equal(PipelineStep.Serialize(
+        [
+            new("stage-train", PipelineStage.Staging, []),
+            new("stage-test", PipelineStage.Staging, []),
+            new("train", PipelineStage.Training, ["stage-train"]),
+            new("distill", PipelineStage.Distillation, ["train"]),
+            new("export", PipelineStage.Export, ["distill"]),
+            new("engine", PipelineStage.EngineGeneration, ["export"]),
+            new("inference", PipelineStage.Inference, ["engine", "stage-test"]),
+        ]), pipeline.Plan);
+        var (alreadyJson, _) = (await state.Pipelines.ReadAsync(JsonPlanPipelineId, CancellationToken.None))!.Value;
+        Assert.Equal(JsonPlan, alreadyJson.Plan);
         var job = Assert.Single(jobs);
         Assert.Equal((JobId, JobStatus.Pending, "stage-train"), (job.Id, job.Status, job.Step));
 
@@ -115,17 +135,21 @@ public sealed class SchemaMigrationTests(PostgresFixture postgres) : IClassFixtu
     private static string Fixture(string provider) =>
         File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", $"schema-before-migrations.{provider}.sql"));
 
-    /// <summary>Rows as the previous release wrote them: a plan in its colon form, a waiting job, a read and an unread request.</summary>
+    /// <summary>
+    /// Rows as the previous release wrote them: a plan in its colon form, a waiting job, a read and an unread request; and
+    /// a pipeline whose plan is JSON already.
+    /// </summary>
     private static string PreviousReleaseRows(bool sqlite)
     {
         string Id(Guid id) => sqlite ? $"'{id.ToString().ToUpperInvariant()}'" : $"'{id}'";
         var now = sqlite ? "'2026-11-30 10:00:00'" : "'2026-11-30 10:00:00+00'";
-        const string plan = "stage-train:Staging:;train:Training:stage-train";
         var resume = System.Text.Json.JsonSerializer.Serialize(new ResumePipeline { PipelineId = PipelineId });
         var cancel = System.Text.Json.JsonSerializer.Serialize(new CancelPipeline { PipelineId = PipelineId });
         return $"""
             INSERT INTO pipelines ("Id", "Name", "Status", "Plan", "Spec", "TrainDataUri", "CreatedAt", "UpdatedAt", "Version")
-                VALUES ({Id(PipelineId)}, 'previous', 'Running', '{plan}', '{"{}"}', 'file:///data/train.tar.gz', {now}, {now}, 1);
+                VALUES ({Id(PipelineId)}, 'previous', 'Running', '{ColonPlan}', '{"{}"}', 'file:///data/train.tar.gz', {now}, {now}, 1);
+            INSERT INTO pipelines ("Id", "Name", "Status", "Plan", "Spec", "TrainDataUri", "CreatedAt", "UpdatedAt", "Version")
+                VALUES ({Id(JsonPlanPipelineId)}, 'json', 'Done', '{JsonPlan}', '{"{}"}', 'file:///data/train.tar.gz', {now}, {now}, 1);
             INSERT INTO jobs ("Id", "PipelineId", "Step", "Stage", "Attempt", "Status", "Spec", "CommandType", "Command", "Artifacts", "Metrics",
                 "Claims", "CreatedAt", "UpdatedAt", "Version")
                 VALUES ({Id(JobId)}, {Id(PipelineId)}, 'stage-train', 'Staging', 1, 'Pending', '{"{}"}', 'NvDinoPipeline.Contracts.StageDataset', '{"{}"}',

@@ -38,7 +38,7 @@ public sealed class TrainingWorkerHostTests
             var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(8));
             var pipelineId = Guid.NewGuid();
             var jobId = Guid.NewGuid();
-            var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(Queues.TrainModel));
+            var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Training).Queue));
             await endpoint.Send(new TrainModel
             {
                 PipelineId = pipelineId,

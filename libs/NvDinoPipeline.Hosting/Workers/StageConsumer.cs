@@ -35,7 +35,7 @@ public sealed class StageConsumer<TCommand, TCompleted>(
     TimeProvider clock,
     ILogger<StageConsumer<TCommand, TCompleted>> logger) : IConsumer<TCommand>
     where TCommand : class, IStageCommand
-    where TCompleted : class, IStageMessage
+    where TCompleted : class, IStageCompleted
 {
     /// <summary>How long finishing writes (done, failed, handed back) wait for a database that is away.</summary>
     private static readonly TimeSpan FinishPatience = TimeSpan.FromMinutes(5);

@@ -11,7 +11,7 @@ public sealed record StageDescriptor<TCommand>(PipelineStage Stage, string Queue
 
 public sealed class StageConsumerDefinition<TCommand, TCompleted> : ConsumerDefinition<StageConsumer<TCommand, TCompleted>>
     where TCommand : class, IStageCommand
-    where TCompleted : class, IStageMessage
+    where TCompleted : class, IStageCompleted
 {
     private readonly MessagingOptions _messaging;
 

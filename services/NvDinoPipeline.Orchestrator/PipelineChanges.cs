@@ -1,0 +1,66 @@
+using MassTransit;
+using Microsoft.Extensions.Logging;
+using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.State;
+using LogContext = Serilog.Context.LogContext;
+
+namespace NvDinoPipeline.Orchestrator;
+
+/// <summary>
+/// Saves what a message does to its pipeline: the state machine's transition with the commands and events it implies
+/// (outbox) and the message it handled (inbox) in one transaction; then delivers them. A message handled before changes
+/// nothing. Shared by every consumer of the orchestrator's queue.
+/// </summary>
+public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, ILogger<PipelineChanges> logger)
+{
+    /// <summary>Who the inbox records as having handled a message: the orchestrator's queue.</summary>
+    public const string InboxName = Queues.Orchestrator;
+
+    /// <summary>Applies <paramref name="change"/> to the pipeline the handled message belongs to.</summary>
+    public async Task ApplyAsync(ConsumeContext context, Guid pipelineId, Func<PipelineState, Transition> change)
+    {
+        using var scope = LogContext.PushProperty("PipelineId", pipelineId);
+        var saved = await pipelines.UpdateAsync(pipelineId, Handled(context),
+            (pipeline, jobs) => Messages(pipeline, change(new PipelineState(pipeline, jobs))), context.CancellationToken);
+        switch (saved.Outcome)
+        {
+            case ChangeOutcome.Missing:
+                logger.LogWarning("{MessageType} for unknown pipeline {PipelineId} ignored", context.SupportedMessageTypes.FirstOrDefault(), pipelineId);
+                return;
+            case ChangeOutcome.AlreadyHandled:
+                logger.LogInformation("{MessageType} {MessageId} of pipeline {PipelineId} was handled before; it changes nothing",
+                    context.SupportedMessageTypes.FirstOrDefault(), context.MessageId, pipelineId);
+                return;
+        }
+        await outbox.DeliverAsync(saved.Outbox, context.CancellationToken);
+    }
+
+    /// <summary>
+    /// The transition's commands (each job's stored command, to its stage's queue), events, and messages for the
+    /// pipeline's results queue, as outbox rows.
+    /// </summary>
+    public IReadOnlyList<OutboxMessage> Messages(PipelineRecord pipeline, Transition transition)
+    {
+        var pipelineId = pipeline.Id;
+        foreach (var message in transition.Publish)
+        {
+            logger.LogInformation("Pipeline event {Event}", message.GetType().Name);
+        }
+        foreach (var job in transition.Dispatch)
+        {
+            logger.LogInformation("Sending {Command} for {Stage} job {JobId} (step {Step}, attempt {Attempt})",
+                job.CommandType[(job.CommandType.LastIndexOf('.') + 1)..], job.Stage, job.Id, job.Step, job.Attempt);
+        }
+        return
+        [
+            .. transition.Publish.Select(message => outbox.Publish(message, pipelineId)),
+            .. transition.Dispatch.Select(job => outbox.Send(StageCatalog.For(job.Stage).Queue, job.CommandType, job.Command, pipelineId)),
+            .. transition.Results.Select(message => outbox.Send(pipeline.ResultsQueue!, message, pipelineId, pipeline.ResultsContentType)),
+        ];
+    }
+
+    /// <summary>The inbox entry of the handled message; null for a message without an id.</summary>
+    public static HandledMessage? Handled(ConsumeContext context) =>
+        context.MessageId is { } id ? new HandledMessage(id, InboxName) : null;
+}
