@@ -244,7 +244,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
                 throw new StageInputException($"The teacher checkpoint {teacherUri} does not exist; was the training job's checkpoint removed?");
             return await store.GetLocalPathAsync(teacherUri, scratch, cancellationToken);
         }
-        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException or ArgumentException or ArtifactStoreException)
+        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException or ArgumentException or ArtifactStoreException { Transient: false })
         {
             throw new StageInputException($"The teacher checkpoint {teacherUri} cannot be read: {exception.Message}", exception);
         }

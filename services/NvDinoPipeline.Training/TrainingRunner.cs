@@ -237,7 +237,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
                 throw new ArgumentException($"'{value}' names no file");
             return await store.GetLocalPathAsync(uri, Path.Combine(scratch, "downloads"), cancellationToken);
         }
-        catch (Exception exception) when (exception is FileNotFoundException or ArgumentException or ArtifactStoreException)
+        catch (Exception exception) when (exception is FileNotFoundException or ArgumentException or ArtifactStoreException { Transient: false })
         {
             throw new StageInputException($"{key}: '{value}' cannot be read: {exception.Message}", exception);
         }

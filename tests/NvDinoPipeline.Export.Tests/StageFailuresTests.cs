@@ -17,6 +17,8 @@ public sealed class StageFailuresTests
         Assert.True(StageFailures.IsTransient(unreachable));
         Assert.True(StageFailures.IsTransient(new InvalidDataException("could not read the archive", unreachable)));
         Assert.True(StageFailures.IsTransient(new HttpIOException(HttpRequestError.ResponseEnded, "the response ended prematurely")));
+        // Seen in the fault campaign: distillation called its teacher checkpoint unreadable while the store was down.
+        Assert.True(StageFailures.IsTransient(new StageInputException("The teacher checkpoint cannot be read", unreachable)));
     }
 
     [Fact]

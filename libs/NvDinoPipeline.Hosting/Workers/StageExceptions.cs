@@ -16,10 +16,13 @@ public static class StageFailures
 {
     /// <summary>
     /// Faults that pass by themselves: an unreachable broker, store or state database, also when a stage wrapped
-    /// them in an error of its own. What the stage judged the input's fault or the host's never is.
+    /// them in an error of its own. What the stage judged the input's fault or the host's never is, unless the
+    /// input could not be read because the store was away.
     /// </summary>
     public static bool IsTransient(Exception exception) => exception switch
     {
+        // A read the stage blamed on its input while the store itself was away: the input may be fine.
+        StageInputException { InnerException: Storage.ArtifactStoreException { Transient: true } } => true,
         StageInputException or StageUnavailableException => false,
         TransientStageException or TimeoutException or HttpRequestException or HttpIOException or System.Net.Sockets.SocketException => true,
         Storage.ArtifactStoreException store => store.Transient,
