@@ -21,7 +21,8 @@ try
         Folder = folder,
         PortBase = 57700,
         Pipelines = pipelines,
-        PipelineInterval = TimeSpan.FromSeconds(8),
+        // Starts spread over about seven minutes, so that the 30 faults fall while pipelines run.
+        PipelineInterval = TimeSpan.FromSeconds(20),
         FaultSpacing = TimeSpan.FromSeconds(10),
         S3Outage = TimeSpan.FromSeconds(30),
         Deadline = TimeSpan.FromMinutes(80),

@@ -324,7 +324,8 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(_random.NextDouble() * options.FaultSpacing.TotalMilliseconds));
             var before = await SnapshotAsync();
-            var fault = await InjectAsync(kind, requireMidJob: deferred.GetValueOrDefault(kind) < 3 && !(await AllFinishedAsync(starting)));
+            var finished = await AllFinishedAsync(starting);
+            var fault = await InjectAsync(kind, requireMidJob: deferred.GetValueOrDefault(kind) < 3 && !finished, waitForJob: !finished);
             if (fault is null)
             {
                 // No job of that stage running now: try again later, when another pipeline reaches it.
@@ -350,12 +351,12 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
         return snapshot.Values.All(p => p.Pipeline.Status is JobStatus.Done or JobStatus.Error or JobStatus.Canceled);
     }
 
-    private async Task<InjectedFault?> InjectAsync(FaultKind kind, bool requireMidJob)
+    private async Task<InjectedFault?> InjectAsync(FaultKind kind, bool requireMidJob, bool waitForJob)
     {
         switch (kind)
         {
             case FaultKind.KillOrchestrator:
-                return await KillAsync("orchestrator", null, false);
+                return await KillAsync("orchestrator", null, false, false);
             case FaultKind.RestartRabbitMq:
                 return await OutageAsync(kind, "rabbitmq", TimeSpan.Zero);
             case FaultKind.RestartPostgres:
@@ -364,19 +365,20 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
                 return await OutageAsync(kind, "s3rver", options.S3Outage);
             default:
                 var stage = Enum.Parse<PipelineStage>(kind.ToString()["Kill".Length..]);
-                return await KillAsync(DeployFiles.Kebab(stage.ToString()), stage, requireMidJob);
+                return await KillAsync(DeployFiles.Kebab(stage.ToString()), stage, requireMidJob, waitForJob);
         }
     }
 
     /// <summary>SIGKILL of a service's process, mid-job for a worker (when one of its jobs runs within a while), then a new process.</summary>
-    private async Task<InjectedFault?> KillAsync(string service, PipelineStage? stage, bool requireMidJob)
+    private async Task<InjectedFault?> KillAsync(string service, PipelineStage? stage, bool requireMidJob, bool waitForJob)
     {
         var process = _processes[service];
         var detail = $"{process.Name}, pid {process.ProcessId}";
         var midJob = false;
         if (stage is { } running)
         {
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            // Every pipeline finished: no job of the stage will come, so it is killed at once.
+            var deadline = DateTime.UtcNow + (waitForJob ? TimeSpan.FromSeconds(60) : TimeSpan.Zero);
             while (DateTime.UtcNow < deadline)
             {
                 var job = (await SnapshotAsync()).Values.SelectMany(p => p.Jobs).FirstOrDefault(j =>
