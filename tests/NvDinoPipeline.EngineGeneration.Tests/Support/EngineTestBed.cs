@@ -74,7 +74,7 @@ internal sealed class EngineTestBed : IDisposable
             var writer = new ShardWriter(stream);
             for (var i = 0; i < count; i++)
             {
-                var rgb = image?.Invoke(i) ?? TestImages.Rgb(width, height, seed: 1000 + i);
+                var rgb = image?.Invoke(i) ?? TestImages.Shapes(width, height, seed: 1000 + i);
                 await writer.AddAsync(rgb, width, height, $"images/{i:D4}.png", Convert.ToHexStringLower(SHA256.HashData(rgb)), CancellationToken.None);
             }
 
