@@ -70,8 +70,8 @@ public sealed class ShardReader : IDisposable
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(datasetUri);
-        var shards = await ListShardsAsync(store, datasetUri, cancellationToken);
-        if (shards.Count == 0)
+        var (shards, described) = await ListAsync(store, datasetUri, cancellationToken);
+        if (shards.Count == 0 && !described)
         {
             var folder = datasetUri.AbsoluteUri.EndsWith('/') ? datasetUri : new Uri(datasetUri.AbsoluteUri + "/");
             throw new InvalidDataException($"'{folder}' holds neither {ShardFormat.DatasetFileName} nor shard-*.bin files.");
@@ -93,6 +93,12 @@ public sealed class ShardReader : IDisposable
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(datasetUri);
+        return (await ListAsync(store, datasetUri, cancellationToken)).Shards;
+    }
+
+    private static async Task<(IReadOnlyList<(Uri Uri, int? Count)> Shards, bool Described)> ListAsync(IArtifactStore store, Uri datasetUri,
+        CancellationToken cancellationToken)
+    {
         var folder = datasetUri.AbsoluteUri.EndsWith('/') ? datasetUri : new Uri(datasetUri.AbsoluteUri + "/");
         var descriptionUri = folder.Append(ShardFormat.DatasetFileName);
         if (await store.GetInfoAsync(descriptionUri, cancellationToken) is not null)
@@ -104,7 +110,7 @@ public sealed class ShardReader : IDisposable
                 json = await reader.ReadToEndAsync(cancellationToken);
             }
             var dataset = ShardDatasetFile.Parse(json, descriptionUri.AbsoluteUri);
-            return [.. dataset.Shards.Select(s => (folder.Append(s.Name), (int?)s.ImageCount))];
+            return ([.. dataset.Shards.Select(s => (folder.Append(s.Name), (int?)s.ImageCount))], true);
         }
         var listed = new List<(Uri, int?)>();
         await foreach (var item in store.ListAsync(folder, cancellationToken))
@@ -116,7 +122,7 @@ public sealed class ShardReader : IDisposable
                 listed.Add((item.Uri, null));
             }
         }
-        return [.. listed.OrderBy(s => s.Item1.AbsoluteUri, StringComparer.Ordinal)];
+        return ([.. listed.OrderBy(s => s.Item1.AbsoluteUri, StringComparer.Ordinal)], false);
     }
 
     /// <summary>Image <paramref name="index"/> with its pixels.</summary>
