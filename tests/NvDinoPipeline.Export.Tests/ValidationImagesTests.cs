@@ -5,6 +5,7 @@ using NvDinoPipeline.Export.Validation;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
+using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.Export.Tests;
 
@@ -86,16 +87,8 @@ public sealed class ValidationImagesTests : IDisposable
 
     private async Task WriteShardAsync(Uri uri, IReadOnlyList<DecodedImage> images)
     {
-        var local = _bed.Temp.Combine($"{Guid.NewGuid():N}.bin");
-        await using (var stream = File.Create(local))
-        {
-            var writer = new ShardWriter(stream);
-            for (var i = 0; i < images.Count; i++)
-            {
-                await writer.AddAsync(images[i].Pixels, images[i].Width, images[i].Height, $"img_{i}.png", new string('0', 64), CancellationToken.None);
-            }
-            await writer.CompleteAsync(CancellationToken.None);
-        }
-        await _bed.Store.PutFileAsync(uri, local, CancellationToken.None);
+        var folder = _bed.Temp.Combine(Guid.NewGuid().ToString("N"));
+        await StagedDataset.WriteAsync(folder, new InMemoryImageSource(images), imagesPerShard: images.Count);
+        await _bed.Store.PutFileAsync(uri, Path.Combine(folder, ShardFormat.FileName(0)), CancellationToken.None);
     }
 }
