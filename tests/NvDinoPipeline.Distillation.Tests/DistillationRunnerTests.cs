@@ -10,7 +10,6 @@ using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
-using NvDinoPipeline.Training.Tests;
 
 namespace NvDinoPipeline.Distillation.Tests;
 
@@ -36,7 +35,7 @@ public sealed class DistillationRunnerTests : IDisposable
     [Fact]
     public async Task Distilling_a_training_job_writes_student_and_ema_backbones_and_a_checkpoint()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyDistillation.Images(8));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
         var teacher = await TrainingJobCheckpointAsync(VitTiny);
         var job = NewJob(dataset, teacher, TinyDistillation.Spec("vit_t", "vit_pico",
             "model.distill.disable_masking=true", "model.distill.feature_matching.cls_weight=1.0", "model.distill.feature_matching.patch_weight=0.5"));
@@ -64,7 +63,7 @@ public sealed class DistillationRunnerTests : IDisposable
     [Fact]
     public async Task A_canceled_job_resumes_from_its_checkpoint_on_another_worker()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyDistillation.Images(8));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
         var teacher = await TrainingJobCheckpointAsync(VitTiny);
         var job = NewJob(dataset, teacher, TinyDistillation.Spec("vit_t", "vit_pico", "train.num_epochs=3"));
         using var cancel = new CancellationTokenSource();
@@ -85,7 +84,7 @@ public sealed class DistillationRunnerTests : IDisposable
     [Fact]
     public async Task A_teacher_checkpoint_of_the_wrong_shape_fails_naming_the_file()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyDistillation.Images(8));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
         // The spec says the teacher is a vit_t, but the training job's backbone is a vit_pico.
         var teacher = await TrainingJobCheckpointAsync(VitPico, SslTrainer.TeacherBackboneFileName);
         var job = NewJob(dataset, teacher, TinyDistillation.Spec("vit_t", "vit_pico"));
@@ -100,7 +99,7 @@ public sealed class DistillationRunnerTests : IDisposable
     [Fact]
     public async Task A_student_larger_than_the_teacher_fails_naming_both_types()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyDistillation.Images(8));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
         var teacher = await TrainingJobCheckpointAsync(VitPico);
         var job = NewJob(dataset, teacher, TinyDistillation.Spec("vit_pico", "vit_t"));
 
@@ -114,7 +113,7 @@ public sealed class DistillationRunnerTests : IDisposable
     [Fact]
     public async Task A_missing_teacher_checkpoint_fails_naming_it()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyDistillation.Images(8));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
         var missing = store.JobFolder(Guid.NewGuid(), Guid.NewGuid()).Append("checkpoints/epoch_009.ckpt");
         var job = NewJob(dataset, missing, TinyDistillation.Spec("vit_t", "vit_pico"));
 
@@ -147,7 +146,7 @@ public sealed class DistillationRunnerTests : IDisposable
     [Fact]
     public async Task A_teacher_epoch_that_was_not_kept_fails_the_job_naming_the_key()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyDistillation.Images(8));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
         var teacher = await TrainingJobCheckpointAsync(VitTiny);
         var job = NewJob(dataset, teacher, TinyDistillation.Spec("vit_t", "vit_pico", "distill.teacher_checkpoint=5"));
 

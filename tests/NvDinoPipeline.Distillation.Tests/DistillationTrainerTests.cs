@@ -19,7 +19,7 @@ public sealed class DistillationTrainerTests : IDisposable
     public async Task Distilling_a_trained_teacher_gives_student_and_ema_backbones_that_load_and_a_finite_changing_loss(bool disableMasking, double featureWeight)
     {
         var teacherCheckpoint = TinyDistillation.TrainedCheckpoint(folder.Combine("teacher"), TinyDistillation.Teacher);
-        var images = TinyDistillation.Images(8);
+        var images = TestImages.Blocks(8);
         var options = new DistillationTrainerOptions
         {
             Trainer = TinyDistillation.Recipe(TinyDistillation.Teacher, epochs: 3),

@@ -9,7 +9,6 @@ using NvDinoPipeline.State;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
 using NvDinoPipeline.Training.Core;
-using NvDinoPipeline.Training.Tests;
 
 namespace NvDinoPipeline.Distillation.Tests;
 
@@ -37,7 +36,7 @@ public sealed class DistillationWorkerHostTests
         try
         {
             var store = host.Services.GetRequiredService<IArtifactStore>();
-            var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyDistillation.Images(8));
+            var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
             var checkpoint = TinyDistillation.TrainedCheckpoint(folder.Combine("training"), TinyDistillation.Teacher with { EmbedDim = 192, NumHeads = 3, Depth = 12 });
             var trainingJob = store.JobFolder(Guid.NewGuid(), Guid.NewGuid());
             var teacherUri = trainingJob.Append("checkpoints/" + Path.GetFileName(checkpoint));

@@ -1,4 +1,3 @@
-using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.Ssl.Augmentation;
@@ -44,40 +43,12 @@ internal static class TinyDistillation
     /// <summary>A training checkpoint (teacher, student, heads, centers) of <paramref name="backbone"/>, after one training step.</summary>
     public static string TrainedCheckpoint(string folder, BackboneConfig backbone)
     {
-        var images = Images(8);
+        var images = TestImages.Blocks(8);
         using var trainer = new SslTrainer(Recipe(backbone, epochs: 1), iterationsPerEpoch: 2);
         var loader = new SslBatchLoader(images, Data(), 7);
         using (var batch = loader.Epoch(0, 0, CancellationToken.None).First())
             trainer.Step(batch);
         return trainer.SaveCheckpoint(folder).CheckpointPath;
-    }
-
-    /// <summary>Random blocks of colour on a gradient.</summary>
-    public static InMemoryImageSource Images(int count, int side = 32, int seed = 1)
-    {
-        var random = new Random(seed);
-        var images = new List<DecodedImage>(count);
-        for (var n = 0; n < count; n++)
-        {
-            var pixels = new byte[side * side * 3];
-            var (r, g, b) = (random.Next(256), random.Next(256), random.Next(256));
-            var top = random.Next(side / 2);
-            var left = random.Next(side / 2);
-            var size = side / 4 + random.Next(side / 4);
-            for (var y = 0; y < side; y++)
-            {
-                for (var x = 0; x < side; x++)
-                {
-                    var inside = y >= top && y < top + size && x >= left && x < left + size;
-                    var i = (y * side + x) * 3;
-                    pixels[i] = (byte)(inside ? r : x * 255 / side);
-                    pixels[i + 1] = (byte)(inside ? g : y * 255 / side);
-                    pixels[i + 2] = (byte)(inside ? b : 128);
-                }
-            }
-            images.Add(new DecodedImage(pixels, side, side, 3));
-        }
-        return new InMemoryImageSource(images);
     }
 
     /// <summary>The spec templates with a tiny distillation put in by overrides.</summary>

@@ -40,7 +40,7 @@ public sealed class OnnxRuntimeTargetTests
         Assert.Equal(10, manifest.Fidelity.ImageCount);
         Assert.True(manifest.Fidelity.MinCosine > 0.99999, manifest.Fidelity.ToString());
 
-        var images = Enumerable.Range(0, 3).Select(i => TestImages.Rgb(40, 36, 1000 + i)).ToList();
+        var images = Enumerable.Range(0, 3).Select(i => TestImages.Shapes(40, 36, 1000 + i)).ToList();
         var expected = bed.ReferenceEmbeddings(images, 40, 36);
         using var artifact = new OnnxModelRunner(EngineTestBed.LocalPath(done.ArtifactUri));
         var preprocessor = new ImagePreprocessor(metadata.Preprocessing);
@@ -173,7 +173,7 @@ public sealed class OnnxRuntimeTargetTests
         Directory.CreateDirectory(folder);
         for (var i = 0; i < 20; i++)
         {
-            await File.WriteAllBytesAsync(Path.Combine(folder, $"{i:D2}.bmp"), Bmp(TestImages.Rgb(24, 20, 2000 + i), 24, 20));
+            await File.WriteAllBytesAsync(Path.Combine(folder, $"{i:D2}.bmp"), Bmp(TestImages.Shapes(24, 20, 2000 + i), 24, 20));
         }
 
         var command = bed.Command("gen_trt_engine.tensorrt.data_type=int8", "gen_trt_engine.tensorrt.calibration.cal_batches=2",

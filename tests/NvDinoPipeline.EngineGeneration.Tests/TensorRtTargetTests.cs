@@ -24,7 +24,7 @@ public sealed class TensorRtTargetTests
     private static async Task<(EngineTestBed Bed, float[] Embedding)> SamePictureBedAsync(int images = 16, int exportBatch = -1)
     {
         var bed = await EngineTestBed.CreateAsync(TinyVit.Build(batchSize: exportBatch), TinyVit.Metadata(batchSize: exportBatch));
-        var picture = TestImages.Rgb(Width, Height, seed: 42);
+        var picture = TestImages.Shapes(Width, Height, seed: 42);
         await bed.StageImagesAsync(images, Width, Height, _ => picture);
         return (bed, bed.ReferenceEmbeddings([picture], Width, Height, exportBatch));
     }

@@ -1,9 +1,11 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Export.Tests.Support;
 using NvDinoPipeline.Export.Validation;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
+using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.Export.Tests;
 
@@ -28,7 +30,7 @@ public sealed class ValidationImagesTests : IDisposable
         for (var i = 0; i < 4; i++)
         {
             Assert.Equal((images[i].Width, images[i].Height), (set.Images[i].Width, set.Images[i].Height));
-            Assert.Equal(images[i].Rgb, set.Images[i].Rgb);
+            Assert.Equal(images[i].Pixels, set.Images[i].Pixels);
         }
         Assert.Contains(shards.AbsoluteUri, set.Source);
     }
@@ -42,7 +44,7 @@ public sealed class ValidationImagesTests : IDisposable
 
         var set = await ValidationImages.LoadAsync(_bed.Store, shards, 5, Scratch(), NullLogger.Instance, CancellationToken.None);
 
-        Assert.Equal([images[0].Rgb, images[1].Rgb, images[0].Rgb, images[1].Rgb, images[0].Rgb], set.Images.Select(i => i.Rgb));
+        Assert.Equal([images[0].Pixels, images[1].Pixels, images[0].Pixels, images[1].Pixels, images[0].Pixels], set.Images.Select(i => i.Pixels));
     }
 
     [Fact]
@@ -76,25 +78,17 @@ public sealed class ValidationImagesTests : IDisposable
 
     private string Scratch() => Directory.CreateDirectory(_bed.Temp.Combine("scratch", Guid.NewGuid().ToString("N"))).FullName;
 
-    private static RgbImage Image(int width, int height, int seed)
+    private static DecodedImage Image(int width, int height, int seed)
     {
         var rgb = new byte[width * height * 3];
         new Random(seed).NextBytes(rgb);
-        return new RgbImage(rgb, width, height);
+        return new DecodedImage(rgb, width, height, channels: 3);
     }
 
-    private async Task WriteShardAsync(Uri uri, IReadOnlyList<RgbImage> images)
+    private async Task WriteShardAsync(Uri uri, IReadOnlyList<DecodedImage> images)
     {
-        var local = _bed.Temp.Combine($"{Guid.NewGuid():N}.bin");
-        await using (var stream = File.Create(local))
-        {
-            var writer = new ShardWriter(stream);
-            for (var i = 0; i < images.Count; i++)
-            {
-                await writer.AddAsync(images[i].Rgb, images[i].Width, images[i].Height, $"img_{i}.png", new string('0', 64), CancellationToken.None);
-            }
-            await writer.CompleteAsync(CancellationToken.None);
-        }
-        await _bed.Store.PutFileAsync(uri, local, CancellationToken.None);
+        var folder = _bed.Temp.Combine(Guid.NewGuid().ToString("N"));
+        await StagedDataset.WriteAsync(folder, new InMemoryImageSource(images), imagesPerShard: images.Count);
+        await _bed.Store.PutFileAsync(uri, Path.Combine(folder, ShardFormat.FileName(0)), CancellationToken.None);
     }
 }

@@ -15,7 +15,7 @@ public sealed class SslTrainerTests
     public void Each_step_reports_finite_loss_terms_that_sum_to_the_weighted_total()
     {
         var options = TinyTraining.Trainer();
-        var loader = new SslBatchLoader(TinyTraining.Images(8), TinyTraining.Data(), options.Seed);
+        var loader = new SslBatchLoader(TestImages.Blocks(8), TinyTraining.Data(), options.Seed);
         using var trainer = new SslTrainer(options, loader.IterationsPerEpoch);
 
         foreach (var batch in loader.Epoch(0))
@@ -39,7 +39,7 @@ public sealed class SslTrainerTests
     public void The_teacher_follows_the_student_by_ema_and_the_last_layer_waits_for_the_freeze_to_end()
     {
         var options = TinyTraining.Trainer(epochs: 2) with { Optim = new SslOptimOptions { BaseLr = 0.05, WarmupEpochs = 0, FreezeLastLayerEpochs = 1 } };
-        var loader = new SslBatchLoader(TinyTraining.Images(4), TinyTraining.Data(), options.Seed);
+        var loader = new SslBatchLoader(TestImages.Blocks(4), TinyTraining.Data(), options.Seed);
         using var trainer = new SslTrainer(options, loader.IterationsPerEpoch);
         var lastLayer = trainer.Student.named_parameters().Single(p => p.name == "dino_head.last_layer.weight_v").parameter;
         var qkv = trainer.Student.named_parameters().Single(p => p.name == "backbone.blocks.0.attn.qkv.weight").parameter;
@@ -69,7 +69,7 @@ public sealed class SslTrainerTests
             Teacher = new SslTeacherOptions { MomentumTeacher = 1.0, WarmupTeacherTempEpochs = 0, WarmupTeacherTemp = 0.07 },
             Optim = new SslOptimOptions { BaseLr = 0.2, WarmupEpochs = 0, FreezeLastLayerEpochs = 0 },
         };
-        var loader = new SslBatchLoader(TinyTraining.Images(16), TinyTraining.Data(), options.Seed);
+        var loader = new SslBatchLoader(TestImages.Blocks(16), TinyTraining.Data(), options.Seed);
         using var trainer = new SslTrainer(options, loader.IterationsPerEpoch);
         // The teacher is held fixed (momentum 1), so the student has a target it can reach. The global DINO term is a
         // cross-entropy over 2 of the 2·1 + 2·2 = 6 student/teacher pairs; minus the teacher's entropy it is the
@@ -96,7 +96,7 @@ public sealed class SslTrainerTests
     {
         using var folder = new TempDirectory("nvdino-resume");
         var options = TinyTraining.Trainer(epochs: 2);
-        var images = TinyTraining.Images(16);
+        var images = TestImages.Blocks(16);
         var loader = new SslBatchLoader(images, TinyTraining.Data(), options.Seed);
         const int total = 8, interruptedAt = 5;
 
@@ -150,7 +150,7 @@ public sealed class SslTrainerTests
     {
         using var folder = new TempDirectory("nvdino-ckpt");
         var options = TinyTraining.Trainer(epochs: 1);
-        var loader = new SslBatchLoader(TinyTraining.Images(8), TinyTraining.Data(), options.Seed);
+        var loader = new SslBatchLoader(TestImages.Blocks(8), TinyTraining.Data(), options.Seed);
         using var trainer = new SslTrainer(options, loader.IterationsPerEpoch);
         foreach (var batch in loader.Epoch(0))
         {
@@ -181,7 +181,7 @@ public sealed class SslTrainerTests
     public void Bf16_training_computes_in_bfloat16_and_keeps_float32_weights()
     {
         var options = TinyTraining.Trainer(precision: TrainingPrecision.Bf16);
-        var loader = new SslBatchLoader(TinyTraining.Images(8), TinyTraining.Data(), options.Seed);
+        var loader = new SslBatchLoader(TestImages.Blocks(8), TinyTraining.Data(), options.Seed);
         using var trainer = new SslTrainer(options, loader.IterationsPerEpoch);
         var qkv = trainer.Student.named_parameters().Single(p => p.name == "backbone.blocks.0.attn.qkv.weight").parameter;
         using var before = qkv.detach().clone();

@@ -12,7 +12,7 @@ public sealed class TrainingLoopTests
     {
         using var folder = new TempDirectory("nvdino-loop");
         var options = TinyTraining.Trainer(epochs: 3);
-        var images = TinyTraining.Images(12);
+        var images = TestImages.Blocks(12);
         var data = TinyTraining.Data(workers: 2);
 
         var uninterrupted = new Recorder();
@@ -65,7 +65,7 @@ public sealed class TrainingLoopTests
     {
         using var folder = new TempDirectory("nvdino-loop-stop");
         var options = TinyTraining.Trainer(epochs: 3);
-        var images = TinyTraining.Images(12);
+        var images = TestImages.Blocks(12);
         var data = TinyTraining.Data(workers: 2);
         var uninterrupted = new Recorder();
         using (var trainer = new SslTrainer(options, 3))
@@ -123,7 +123,7 @@ public sealed class TrainingLoopTests
     {
         using var folder = new TempDirectory("nvdino-loop-timed");
         var options = TinyTraining.Trainer(epochs: 2);
-        var images = TinyTraining.Images(12);
+        var images = TestImages.Blocks(12);
         var data = TinyTraining.Data(workers: 2);
 
         var uninterrupted = new Recorder();
@@ -200,7 +200,7 @@ public sealed class TrainingLoopTests
     public void Batches_are_the_same_whichever_threads_build_them()
     {
         var options = TinyTraining.Trainer();
-        var images = TinyTraining.Images(8);
+        var images = TestImages.Blocks(8);
         var inline = new SslBatchLoader(images, TinyTraining.Data(workers: 0), options.Seed).Epoch(1).ToList();
         var background = new SslBatchLoader(images, TinyTraining.Data(workers: 2), options.Seed).Epoch(1).ToList();
         try
@@ -224,7 +224,7 @@ public sealed class TrainingLoopTests
     [Fact]
     public void Each_epoch_visits_every_image_once_in_a_new_order()
     {
-        var loader = new SslBatchLoader(TinyTraining.Images(10), TinyTraining.Data(), seed: 5);
+        var loader = new SslBatchLoader(TestImages.Blocks(10), TinyTraining.Data(), seed: 5);
         var first = loader.EpochOrder(0);
         var second = loader.EpochOrder(1);
         Assert.Equal(Enumerable.Range(0, 10), first.Order());

@@ -32,7 +32,7 @@ public sealed class TrainingRunnerTests : IDisposable
     [Fact]
     public async Task Training_a_staged_dataset_writes_checkpoints_backbones_and_metrics_and_reports_progress()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(12));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(12));
         var job = NewJob(dataset, TinyTraining.Spec("train.num_epochs=2"));
 
         var result = await Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None);
@@ -61,7 +61,7 @@ public sealed class TrainingRunnerTests : IDisposable
     [Fact]
     public async Task A_canceled_job_keeps_its_last_checkpoint_and_a_restart_elsewhere_continues_the_run()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(12));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(12));
         var job = NewJob(dataset, TinyTraining.Spec("train.num_epochs=3"));
         using var cancel = new CancellationTokenSource();
         job.OnReport = report =>
@@ -88,7 +88,7 @@ public sealed class TrainingRunnerTests : IDisposable
     [Fact]
     public async Task A_restart_passes_over_a_checkpoint_and_a_metrics_file_torn_by_the_killed_process_and_still_finishes()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(12));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(12));
         var job = NewJob(dataset, TinyTraining.Spec("train.num_epochs=3"));
         using var cancel = new CancellationTokenSource();
         job.OnReport = report =>
@@ -170,7 +170,7 @@ public sealed class TrainingRunnerTests : IDisposable
     [Fact]
     public async Task A_job_stopped_mid_epoch_resumes_elsewhere_from_its_timed_checkpoint_and_keeps_only_epoch_checkpoints()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(12));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(12));
         // A checkpoint after every step (the interval is far shorter than a step).
         var job = NewJob(dataset, TinyTraining.Spec("train.num_epochs=2", "train.checkpoint_interval_minutes=0.000001"));
         using var cancel = new CancellationTokenSource();
@@ -195,7 +195,7 @@ public sealed class TrainingRunnerTests : IDisposable
     [Fact]
     public async Task A_stopped_attempt_saves_where_it_stopped_and_the_next_attempt_of_a_resumed_pipeline_continues_from_there()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(12));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(12));
         var first = NewJob(dataset, TinyTraining.Spec("train.num_epochs=3"));
         using var stop = new CancellationTokenSource();
         using var saveWindow = new CancellationTokenSource();
@@ -226,7 +226,7 @@ public sealed class TrainingRunnerTests : IDisposable
     [Fact]
     public async Task A_batch_larger_than_the_dataset_fails_naming_the_batch_size()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(3));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(3));
         var job = NewJob(dataset, TinyTraining.Spec());
         var error = await Assert.ThrowsAsync<StageInputException>(() => Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None));
         Assert.StartsWith("dataset.batch_size: 4 is larger than the dataset", error.Message);
@@ -240,7 +240,7 @@ public sealed class TrainingRunnerTests : IDisposable
     [InlineData("train.resume_training_checkpoint_path=/nonexistent/epoch_010.ckpt", "train.resume_training_checkpoint_path: '/nonexistent/epoch_010.ckpt' cannot be read")]
     public async Task A_spec_the_trainer_cannot_follow_fails_naming_the_key(string setting, string expected)
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(8));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
         var job = NewJob(dataset, TinyTraining.Spec(setting));
         var error = await Assert.ThrowsAsync<StageInputException>(() => Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None));
         Assert.Contains(expected, error.Message);
@@ -249,7 +249,7 @@ public sealed class TrainingRunnerTests : IDisposable
     [Fact]
     public async Task Several_gpus_are_reported_as_unavailable_on_this_worker()
     {
-        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(8));
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
         var job = NewJob(dataset, TinyTraining.Spec("train.num_gpus=2"));
         var error = await Assert.ThrowsAsync<StageUnavailableException>(() => Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None));
         Assert.StartsWith("train.num_gpus = 2", error.Message);

@@ -35,7 +35,7 @@ public sealed class TrainingWorkerHostTests
         try
         {
             var store = host.Services.GetRequiredService<IArtifactStore>();
-            var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TinyTraining.Images(8));
+            var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
             var pipelineId = Guid.NewGuid();
             var jobId = Guid.NewGuid();
             var endpoint = await host.Services.GetRequiredService<IBus>().GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Training).Queue));

@@ -70,9 +70,37 @@ public sealed class ShardReader : IDisposable
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(datasetUri);
+        var (shards, described) = await ListAsync(store, datasetUri, cancellationToken);
+        if (shards.Count == 0 && !described)
+        {
+            var folder = datasetUri.AbsoluteUri.EndsWith('/') ? datasetUri : new Uri(datasetUri.AbsoluteUri + "/");
+            throw new InvalidDataException($"'{folder}' holds neither {ShardFormat.DatasetFileName} nor shard-*.bin files.");
+        }
+
+        var local = new List<(string, int?)>(shards.Count);
+        foreach (var (uri, count) in shards)
+        {
+            local.Add((await store.GetLocalPathAsync(uri, scratchDirectory, cancellationToken), count));
+        }
+        return FromFiles(local);
+    }
+
+    /// <summary>
+    /// The shards of the dataset at <paramref name="datasetUri"/>, in staging order, without reading them: those its
+    /// <c>dataset.json</c> lists, or else every <c>shard-*.bin</c> at its top in name order; empty when it has neither.
+    /// </summary>
+    public static async Task<IReadOnlyList<(Uri Uri, int? Count)>> ListShardsAsync(IArtifactStore store, Uri datasetUri, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(datasetUri);
+        return (await ListAsync(store, datasetUri, cancellationToken)).Shards;
+    }
+
+    private static async Task<(IReadOnlyList<(Uri Uri, int? Count)> Shards, bool Described)> ListAsync(IArtifactStore store, Uri datasetUri,
+        CancellationToken cancellationToken)
+    {
         var folder = datasetUri.AbsoluteUri.EndsWith('/') ? datasetUri : new Uri(datasetUri.AbsoluteUri + "/");
         var descriptionUri = folder.Append(ShardFormat.DatasetFileName);
-        IReadOnlyList<(Uri Uri, int? Count)> shards;
         if (await store.GetInfoAsync(descriptionUri, cancellationToken) is not null)
         {
             string json;
@@ -82,33 +110,19 @@ public sealed class ShardReader : IDisposable
                 json = await reader.ReadToEndAsync(cancellationToken);
             }
             var dataset = ShardDatasetFile.Parse(json, descriptionUri.AbsoluteUri);
-            shards = [.. dataset.Shards.Select(s => (folder.Append(s.Name), (int?)s.ImageCount))];
+            return ([.. dataset.Shards.Select(s => (folder.Append(s.Name), (int?)s.ImageCount))], true);
         }
-        else
+        var listed = new List<(Uri, int?)>();
+        await foreach (var item in store.ListAsync(folder, cancellationToken))
         {
-            var listed = new List<(Uri, int?)>();
-            await foreach (var item in store.ListAsync(folder, cancellationToken))
+            var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
+            if (name.StartsWith("shard-", StringComparison.Ordinal) && name.EndsWith(".bin", StringComparison.Ordinal)
+                && item.Uri.AbsoluteUri.LastIndexOf('/') == folder.AbsoluteUri.Length - 1)
             {
-                var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
-                if (name.StartsWith("shard-", StringComparison.Ordinal) && name.EndsWith(".bin", StringComparison.Ordinal)
-                    && item.Uri.AbsoluteUri.LastIndexOf('/') == folder.AbsoluteUri.Length - 1)
-                {
-                    listed.Add((item.Uri, null));
-                }
+                listed.Add((item.Uri, null));
             }
-            if (listed.Count == 0)
-            {
-                throw new InvalidDataException($"'{folder}' holds neither {ShardFormat.DatasetFileName} nor shard-*.bin files.");
-            }
-            shards = [.. listed.OrderBy(s => s.Item1.AbsoluteUri, StringComparer.Ordinal)];
         }
-
-        var local = new List<(string, int?)>(shards.Count);
-        foreach (var (uri, count) in shards)
-        {
-            local.Add((await store.GetLocalPathAsync(uri, scratchDirectory, cancellationToken), count));
-        }
-        return FromFiles(local);
+        return ([.. listed.OrderBy(s => s.Item1.AbsoluteUri, StringComparer.Ordinal)], false);
     }
 
     /// <summary>Image <paramref name="index"/> with its pixels.</summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Deployment;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Onnx;
@@ -50,7 +51,7 @@ public static class ParityValidator
 
     /// <summary>Pre-processes the images (as <see cref="ImagePreprocessor"/> does for inference) and runs the TorchSharp model.</summary>
     public static IReadOnlyList<ParityReference> ComputeReferences(VisionTransformer model, IReadOnlyList<ParityCase> cases,
-        IReadOnlyList<RgbImage> images, Preprocessing preprocessing, bool includePatchTokens, CancellationToken cancellationToken)
+        IReadOnlyList<DecodedImage> images, Preprocessing preprocessing, bool includePatchTokens, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(cases);
@@ -120,7 +121,7 @@ public static class ParityValidator
         }));
     }
 
-    private static float[] Preprocess(ParityCase parityCase, IReadOnlyList<RgbImage> images, Preprocessing preprocessing)
+    private static float[] Preprocess(ParityCase parityCase, IReadOnlyList<DecodedImage> images, Preprocessing preprocessing)
     {
         if (images.Count < parityCase.Batch)
         {
@@ -131,7 +132,7 @@ public static class ParityValidator
         for (var i = 0; i < parityCase.Batch; i++)
         {
             var image = images[i];
-            preprocessor.Preprocess(image.Rgb, image.Width, image.Height, input.AsSpan(i * preprocessor.ImageSize, preprocessor.ImageSize));
+            preprocessor.Preprocess(image.Pixels, image.Width, image.Height, input.AsSpan(i * preprocessor.ImageSize, preprocessor.ImageSize));
         }
         return input;
     }

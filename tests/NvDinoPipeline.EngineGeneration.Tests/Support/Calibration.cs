@@ -12,7 +12,7 @@ internal static class Calibration
         var batch = new float[count * preprocessor.ImageSize];
         for (var i = 0; i < count; i++)
         {
-            preprocessor.Preprocess(TestImages.Rgb(width, height, firstSeed + i), width, height, batch.AsSpan(i * preprocessor.ImageSize, preprocessor.ImageSize));
+            preprocessor.Preprocess(TestImages.Shapes(width, height, firstSeed + i), width, height, batch.AsSpan(i * preprocessor.ImageSize, preprocessor.ImageSize));
         }
 
         return batch;

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
 using Microsoft.Extensions.Logging.Abstractions;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Deployment;
@@ -8,6 +7,7 @@ using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Onnx;
 using NvDinoPipeline.Onnx.Proto;
 using NvDinoPipeline.Specs;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
@@ -68,20 +68,13 @@ internal sealed class EngineTestBed : IDisposable
     public async Task<Uri> StageImagesAsync(int count, int width = 40, int height = 36, Func<int, byte[]>? image = null)
     {
         var shards = Store.JobFolder(PipelineId, Guid.NewGuid()).Append("shards/");
-        var local = Temp.Combine($"shard-{Guid.NewGuid():N}.bin");
-        await using (var stream = File.Create(local))
-        {
-            var writer = new ShardWriter(stream);
-            for (var i = 0; i < count; i++)
-            {
-                var rgb = image?.Invoke(i) ?? TestImages.Rgb(width, height, seed: 1000 + i);
-                await writer.AddAsync(rgb, width, height, $"images/{i:D4}.png", Convert.ToHexStringLower(SHA256.HashData(rgb)), CancellationToken.None);
-            }
-
-            await writer.CompleteAsync(CancellationToken.None);
-        }
-
-        await Store.PutFileAsync(shards.Append("shard-00000.bin"), local, CancellationToken.None);
+        var folder = Temp.Combine($"staged-{Guid.NewGuid():N}");
+        var images = Enumerable.Range(0, count)
+            .Select(i => new DecodedImage(image?.Invoke(i) ?? TestImages.Shapes(width, height, seed: 1000 + i), width, height, channels: 3))
+            .ToList();
+        await StagedDataset.WriteAsync(folder, new InMemoryImageSource(images), imagesPerShard: Math.Max(1, count));
+        var local = Path.Combine(folder, ShardFormat.FileName(0));
+        await Store.PutFileAsync(shards.Append(ShardFormat.FileName(0)), local, CancellationToken.None);
         DatasetUri = shards;
         return shards;
     }
