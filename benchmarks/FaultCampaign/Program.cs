@@ -4,14 +4,16 @@ using NvDinoPipeline.Deploy.Tests.Faults;
 // The whole fault campaign on the real multi-process deployment (a private RabbitMQ, PostgreSQL and s3rver, every
 // service its own process, small models): pipelines started at an interval while every fault kind is injected three
 // times at random moments. Build the solution in Release first (the services run from their build output):
-//   dotnet build -c Release && dotnet run -c Release --no-build --project benchmarks/FaultCampaign [-- pipelines [seed]]
+//   dotnet build -c Release && dotnet run -c Release --no-build --project benchmarks/FaultCampaign [-- pipelines [seed [seconds between starts]]]
 var pipelines = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 20;
 var seed = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1;
+// Starts spread over about ten minutes by default, so that the 30 faults fall while pipelines run.
+var interval = TimeSpan.FromSeconds(args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 30);
 var folder = Directory.CreateTempSubdirectory("nvdino-campaign-").FullName;
 var log = Path.Combine(folder, "campaign.log");
 var started = DateTime.UtcNow;
 var loadBefore = File.ReadAllText("/proc/loadavg").Trim();
-Console.WriteLine($"fault campaign: {pipelines} pipelines, seed {seed}, folder {folder}; load average at start {loadBefore}");
+Console.WriteLine($"fault campaign: {pipelines} pipelines {interval.TotalSeconds:F0} s apart, seed {seed}, folder {folder}; load average at start {loadBefore}");
 
 FaultCampaignReport report;
 try
@@ -21,8 +23,7 @@ try
         Folder = folder,
         PortBase = 57700,
         Pipelines = pipelines,
-        // Starts spread over about seven minutes, so that the 30 faults fall while pipelines run.
-        PipelineInterval = TimeSpan.FromSeconds(20),
+        PipelineInterval = interval,
         FaultSpacing = TimeSpan.FromSeconds(10),
         S3Outage = TimeSpan.FromSeconds(30),
         Deadline = TimeSpan.FromMinutes(80),
