@@ -9,7 +9,6 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$repo_root/scripts/tools/npm-package.sh"
 version="3.7.1"
 prefix="$repo_root/.tools/s3rver"
-bin="$prefix/node_modules/.bin/s3rver"
 port="${NVDINO_S3RVER_PORT:-45690}"
 services_dir="${NVDINO_SERVICES_DIR:-/tmp/nvdino-services}"
 state_dir="$services_dir/s3rver"
@@ -69,8 +68,9 @@ start() {
   install_if_missing
   mkdir -p "$data_dir"
   # --configure-bucket is not used: tests create their own buckets.
-  # setsid: the server must outlive the shell (and process group) that started it.
-  setsid nohup "$bin" --address 127.0.0.1 --port "$port" --directory "$data_dir" --silent \
+  # setsid: the server must outlive the shell (and process group) that started it. s3rver-atomic.js is s3rver with
+  # S3's atomic PUT (s3rver itself tears an object whose upload is cut off).
+  setsid nohup node "$repo_root/scripts/services/s3rver-atomic.js" "$prefix/node_modules" 127.0.0.1 "$port" "$data_dir" \
     >"$log_file" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$pid_file"
