@@ -4,9 +4,11 @@ namespace NvDinoPipeline.Storage.IO;
 
 /// <summary>
 /// Read-only pass-through that hashes what is read and, when the inner stream ends, checks length and
-/// SHA-256 against what the store recorded, so a corrupt download cannot be consumed silently.
+/// SHA-256 against what the store recorded, so a corrupt download cannot be consumed silently. An error of the inner
+/// stream that <c>translate</c> maps (to the store's own) is thrown as that; null keeps it.
 /// </summary>
-internal sealed class VerifyingReadStream(Stream inner, Uri uri, long expectedLength, string? expectedSha256, IDisposable? owner)
+internal sealed class VerifyingReadStream(Stream inner, Uri uri, long expectedLength, string? expectedSha256, IDisposable? owner,
+    Func<Exception, Exception?>? translate = null)
     : Stream
 {
     private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -31,7 +33,15 @@ internal sealed class VerifyingReadStream(Stream inner, Uri uri, long expectedLe
 
     public override int Read(Span<byte> buffer)
     {
-        var n = inner.Read(buffer);
+        int n;
+        try
+        {
+            n = inner.Read(buffer);
+        }
+        catch (Exception exception) when (translate?.Invoke(exception) is { } translated)
+        {
+            throw translated;
+        }
         Observe(buffer[..n], buffer.Length);
         return n;
     }
@@ -41,7 +51,15 @@ internal sealed class VerifyingReadStream(Stream inner, Uri uri, long expectedLe
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var n = await inner.ReadAsync(buffer, cancellationToken);
+        int n;
+        try
+        {
+            n = await inner.ReadAsync(buffer, cancellationToken);
+        }
+        catch (Exception exception) when (translate?.Invoke(exception) is { } translated)
+        {
+            throw translated;
+        }
         Observe(buffer.Span[..n], buffer.Length);
         return n;
     }

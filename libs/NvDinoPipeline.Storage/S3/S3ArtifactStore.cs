@@ -56,8 +56,19 @@ internal sealed class S3ArtifactStore(IAmazonS3 client, ArtifactStoreS3Options o
             source,
             () => client.GetObjectAsync(new GetObjectRequest { BucketName = location.Bucket, Key = location.Key }, ct),
             ct);
-        return new VerifyingReadStream(response.ResponseStream, source, response.ContentLength, RecordedSha256(response.Metadata), response);
+        return new VerifyingReadStream(response.ResponseStream, source, response.ContentLength, RecordedSha256(response.Metadata), response,
+            exception => IsEntityTagMismatch(exception)
+                ? new ArtifactIntegrityException(source, "MD5 of the content (its entity tag)", response.ETag, "other bytes")
+                : null);
     }
+
+    /// <summary>
+    /// The SDK checks a plain object's MD5 against its entity tag as the last byte is read, and throws this when they
+    /// differ: an object torn by a store that does not write atomically (s3rver overwrites in place).
+    /// </summary>
+    private static bool IsEntityTagMismatch(Exception exception) =>
+        exception is AmazonClientException { InnerException: null } client
+        && client.Message.Contains("Expected hash not equal to calculated hash", StringComparison.Ordinal);
 
     public async Task<ArtifactInfo?> GetInfoAsync(Uri uri, CancellationToken ct)
     {

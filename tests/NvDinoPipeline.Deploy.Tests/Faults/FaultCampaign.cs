@@ -565,9 +565,10 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
                     corrupt.Add($"{item.Uri}: recorded {recorded}, content {actual}");
                 }
             }
-            catch (ArtifactIntegrityException exception)
+            catch (Exception exception) when (exception is not OutOfMemoryException)
             {
-                corrupt.Add($"{item.Uri}: {exception.Message}");
+                // Unreadable counts as corrupt, named, instead of ending the campaign without its report.
+                corrupt.Add($"{item.Uri}: {exception.GetType().Name}: {exception.Message}");
             }
         }
         return (count, corrupt);
