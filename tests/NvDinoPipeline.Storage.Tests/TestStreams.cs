@@ -160,7 +160,10 @@ internal static class StreamHashing
     }
 }
 
-/// <summary>Highest managed heap size seen while it runs (sampled every few milliseconds).</summary>
+/// <summary>
+/// Highest live managed memory seen while it runs, sampled every 20 ms after a full collection: garbage not yet
+/// collected is not memory held (sampling without a collection counted it, and failed when the GC ran late).
+/// </summary>
 internal sealed class PeakMemorySampler : IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
@@ -173,10 +176,10 @@ internal sealed class PeakMemorySampler : IDisposable
         {
             while (!_stop.IsCancellationRequested)
             {
-                _peak = Math.Max(_peak, GC.GetTotalMemory(forceFullCollection: false));
+                _peak = Math.Max(_peak, GC.GetTotalMemory(forceFullCollection: true));
                 try
                 {
-                    await Task.Delay(5, _stop.Token);
+                    await Task.Delay(20, _stop.Token);
                 }
                 catch (OperationCanceledException)
                 {
