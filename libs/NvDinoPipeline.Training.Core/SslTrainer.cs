@@ -241,7 +241,7 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, CheckpointFileName(Epoch, GlobalStep % IterationsPerEpoch == 0 ? null : GlobalStep));
+        var path = Path.Combine(directory, CheckpointNames.FileName(Epoch, GlobalStep % IterationsPerEpoch == 0 ? null : GlobalStep));
         SaveCheckpointFile(path);
         var teacherPath = Path.Combine(directory, TeacherBackboneFileName);
         var studentPath = Path.Combine(directory, StudentBackboneFileName);
@@ -251,55 +251,10 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
         return new SavedCheckpoint(Epoch, GlobalStep, path, [teacherPath, studentPath]);
     }
 
-    /// <summary>File name of the checkpoint after <paramref name="epoch"/> epochs (and, mid-epoch, at <paramref name="step"/>).</summary>
-    public static string CheckpointFileName(int epoch, long? step = null) =>
-        step is null
-            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"epoch_{epoch:D3}.ckpt")
-            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"epoch_{epoch:D3}_step_{step:D7}.ckpt");
-
-    /// <summary>The epoch of an end-of-epoch checkpoint's file name (<c>epoch_004.ckpt</c> → 4); null for any other name,
-    /// mid-epoch checkpoints included.</summary>
-    public static int? EpochOfCheckpointFileName(string fileName) =>
-        ParseCheckpointFileName(fileName) is { Step: null } parsed ? parsed.Epoch : null;
-
-    /// <summary>
-    /// Completed epochs and, for a mid-epoch checkpoint, the step of a name <see cref="CheckpointFileName"/> made
-    /// (<c>epoch_004.ckpt</c> → (4, null); <c>epoch_004_step_0001500.ckpt</c> → (4, 1500)); null for any other name.
-    /// </summary>
-    public static (int Epoch, long? Step)? ParseCheckpointFileName(string fileName)
-    {
-        ArgumentNullException.ThrowIfNull(fileName);
-        const string prefix = "epoch_", suffix = ".ckpt", stepMark = "_step_";
-        if (!fileName.StartsWith(prefix, StringComparison.Ordinal) || !fileName.EndsWith(suffix, StringComparison.Ordinal)
-            || fileName.Length <= prefix.Length + suffix.Length)
-            return null;
-        var body = fileName.AsSpan(prefix.Length, fileName.Length - prefix.Length - suffix.Length);
-        var mark = body.IndexOf(stepMark, StringComparison.Ordinal);
-        var epochDigits = mark < 0 ? body : body[..mark];
-        if (!int.TryParse(epochDigits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch))
-            return null;
-        if (mark < 0)
-            return (epoch, null);
-        return long.TryParse(body[(mark + stepMark.Length)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var step)
-            ? (epoch, step)
-            : null;
-    }
-
     /// <summary>Writes the full training state to <paramref name="path"/> (atomically: written aside, then renamed).</summary>
     public void SaveCheckpointFile(string path) =>
-        TrainingCheckpointFile.WriteWithOptimizer(path, StateTensors(), OptimizerStates(), new TrainingState
-        {
-            Kind = CheckpointKind,
-            GlobalStep = GlobalStep,
-            Epoch = Epoch,
-            Epochs = options.Epochs,
-            IterationsPerEpoch = IterationsPerEpoch,
-            BatchSize = options.BatchSize,
-            Seed = options.Seed,
-            Precision = options.Precision.ToString().ToLowerInvariant(),
-            OptimizerParameters = [],
-            Metrics = LastEpochMetrics,
-        }, options.Backbone);
+        TrainingCheckpointFile.WriteWithOptimizer(path, StateTensors(), OptimizerStates(),
+            TrainingState.Of(CheckpointKind, options, GlobalStep, IterationsPerEpoch, LastEpochMetrics), options.Backbone);
 
     /// <summary>
     /// Restores networks, loss centers, optimizer state and the step from a checkpoint of the same architecture.

@@ -42,7 +42,7 @@ public sealed class CheckpointUploader(IArtifactStore store, TrainingProgress pr
         foreach (var superseded in (await StoredCheckpoints.ListAsync(store, folder, cancellationToken)).Where(c => !c.IsEpochEnd && c.Uri != checkpointUri))
             await store.DeleteAsync(superseded.Uri, cancellationToken);
 
-        var what = SslTrainer.ParseCheckpointFileName(Path.GetFileName(checkpoint.CheckpointPath)) is { Step: not null }
+        var what = CheckpointNames.Parse(Path.GetFileName(checkpoint.CheckpointPath)) is { Step: not null }
             ? $"checkpoint at step {checkpoint.Step} (in epoch {checkpoint.Epoch + 1})"
             : $"checkpoint of epoch {checkpoint.Epoch}";
         logger.LogInformation("{Checkpoint} uploaded to {CheckpointUri} ({Bytes} bytes, {Seconds:F1} s)", what, checkpointUri, info.Size, clock.Elapsed.TotalSeconds);

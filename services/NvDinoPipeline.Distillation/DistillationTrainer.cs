@@ -335,7 +335,7 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, SslTrainer.CheckpointFileName(Epoch, GlobalStep % IterationsPerEpoch == 0 ? null : GlobalStep));
+        var path = Path.Combine(directory, CheckpointNames.FileName(Epoch, GlobalStep % IterationsPerEpoch == 0 ? null : GlobalStep));
         SaveCheckpointFile(path);
         var studentPath = Path.Combine(directory, StudentBackboneFileName);
         var emaPath = Path.Combine(directory, StudentEmaBackboneFileName);
@@ -346,19 +346,8 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
     }
 
     public void SaveCheckpointFile(string path) =>
-        TrainingCheckpointFile.WriteWithOptimizer(path, StateTensors(), OptimizerStates(), new TrainingState
-        {
-            Kind = CheckpointKind,
-            GlobalStep = GlobalStep,
-            Epoch = Epoch,
-            Epochs = recipe.Epochs,
-            IterationsPerEpoch = IterationsPerEpoch,
-            BatchSize = recipe.BatchSize,
-            Seed = recipe.Seed,
-            Precision = recipe.Precision.ToString().ToLowerInvariant(),
-            OptimizerParameters = [],
-            Metrics = LastEpochMetrics,
-        }, options.Student);
+        TrainingCheckpointFile.WriteWithOptimizer(path, StateTensors(), OptimizerStates(),
+            TrainingState.Of(CheckpointKind, recipe, GlobalStep, IterationsPerEpoch, LastEpochMetrics), options.Student);
 
     /// <summary>Restores student, student EMA, projection, loss centers, optimizer and step from a distillation checkpoint of the same architecture.</summary>
     /// <exception cref="InvalidDataException">Not a distillation checkpoint, or a tensor is missing.</exception>

@@ -173,15 +173,15 @@ public sealed class TrainingLoopTests
     [Fact]
     public void Checkpoint_names_order_by_how_far_into_the_run_they_are()
     {
-        Assert.Equal((4, (long?)null), SslTrainer.ParseCheckpointFileName("epoch_004.ckpt"));
-        Assert.Equal((4, (long?)1500), SslTrainer.ParseCheckpointFileName("epoch_004_step_0001500.ckpt"));
-        Assert.Null(SslTrainer.ParseCheckpointFileName("epoch_.ckpt"));
-        Assert.Null(SslTrainer.ParseCheckpointFileName("epoch_004_step_.ckpt"));
-        Assert.Null(SslTrainer.ParseCheckpointFileName("teacher_backbone.safetensors"));
-        Assert.Null(SslTrainer.EpochOfCheckpointFileName("epoch_004_step_0001500.ckpt"));
+        Assert.Equal((4, (long?)null), CheckpointNames.Parse("epoch_004.ckpt"));
+        Assert.Equal((4, (long?)1500), CheckpointNames.Parse("epoch_004_step_0001500.ckpt"));
+        Assert.Null(CheckpointNames.Parse("epoch_.ckpt"));
+        Assert.Null(CheckpointNames.Parse("epoch_004_step_.ckpt"));
+        Assert.Null(CheckpointNames.Parse("teacher_backbone.safetensors"));
+        Assert.Null(CheckpointNames.EpochOf("epoch_004_step_0001500.ckpt"));
 
-        StoredCheckpoint At(string name) => new(new Uri("file:///job/checkpoints/" + name), name, SslTrainer.ParseCheckpointFileName(name)!.Value.Epoch,
-            SslTrainer.ParseCheckpointFileName(name)!.Value.Step);
+        StoredCheckpoint At(string name) => new(new Uri("file:///job/checkpoints/" + name), name, CheckpointNames.Parse(name)!.Value.Epoch,
+            CheckpointNames.Parse(name)!.Value.Step);
         Assert.Equal("epoch_004_step_0001500.ckpt", StoredCheckpoints.Newest([At("epoch_003.ckpt"), At("epoch_004_step_0001500.ckpt"), At("epoch_004.ckpt")])!.FileName);
         Assert.Equal("epoch_005.ckpt", StoredCheckpoints.Newest([At("epoch_005.ckpt"), At("epoch_004_step_0001500.ckpt")])!.FileName);
         Assert.Null(StoredCheckpoints.Newest([]));

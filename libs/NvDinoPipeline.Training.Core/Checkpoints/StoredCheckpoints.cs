@@ -2,7 +2,7 @@ using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Training.Core.Checkpoints;
 
-/// <summary>A checkpoint file in a job's <c>checkpoints/</c> folder, known by its name (<see cref="SslTrainer.CheckpointFileName"/>).</summary>
+/// <summary>A checkpoint file in a job's <c>checkpoints/</c> folder, known by its name (<see cref="CheckpointNames.FileName"/>).</summary>
 /// <param name="Epoch">Epochs completed when it was written.</param>
 /// <param name="Step">The step of a mid-epoch checkpoint; null for an end-of-epoch one.</param>
 public sealed record StoredCheckpoint(Uri Uri, string FileName, int Epoch, long? Step)
@@ -26,7 +26,7 @@ public static class StoredCheckpoints
         await foreach (var item in store.ListAsync(folder.AbsoluteUri.EndsWith('/') ? folder : new Uri(folder.AbsoluteUri + "/"), cancellationToken))
         {
             var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
-            if (SslTrainer.ParseCheckpointFileName(name) is { } parsed)
+            if (CheckpointNames.Parse(name) is { } parsed)
                 found.Add(new StoredCheckpoint(item.Uri, name, parsed.Epoch, parsed.Step));
         }
         // Within one count of completed epochs the end-of-epoch checkpoint comes first, then mid-epoch ones by step.

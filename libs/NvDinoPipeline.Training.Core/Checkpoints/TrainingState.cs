@@ -35,6 +35,26 @@ public sealed record TrainingState
 
     public DateTimeOffset SavedAt { get; init; } = DateTimeOffset.UtcNow;
 
+    /// <summary>The state of a run of <paramref name="recipe"/> after <paramref name="globalStep"/> steps, as a trainer checkpoints it.</summary>
+    public static TrainingState Of(string kind, SslTrainerOptions recipe, long globalStep, long iterationsPerEpoch,
+        IReadOnlyDictionary<string, double> lastEpochMetrics)
+    {
+        ArgumentNullException.ThrowIfNull(recipe);
+        return new TrainingState
+        {
+            Kind = kind,
+            GlobalStep = globalStep,
+            Epoch = (int)(globalStep / iterationsPerEpoch),
+            Epochs = recipe.Epochs,
+            IterationsPerEpoch = iterationsPerEpoch,
+            BatchSize = recipe.BatchSize,
+            Seed = recipe.Seed,
+            Precision = recipe.Precision.ToString().ToLowerInvariant(),
+            OptimizerParameters = [],
+            Metrics = lastEpochMetrics,
+        };
+    }
+
     /// <summary>
     /// The step a run with <paramref name="iterationsPerEpoch"/> steps per epoch continues at: this state's step, or,
     /// when the checkpoint was taken with another number of steps per epoch, the start of the epoch after those it completed.

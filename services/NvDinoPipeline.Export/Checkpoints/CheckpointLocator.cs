@@ -18,7 +18,7 @@ public sealed record SelectedCheckpoint(Uri Uri, string LocalPath, string Sha256
 /// <summary>
 /// Finds the checkpoint <c>export.checkpoint</c> asks for in the source job's artifacts, as TAO does: the final backbone
 /// (latest), the epoch checkpoint with the lowest training loss (best), the checkpoint of an epoch, or a named file.
-/// The training worker writes <c>epoch_NNN.ckpt</c> per checkpointed epoch (<c>SslTrainer.CheckpointFileName</c>).
+/// The training worker writes <c>epoch_NNN.ckpt</c> per checkpointed epoch (<c>CheckpointNames.FileName</c>).
 /// </summary>
 public sealed class CheckpointLocator(IArtifactStore store, ILogger logger)
 {
