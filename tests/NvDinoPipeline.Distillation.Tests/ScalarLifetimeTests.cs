@@ -1,3 +1,4 @@
+using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Testing;
 using static TorchSharp.torch;
 

@@ -7,14 +7,13 @@ using NvDinoPipeline.Ssl.Losses;
 using NvDinoPipeline.Ssl.Optimization;
 using NvDinoPipeline.Ssl.Schedules;
 using NvDinoPipeline.Ssl.Teacher;
-using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
 using NvDinoPipeline.Training.Core.Data;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace NvDinoPipeline.Distillation;
+namespace NvDinoPipeline.Training.Core;
 
 /// <summary>What a distillation needs besides the number of steps per epoch.</summary>
 public sealed record DistillationTrainerOptions
