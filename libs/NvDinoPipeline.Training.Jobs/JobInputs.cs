@@ -55,4 +55,15 @@ public static class JobInputs
             throw new StageInputException($"The staged dataset {datasetUri} cannot be read: {exception.Message}", exception);
         }
     }
+
+    /// <summary>Steps per epoch over <paramref name="images"/> at <paramref name="batchSize"/> (the last partial batch dropped); a dataset smaller than one batch fails the job.</summary>
+    public static long StepsPerEpoch(IImageSource images, Uri datasetUri, int batchSize)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (images.Count < batchSize)
+            throw new StageInputException(
+                $"dataset.batch_size: {batchSize} is larger than the dataset {datasetUri}, which holds {images.Count} images; " +
+                $"lower dataset.batch_size to at most {images.Count}.");
+        return images.Count / batchSize;
+    }
 }

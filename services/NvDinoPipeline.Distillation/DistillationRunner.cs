@@ -47,11 +47,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         await context.ReportNowAsync(new StageProgress(0, $"opening the dataset {command.DatasetUri}"), cancellationToken);
         using var images = await JobInputs.OpenDatasetAsync(store, command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
         var batchSize = spec.Training.Data.BatchSize;
-        if (images.Count < batchSize)
-            throw new StageInputException(
-                $"dataset.batch_size: {batchSize} is larger than the dataset {command.DatasetUri}, which holds {images.Count} images; " +
-                $"lower dataset.batch_size to at most {images.Count}.");
-        var iterations = (long)(images.Count / batchSize);
+        var iterations = JobInputs.StepsPerEpoch(images, command.DatasetUri, batchSize);
 
         var resume = await JobCheckpoints.FindResumePointAsync(store, jobFolder, checkpointDirectory, scratch, command.PreviousAttempts, cancellationToken);
         var recipe = spec.Trainer.Trainer with { Device = string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device };
