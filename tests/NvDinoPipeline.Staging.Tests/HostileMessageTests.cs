@@ -57,7 +57,7 @@ public sealed class HostileMessageTests : IAsyncLifetime
         _harness = _host.Services.GetRequiredService<ITestHarness>();
         _store = _host.Services.GetRequiredService<IArtifactStore>();
 
-        var victim = Command(FileUri(archive));
+        var victim = Command(TestImages.FileUri(archive));
         await SendAsync(victim);
         DatasetStaged? staged = null;
         Assert.True(await _harness.Published.Any<DatasetStaged>(m => (staged = m.Context.Message).JobId == victim.JobId), "the victim was not staged");
@@ -70,9 +70,6 @@ public sealed class HostileMessageTests : IAsyncLifetime
         _host.Dispose();
         _home.Dispose();
     }
-
-    /// <summary>A file URI that survives serialization: <c>new Uri("/path")</c> prints as "/path" and reads back relative.</summary>
-    private static Uri FileUri(string path) => new(new Uri(path).AbsoluteUri);
 
     private string VictimFolder => _store.JobFolder(_victim.PipelineId, _victim.JobId).LocalPath;
 
@@ -141,7 +138,7 @@ public sealed class HostileMessageTests : IAsyncLifetime
     [Fact]
     public async Task A_command_whose_output_is_another_pipelines_job_folder_fails_before_anything_is_written()
     {
-        var command = Command(FileUri(Path.Combine(Inputs, "victim.tar.gz")), output: new Uri(_store.JobFolder(_victim.PipelineId, _victim.JobId).AbsoluteUri));
+        var command = Command(TestImages.FileUri(Path.Combine(Inputs, "victim.tar.gz")), output: new Uri(_store.JobFolder(_victim.PipelineId, _victim.JobId).AbsoluteUri));
         var victim = FolderFingerprint.Of(VictimFolder);
         var before = Everything();
 

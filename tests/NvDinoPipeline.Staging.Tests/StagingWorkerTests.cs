@@ -17,9 +17,6 @@ public sealed class StagingWorkerTests : IDisposable
 
     public void Dispose() => _home.Dispose();
 
-    /// <summary>A file URI that survives serialization: <c>new Uri("/path")</c> prints as "/path" and reads back relative.</summary>
-    private static Uri FileUri(string path) => new(new Uri(path).AbsoluteUri);
-
     private IHost BuildHost(params (string Key, string Value)[] settings)
     {
         var builder = Host.CreateApplicationBuilder();
@@ -56,7 +53,7 @@ public sealed class StagingWorkerTests : IDisposable
         var harness = host.Services.GetRequiredService<ITestHarness>();
         var pipelineId = Guid.NewGuid();
         var jobId = Guid.NewGuid();
-        var outputUri = FileUri(_home.Combine("artifacts", pipelineId.ToString(), jobId.ToString()) + "/");
+        var outputUri = TestImages.FileUri(_home.Combine("artifacts", pipelineId.ToString(), jobId.ToString()) + "/");
 
         var endpoint = await harness.Bus.GetSendEndpoint(Queues.Address(StageCatalog.For(PipelineStage.Staging).Queue));
         await endpoint.Send(new StageDataset
@@ -65,7 +62,7 @@ public sealed class StagingWorkerTests : IDisposable
             JobId = jobId,
             Spec = "{}",
             OutputUri = outputUri,
-            SourceUri = FileUri(archive),
+            SourceUri = TestImages.FileUri(archive),
             Role = DatasetRole.Test,
         });
 
@@ -95,8 +92,8 @@ public sealed class StagingWorkerTests : IDisposable
             PipelineId = pipelineId,
             JobId = jobId,
             Spec = "{}",
-            OutputUri = FileUri(_home.Combine("artifacts", pipelineId.ToString(), jobId.ToString()) + "/"),
-            SourceUri = FileUri(archive),
+            OutputUri = TestImages.FileUri(_home.Combine("artifacts", pipelineId.ToString(), jobId.ToString()) + "/"),
+            SourceUri = TestImages.FileUri(archive),
             Role = DatasetRole.Train,
         });
 

@@ -21,44 +21,17 @@ public sealed record TinyVit(string ModelPath, string MetadataPath, ModelMetadat
     {
         Directory.CreateDirectory(folder);
         var config = new VitGraphConfig { EmbedDim = Dimension, Depth = 2, NumHeads = 4, PatchSize = 8, ImageSize = Side };
-        var random = new Random(seed);
-        var weights = new Dictionary<string, NamedWeight>();
-        void Add(string key, long[] shape, float scale, float offset = 0)
+        var weights = RandomVit.Weights(config, seed, new RandomVit.Scales
         {
-            var count = (int)shape.Aggregate(1L, (a, d) => a * d);
-            var data = new float[count];
-            for (var i = 0; i < count; i++)
-            {
-                data[i] = offset + scale * (random.NextSingle() * 2 - 1);
-            }
-            weights[key] = new NamedWeight(data, shape);
-        }
-        const int d = Dimension;
-        var tokens = (Side / 8) * (Side / 8) + 1;
-        Add("cls_token", [1, 1, d], 0.5f);
-        Add("pos_embed", [1, tokens, d], 0.2f);
-        Add("patch_embed.proj.weight", [d, 3, 8, 8], 0.1f);
-        Add("patch_embed.proj.bias", [d], 0.1f);
-        for (var b = 0; b < config.Depth; b++)
-        {
-            Add($"blocks.{b}.norm1.weight", [d], 0.1f, 1);
-            Add($"blocks.{b}.norm1.bias", [d], 0.1f);
-            Add($"blocks.{b}.attn.qkv.weight", [3 * d, d], 0.3f);
-            Add($"blocks.{b}.attn.qkv.bias", [3 * d], 0.1f);
-            Add($"blocks.{b}.attn.proj.weight", [d, d], 0.3f);
-            Add($"blocks.{b}.attn.proj.bias", [d], 0.1f);
-            Add($"blocks.{b}.ls1.gamma", [d], 0.2f, 0.5f);
-            Add($"blocks.{b}.norm2.weight", [d], 0.1f, 1);
-            Add($"blocks.{b}.norm2.bias", [d], 0.1f);
-            Add($"blocks.{b}.mlp.fc1.weight", [4 * d, d], 0.3f);
-            Add($"blocks.{b}.mlp.fc1.bias", [4 * d], 0.1f);
-            Add($"blocks.{b}.mlp.fc2.weight", [d, 4 * d], 0.2f);
-            Add($"blocks.{b}.mlp.fc2.bias", [d], 0.1f);
-            Add($"blocks.{b}.ls2.gamma", [d], 0.2f, 0.5f);
-        }
-        Add("norm.weight", [d], 0.1f, 1);
-        Add("norm.bias", [d], 0.1f);
-
+            ClsToken = 0.5f,
+            PosEmbed = 0.2f,
+            PatchWeight = 0.1f,
+            Bias = 0.1f,
+            Linear = 0.3f,
+            Fc2 = 0.2f,
+            LayerScale = 0.2f,
+            LayerScaleMean = 0.5f,
+        });
         var model = VitOnnxBuilder.Build(config, weights, new VitExportOptions { BatchSize = batchSize });
         var modelPath = Path.Combine(folder, "model.onnx");
         OnnxModelWriter.Save(model, modelPath);
@@ -71,7 +44,7 @@ public sealed record TinyVit(string ModelPath, string MetadataPath, ModelMetadat
             DynamicBatch = batchSize == -1,
             DynamicHeightWidth = false,
             Preprocessing = new Preprocessing { Height = Side, Width = Side },
-            Backbone = new BackboneDescription { Type = "vit_test", PatchSize = 8, EmbedDim = d, Depth = 2, NumHeads = 4, TrainedImageSize = Side },
+            Backbone = new BackboneDescription { Type = "vit_test", PatchSize = 8, EmbedDim = Dimension, Depth = 2, NumHeads = 4, TrainedImageSize = Side },
         };
         var metadataPath = Path.Combine(folder, "model.json");
         File.WriteAllText(metadataPath, metadata.ToJson());
