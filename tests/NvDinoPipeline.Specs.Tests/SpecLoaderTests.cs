@@ -260,7 +260,7 @@ public sealed class SpecLoaderTests : IDisposable
                 ffn_layer: swiglufused
             train:
               num_prototypes: 1024
-              layerwise_decay: 1.0
+              layerwise_decay: 0.8
               clip_grad_norm: 1.0
               precision: 16-mixed
             """);
@@ -270,7 +270,7 @@ public sealed class SpecLoaderTests : IDisposable
         Assert.Equal("vit_s", spec.Get<string>("model.backbone.teacher_type"));
         Assert.Equal("swiglu", spec.Get<string>("model.backbone.ffn_layer"));
         Assert.Equal(1024, spec.Get<int>("model.head.num_prototypes"));
-        Assert.Equal(1.0, spec.Get<double>("train.optim.layerwise_decay"));
+        Assert.Equal(0.8, spec.Get<double>("train.optim.layerwise_decay"));
         Assert.Equal(1.0, spec.Get<double>("train.optim.clip_grad_norm"));
         Assert.Equal("fp16", spec.Get<string>("train.precision"));
         Assert.Equal("softmax", spec.Get<string>("train.loss.centering"));
