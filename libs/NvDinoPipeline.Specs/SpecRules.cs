@@ -63,6 +63,7 @@ internal static class SpecRules
         K("train.validation_interval").AtLeast(1),
         K("train.pretrained_model_path").NullableOf(SpecType.String).Input(),
         K("train.resume_training_checkpoint_path").NullableOf(SpecType.String).Input(),
+        K("train.allow_partial_pretrained_load").Of(SpecType.Bool),
         K("train.seed").AtLeast(-1),
         K("train.precision").OneOf("fp32", "bf16", "fp16").Accepting(
             ("32", "fp32"), ("32-true", "fp32"), ("16", "fp16"), ("16-mixed", "fp16"), ("16-true", "fp16"),
