@@ -34,6 +34,7 @@ public static partial class BackboneWeights
         options ??= new LoadOptions();
 
         var prefix = options.KeyPrefix ?? DetectPrefix(checkpoint);
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         var byModelKey = new Dictionary<string, string>(StringComparer.Ordinal);
         var ignored = 0;
         // TAO's backbone is timm's VisionTransformer with a GluMlp(gate_last=False): its mlp.fc1 / mlp.fc2 are DINOv2's
@@ -51,13 +52,18 @@ public static partial class BackboneWeights
             var stripped = UnchunkBlockKey(key[prefix.Length..]);
             if (swiGlu && TimmSwiGluKey().Match(stripped) is { Success: true } timm)
             {
-                stripped = $"{timm.Groups[1].Value}mlp.{(timm.Groups[2].Value == "fc1" ? "w12" : "w3")}.{timm.Groups[3].Value}";
-                timmNamed = true;
+                // Plain-MLP weights also say fc1 / fc2: rename only tensors shaped like this SwiGLU's, so those stay
+                // reported as missing and unexpected keys rather than as a shape mismatch.
+                var renamed = $"{timm.Groups[1].Value}mlp.{(timm.Groups[2].Value == "fc1" ? "w12" : "w3")}.{timm.Groups[3].Value}";
+                if (parameters.TryGetValue(renamed, out var target) && checkpoint.Entries[key].Shape.SequenceEqual(target.shape))
+                {
+                    stripped = renamed;
+                    timmNamed = true;
+                }
             }
             byModelKey.TryAdd(stripped, key);
         }
 
-        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         var loaded = new List<string>();
         var missing = new List<string>();
         var interpolated = new List<string>();
