@@ -514,6 +514,9 @@ public sealed partial class SpecLoader
                 return;
             }
 
+            if (SpecRules.DiscardedTaoKeys.Contains(name))
+                return;
+
             foreach (var (prefix, reason) in SpecRules.UnusedTaoKeys)
             {
                 if (name == prefix || name.StartsWith(prefix + ".", StringComparison.Ordinal))

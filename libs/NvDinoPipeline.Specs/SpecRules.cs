@@ -63,6 +63,7 @@ internal static class SpecRules
         K("train.validation_interval").AtLeast(1),
         K("train.pretrained_model_path").NullableOf(SpecType.String).Input(),
         K("train.resume_training_checkpoint_path").NullableOf(SpecType.String).Input(),
+        K("train.allow_partial_pretrained_load").Of(SpecType.Bool),
         K("train.seed").AtLeast(-1),
         K("train.precision").OneOf("fp32", "bf16", "fp16").Accepting(
             ("32", "fp32"), ("32-true", "fp32"), ("16", "fp16"), ("16-mixed", "fp16"), ("16-true", "fp16"),
@@ -145,10 +146,16 @@ internal static class SpecRules
         ["model.distill.pretrained_non_distill_pl_model_path"] = "distill.teacher_checkpoint",
     }.ToImmutableDictionary(StringComparer.Ordinal);
 
+    /// <summary>
+    /// TAO keys accepted so TAO specs and commands run unchanged, then discarded on input: their values never reach the
+    /// resolved spec, so they are never logged, stored in the state database or written with an artifact.
+    /// TAO's encryption_key encrypts .tlt/.etlt models; nothing here is encrypted with it (see README).
+    /// </summary>
+    public static ImmutableHashSet<string> DiscardedTaoKeys { get; } = ImmutableHashSet.Create(StringComparer.Ordinal, "encryption_key");
+
     /// <summary>TAO keys (and key prefixes) with no meaning here, and why; rejected with that reason.</summary>
     public static ImmutableArray<(string Prefix, string Reason)> UnusedTaoKeys { get; } =
     [
-        ("encryption_key", "checkpoints are not encrypted"),
         ("model_name", "the model is always NVDINOv2"),
         ("results_dir", "every stage writes to its job's output location in the artifact store"),
         ("train.results_dir", "every stage writes to its job's output location in the artifact store"),

@@ -280,12 +280,14 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
 
     /// <summary>
     /// Loads pretrained backbone weights (safetensors or a PyTorch .pth state dict, DINOv2/TAO key names) into the
-    /// student and copies them to the teacher. Missing and unexpected keys are reported, not fatal.
+    /// student and copies them to the teacher. Unexpected keys are reported, not fatal; missing ones are fatal unless
+    /// <paramref name="allowPartial"/>.
     /// </summary>
     /// <exception cref="TensorShapeMismatchException">A tensor does not fit the backbone; the message names it.</exception>
-    public LoadReport LoadPretrainedBackbone(string path)
+    /// <exception cref="IncompleteCheckpointException">Backbone parameters are missing and partial loading is not allowed.</exception>
+    public LoadReport LoadPretrainedBackbone(string path, bool allowPartial = false)
     {
-        var report = BackboneWeights.Load(student.Backbone, path);
+        var report = BackboneWeights.Load(student.Backbone, path, new LoadOptions { AllowPartial = allowPartial });
         TeacherEma.CopyFrom(teacher.Backbone, student.Backbone);
         return report;
     }

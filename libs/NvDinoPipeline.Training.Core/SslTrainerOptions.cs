@@ -53,7 +53,7 @@ public sealed record SslOptimOptions
 
     public double WeightDecayEnd { get; init; } = 0.2;
 
-    public double LayerwiseDecay { get; init; } = 0.9;
+    public double LayerwiseDecay { get; init; } = 1.0;
 
     public double PatchEmbedLrMult { get; init; } = 0.2;
 

@@ -35,6 +35,9 @@ public sealed record TrainingSpec
     /// <summary><c>train.pretrained_model_path</c>: backbone weights to start from (path or URI), or null.</summary>
     public string? PretrainedModelPath { get; init; }
 
+    /// <summary><c>train.allow_partial_pretrained_load</c>: accept pretrained weights that cover only part of the backbone.</summary>
+    public bool AllowPartialPretrainedLoad { get; init; }
+
     /// <summary><c>train.resume_training_checkpoint_path</c>: a training checkpoint to continue (path or URI), or null.</summary>
     public string? ResumeCheckpointPath { get; init; }
 
@@ -171,6 +174,7 @@ public sealed record TrainingSpec
             r.Fail("dataset.batch_size", $"{batchSize} must be at least 1", 0);
         var pretrained = r.Get<string?>("train.pretrained_model_path");
         var resume = r.Get<string?>("train.resume_training_checkpoint_path");
+        var allowPartial = r.Get<bool>("train.allow_partial_pretrained_load");
 
         r.ThrowIfFailed();
         var trainer = new SslTrainerOptions
@@ -212,6 +216,7 @@ public sealed record TrainingSpec
             NumNodes = numNodes,
             SeedChosen = seedChosen,
             PretrainedModelPath = string.IsNullOrWhiteSpace(pretrained) ? null : pretrained,
+            AllowPartialPretrainedLoad = allowPartial,
             ResumeCheckpointPath = string.IsNullOrWhiteSpace(resume) ? null : resume,
         };
     }

@@ -66,7 +66,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         }
         else if (spec.PretrainedModelPath is { } pretrained)
         {
-            startMessage = await LoadPretrainedAsync(trainer, pretrained, scratch, cancellationToken);
+            startMessage = await LoadPretrainedAsync(trainer, pretrained, spec.AllowPartialPretrainedLoad, scratch, cancellationToken);
         }
 
         var metricsPath = Path.Combine(scratch, MetricsFileName);
@@ -193,14 +193,22 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         }
     }
 
-    private async Task<string> LoadPretrainedAsync(SslTrainer trainer, string pretrained, string scratch, CancellationToken cancellationToken)
+    private async Task<string> LoadPretrainedAsync(
+        SslTrainer trainer, string pretrained, bool allowPartial, string scratch, CancellationToken cancellationToken)
     {
         const string key = "train.pretrained_model_path";
         var path = await LocalPathAsync(pretrained, key, scratch, cancellationToken);
         LoadReport report;
         try
         {
-            report = trainer.LoadPretrainedBackbone(path);
+            report = trainer.LoadPretrainedBackbone(path, allowPartial);
+        }
+        catch (IncompleteCheckpointException exception)
+        {
+            throw new StageInputException(
+                $"{key}: '{pretrained}' cannot be loaded: {exception.Message} " +
+                "Set train.allow_partial_pretrained_load: true to start from it anyway, the missing parameters keeping their initial values.",
+                exception);
         }
         catch (Exception exception) when (exception is InvalidDataException or TensorShapeMismatchException or NotSupportedException)
         {
@@ -211,9 +219,9 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
                 $"{key}: '{pretrained}' holds no tensor of this backbone (key prefix '{report.KeyPrefix}', {report.Unexpected.Count} unexpected keys such as " +
                 $"{string.Join(", ", report.Unexpected.Take(3))}); is it a checkpoint of another architecture?");
         logger.LogInformation(
-            "Loaded pretrained backbone {Path}: {Loaded} tensors, missing {Missing}, unexpected {Unexpected}, adapted {Interpolated}",
-            pretrained, report.Loaded.Count, report.Missing, report.Unexpected, report.Interpolated);
-        var message = $"loaded {report.Loaded.Count} pretrained tensors from {pretrained}";
+            "Loaded pretrained backbone {Path} ({KeyNaming} names): {LoadedPercent:0.##}% of the backbone's parameters, {Loaded} tensors, missing {Missing}, unexpected {Unexpected}, adapted {Interpolated}",
+            pretrained, report.KeyNaming, report.LoadedParameterFraction * 100, report.Loaded.Count, report.Missing, report.Unexpected, report.Interpolated);
+        var message = $"loaded {report.Loaded.Count} pretrained tensors ({(report.LoadedParameterFraction * 100).ToString("0.##", CultureInfo.InvariantCulture)}% of the backbone's parameters, {report.KeyNaming} names) from {pretrained}";
         if (report.Missing.Count > 0)
             message += $"; missing (left at their initial values): {string.Join(", ", report.Missing)}";
         if (report.Unexpected.Count > 0)

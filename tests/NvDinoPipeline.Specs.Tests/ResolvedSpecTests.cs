@@ -69,7 +69,7 @@ public sealed class ResolvedSpecTests
         Assert.Equal(1e-3, optim.Get<double>("lr"));
         Assert.Equal("adamw", optim.Get<string>("optim"));
         Assert.All(optim.Keys, key => Assert.DoesNotContain("train.", key));
-        Assert.Equal(0.9, Custom().Section("train").Section("optim").Get<double>("layerwise_decay"));
+        Assert.Equal(1.0, Custom().Section("train").Section("optim").Get<double>("layerwise_decay"));
         Assert.Throws<ArgumentException>(() => Custom().Section("train.num_epochs"));
         Assert.Contains("did you mean 'train.optim'?", Assert.Throws<KeyNotFoundException>(() => Custom().Section("train.optm")).Message);
     }

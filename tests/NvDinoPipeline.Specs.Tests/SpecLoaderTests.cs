@@ -260,7 +260,7 @@ public sealed class SpecLoaderTests : IDisposable
                 ffn_layer: swiglufused
             train:
               num_prototypes: 1024
-              layerwise_decay: 1.0
+              layerwise_decay: 0.8
               clip_grad_norm: 1.0
               precision: 16-mixed
             """);
@@ -270,7 +270,7 @@ public sealed class SpecLoaderTests : IDisposable
         Assert.Equal("vit_s", spec.Get<string>("model.backbone.teacher_type"));
         Assert.Equal("swiglu", spec.Get<string>("model.backbone.ffn_layer"));
         Assert.Equal(1024, spec.Get<int>("model.head.num_prototypes"));
-        Assert.Equal(1.0, spec.Get<double>("train.optim.layerwise_decay"));
+        Assert.Equal(0.8, spec.Get<double>("train.optim.layerwise_decay"));
         Assert.Equal(1.0, spec.Get<double>("train.optim.clip_grad_norm"));
         Assert.Equal("fp16", spec.Get<string>("train.precision"));
         Assert.Equal("softmax", spec.Get<string>("train.loss.centering"));
@@ -278,10 +278,26 @@ public sealed class SpecLoaderTests : IDisposable
     }
 
     [Fact]
+    public void TAO_encryption_key_is_accepted_and_kept_out_of_the_resolved_spec()
+    {
+        var user = files.Write("tao-key.yaml", """
+            encryption_key: s3cr3t-from-file
+            train:
+              num_epochs: 30
+            """);
+
+        var spec = Loader.Resolve([user], ["encryption_key=s3cr3t-from-override"]);
+
+        Assert.Equal(30, spec.Get<int>("train.num_epochs"));
+        Assert.False(spec.ContainsKey("encryption_key"));
+        Assert.DoesNotContain("s3cr3t", spec.ToJson());
+        Assert.DoesNotContain("s3cr3t", spec.ToYaml());
+    }
+
+    [Fact]
     public void TAO_settings_without_meaning_here_are_rejected_with_the_reason()
     {
         var user = files.Write("tao-extras.yaml", """
-            encryption_key: tlt_encode
             results_dir: /results
             train:
               use_custom_attention: true
@@ -292,7 +308,7 @@ public sealed class SpecLoaderTests : IDisposable
 
         var exception = Assert.Throws<SpecValidationException>(() => Loader.Resolve([user], []));
 
-        Assert.Equal(["encryption_key", "results_dir", "train.schedulers", "train.use_custom_attention"],
+        Assert.Equal(["results_dir", "train.schedulers", "train.use_custom_attention"],
             exception.Errors.Select(error => error.Key).Order(StringComparer.Ordinal));
         Assert.Contains("schedules are epoch-based", exception.Errors.Single(error => error.Key == "train.schedulers").Message);
     }

@@ -195,7 +195,7 @@ public sealed class SslTrainerTests
     }
 
     [Fact]
-    public void Pretrained_backbone_weights_load_into_student_and_teacher_and_report_what_did_not_match()
+    public void Pretrained_backbone_weights_missing_parameters_are_refused_unless_partial_loading_is_allowed()
     {
         using var folder = new TempDirectory("nvdino-pretrained");
         var path = folder.Combine("pretrained.safetensors");
@@ -206,9 +206,12 @@ public sealed class SslTrainerTests
         BackboneWeights.Load(sourceCopy, path);
 
         using var trainer = new SslTrainer(TinyTraining.Trainer(), iterationsPerEpoch: 2);
-        var report = trainer.LoadPretrainedBackbone(path);
+        var refused = Assert.Throws<IncompleteCheckpointException>(() => trainer.LoadPretrainedBackbone(path));
+        Assert.Contains("blocks.0.ls1.gamma", refused.Message);
+        var report = trainer.LoadPretrainedBackbone(path, allowPartial: true);
 
         Assert.Contains("blocks.0.ls1.gamma", report.Missing);
+        Assert.InRange(report.LoadedParameterFraction, 0.5, 0.9999);
         Assert.Empty(report.Unexpected);
         var expected = sourceCopy.named_parameters().Single(p => p.name == "blocks.1.attn.proj.weight").parameter;
         foreach (var network in new[] { trainer.Student, trainer.Teacher })

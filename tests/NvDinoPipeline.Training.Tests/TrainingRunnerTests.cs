@@ -247,6 +247,21 @@ public sealed class TrainingRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task Pretrained_weights_missing_backbone_parameters_fail_naming_them_and_the_key_that_allows_it()
+    {
+        var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));
+        var pretrained = folder.Combine("no_layerscale.safetensors");
+        using (var source = new NvDinoPipeline.Model.VisionTransformer(TinyTraining.Backbone with { LayerScaleInit = null }))
+            BackboneWeights.Save(source, pretrained);
+        var job = NewJob(dataset, TinyTraining.Spec($"train.pretrained_model_path=file://{pretrained}"));
+
+        var error = await Assert.ThrowsAsync<StageInputException>(() => Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None));
+
+        Assert.Contains("blocks.0.ls1.gamma", error.Message);
+        Assert.Contains("train.allow_partial_pretrained_load: true", error.Message);
+    }
+
+    [Fact]
     public async Task Several_gpus_are_reported_as_unavailable_on_this_worker()
     {
         var dataset = await StagedDataset.WriteAsync(folder.Combine("staged", "shards"), TestImages.Blocks(8));

@@ -4,7 +4,10 @@ using static TorchSharp.torch;
 
 namespace NvDinoPipeline.Model.Weights;
 
-/// <summary>Loads DINOv2-named backbone weights from .pth or .safetensors files and saves them as safetensors.</summary>
+/// <summary>
+/// Loads backbone weights from .pth, .ckpt or .safetensors files, under DINOv2's names or TAO's (timm's), and saves them
+/// as safetensors under DINOv2's names.
+/// </summary>
 public static partial class BackboneWeights
 {
     /// <summary>Safetensors metadata key holding the <see cref="BackboneConfig"/> as JSON.</summary>
@@ -31,8 +34,14 @@ public static partial class BackboneWeights
         options ??= new LoadOptions();
 
         var prefix = options.KeyPrefix ?? DetectPrefix(checkpoint);
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         var byModelKey = new Dictionary<string, string>(StringComparer.Ordinal);
         var ignored = 0;
+        // TAO's backbone is timm's VisionTransformer with a GluMlp(gate_last=False): its mlp.fc1 / mlp.fc2 are DINOv2's
+        // mlp.w12 / mlp.w3, halves in the same order (both compute fc2(silu(x1) * x2) with x1, x2 = fc1(x).chunk(2)).
+        // Only a SwiGLU backbone is remapped: in DINOv2's plain "mlp" FFN, fc1 / fc2 are the real names.
+        var swiGlu = model.Config.FfnLayer == FfnLayer.SwiGlu;
+        var timmNamed = false;
         foreach (var key in checkpoint.Entries.Keys)
         {
             if (!key.StartsWith(prefix, StringComparison.Ordinal))
@@ -41,10 +50,20 @@ public static partial class BackboneWeights
                 continue;
             }
             var stripped = UnchunkBlockKey(key[prefix.Length..]);
+            if (swiGlu && TimmSwiGluKey().Match(stripped) is { Success: true } timm)
+            {
+                // Plain-MLP weights also say fc1 / fc2: rename only tensors shaped like this SwiGLU's, so those stay
+                // reported as missing and unexpected keys rather than as a shape mismatch.
+                var renamed = $"{timm.Groups[1].Value}mlp.{(timm.Groups[2].Value == "fc1" ? "w12" : "w3")}.{timm.Groups[3].Value}";
+                if (parameters.TryGetValue(renamed, out var target) && checkpoint.Entries[key].Shape.SequenceEqual(target.shape))
+                {
+                    stripped = renamed;
+                    timmNamed = true;
+                }
+            }
             byModelKey.TryAdd(stripped, key);
         }
 
-        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         var loaded = new List<string>();
         var missing = new List<string>();
         var interpolated = new List<string>();
@@ -71,6 +90,12 @@ public static partial class BackboneWeights
                 $"Checkpoint '{checkpoint.Path}' does not match the backbone exactly (prefix '{prefix}'). " +
                 $"Missing: [{string.Join(", ", missing)}]. Unexpected: [{string.Join(", ", unexpected)}].");
 
+        var totalElements = parameters.Values.Sum(p => p.numel());
+        var loadedElements = plan.Sum(p => p.Parameter.numel());
+        var fraction = totalElements == 0 ? 1.0 : (double)loadedElements / totalElements;
+        if (missing.Count > 0 && !options.AllowPartial)
+            throw new IncompleteCheckpointException(checkpoint.Path, prefix, fraction, missing);
+
         using (no_grad())
         {
             foreach (var (name, parameter, key) in plan)
@@ -94,6 +119,8 @@ public static partial class BackboneWeights
             Path = checkpoint.Path,
             Format = checkpoint.Format,
             KeyPrefix = prefix,
+            KeyNaming = timmNamed ? KeyNaming.Tao : KeyNaming.DinoV2,
+            LoadedParameterFraction = fraction,
             Loaded = loaded,
             Missing = missing,
             Unexpected = unexpected,
@@ -173,4 +200,7 @@ public static partial class BackboneWeights
 
     [GeneratedRegex(@"^blocks\.(\d+)\.(\d+)\.(.+)$", RegexOptions.CultureInvariant)]
     private static partial Regex ChunkedBlockKey();
+
+    [GeneratedRegex(@"^(blocks\.\d+\.)mlp\.(fc1|fc2)\.(weight|bias)$", RegexOptions.CultureInvariant)]
+    private static partial Regex TimmSwiGluKey();
 }

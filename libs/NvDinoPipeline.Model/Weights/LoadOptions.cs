@@ -12,6 +12,12 @@ public sealed record LoadOptions
     /// <summary>Throw when a model parameter is missing from the checkpoint or a backbone key is unknown to the model.</summary>
     public bool Strict { get; init; }
 
+    /// <summary>
+    /// Accept a checkpoint that provides only part of the backbone, leaving the rest at its current values. When false
+    /// (the default) a missing parameter is an <see cref="IncompleteCheckpointException"/> and nothing is changed.
+    /// </summary>
+    public bool AllowPartial { get; init; }
+
     /// <summary>Resample pos_embed trained for another grid to the model's grid (bicubic, as at run time).</summary>
     public bool InterpolatePositionEmbedding { get; init; } = true;
 
@@ -26,6 +32,12 @@ public sealed record LoadReport
 
     /// <summary>Prefix stripped from checkpoint keys ("" when none).</summary>
     public required string KeyPrefix { get; init; }
+
+    /// <summary>Whose parameter names the checkpoint uses.</summary>
+    public required KeyNaming KeyNaming { get; init; }
+
+    /// <summary>Share of the backbone's parameter elements set from the checkpoint, 0 to 1.</summary>
+    public required double LoadedParameterFraction { get; init; }
 
     /// <summary>Model parameters set from the checkpoint.</summary>
     public required IReadOnlyList<string> Loaded { get; init; }
@@ -43,4 +55,14 @@ public sealed record LoadReport
     public required int IgnoredOutsidePrefix { get; init; }
 
     public bool IsComplete => Missing.Count == 0 && Unexpected.Count == 0;
+}
+
+/// <summary>The parameter names a backbone checkpoint uses.</summary>
+public enum KeyNaming
+{
+    /// <summary>facebookresearch/dinov2's (SwiGLU as <c>mlp.w12</c> / <c>mlp.w3</c>); also what this product saves.</summary>
+    DinoV2,
+
+    /// <summary>TAO NVDINOv2's, from timm (SwiGLU as <c>mlp.fc1</c> / <c>mlp.fc2</c>).</summary>
+    Tao,
 }

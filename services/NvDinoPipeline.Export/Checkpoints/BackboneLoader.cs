@@ -48,7 +48,7 @@ public static class BackboneLoader
 
             try
             {
-                var report = BackboneWeights.Load(model, file, new LoadOptions { KeyPrefix = prefix });
+                var report = BackboneWeights.Load(model, file, new LoadOptions { KeyPrefix = prefix, AllowPartial = true });
                 if (!report.IsComplete)
                 {
                     throw new StageInputException(
