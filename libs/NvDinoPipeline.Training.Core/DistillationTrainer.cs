@@ -398,32 +398,10 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
     private static Tensor CosineDistance(Tensor student, Tensor teacher) =>
         torch.nn.functional.cosine_similarity(student, teacher, dim: -1).SubtractedFrom(1).mean();
 
-    private List<(string Name, AdamW.State State)> OptimizerStates()
-    {
-        var states = optimizer.Optimizer.state_dict().State;
-        if (states.Count != optimizerParameters.Count)
-            throw new InvalidOperationException($"The optimizer holds {states.Count} parameter states for {optimizerParameters.Count} parameters.");
-        var result = new List<(string, AdamW.State)>(states.Count);
-        for (var i = 0; i < states.Count; i++)
-            result.Add((optimizerParameters[i].Name, (AdamW.State)states[i]));
-        return result;
-    }
+    private List<(string Name, AdamW.State State)> OptimizerStates() => TrainerSteps.OptimizerStates(optimizer, optimizerParameters);
 
     // Each trained part (student backbone, DINO head, iBOT head, projection) is clipped on its own, as in training.
-    private double ClipGradients()
-    {
-        var squared = 0.0;
-        foreach (var (_, module) in TrainedParts())
-        {
-            var parameters = module.parameters().Where(p => p.grad is not null).ToList();
-            if (parameters.Count == 0)
-                continue;
-            var limit = recipe.Optim.ClipGradNorm > 0 ? recipe.Optim.ClipGradNorm : double.PositiveInfinity;
-            var norm = torch.nn.utils.clip_grad_norm_(parameters, limit);
-            squared += norm * norm;
-        }
-        return Math.Sqrt(squared);
-    }
+    private double ClipGradients() => TrainerSteps.ClipPerPart(TrainedParts(), recipe.Optim.ClipGradNorm);
 }
 
 /// <summary>Figures a distillation step reports besides the training ones (<see cref="TrainingMetrics"/>).</summary>

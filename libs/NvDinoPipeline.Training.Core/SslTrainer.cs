@@ -315,22 +315,7 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
         yield return ("ibot_patch_loss.center", ibotLoss.Center);
     }
 
-    private List<(string Name, AdamW.State State)> OptimizerStates()
-    {
-        // TorchSharp keeps AdamW's per-parameter state in the order the groups list their parameters.
-        var states = optimizer.Optimizer.state_dict().State;
-        if (states.Count != optimizerParameters.Count)
-            throw new InvalidOperationException($"The optimizer holds {states.Count} parameter states for {optimizerParameters.Count} parameters.");
-        var result = new List<(string, AdamW.State)>(states.Count);
-        for (var i = 0; i < states.Count; i++)
-        {
-            var adam = (AdamW.State)states[i];
-            if (!adam.exp_avg.shape.SequenceEqual(optimizerParameters[i].Parameter.shape))
-                throw new InvalidOperationException($"Optimizer state {i} does not match parameter '{optimizerParameters[i].Name}'.");
-            result.Add((optimizerParameters[i].Name, adam));
-        }
-        return result;
-    }
+    private List<(string Name, AdamW.State State)> OptimizerStates() => TrainerSteps.OptimizerStates(optimizer, optimizerParameters);
 
     // DINOv2 zeroes with set_to_none: a parameter that receives no gradient this step (the iBOT head without masked
     // patches, a frozen last layer) is skipped by AdamW instead of being decayed and moved by stale momentum.
@@ -363,21 +348,7 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     }
 
     // DINOv2 clips each part of the student (backbone, DINO head, iBOT head) on its own.
-    private double ClipGradients()
-    {
-        var squared = 0.0;
-        foreach (var (_, module) in student.Parts())
-        {
-            var parameters = module.parameters().Where(p => p.grad is not null).ToList();
-            if (parameters.Count == 0)
-                continue;
-            // An infinite limit measures the norm without clipping.
-            var limit = options.Optim.ClipGradNorm > 0 ? options.Optim.ClipGradNorm : double.PositiveInfinity;
-            var norm = torch.nn.utils.clip_grad_norm_(parameters, limit);
-            squared += norm * norm;
-        }
-        return Math.Sqrt(squared);
-    }
+    private double ClipGradients() => TrainerSteps.ClipPerPart(student.Parts(), options.Optim.ClipGradNorm);
 
     private static IEnumerable<(Parameter Master, Parameter Compute)> Pair(SslNetwork master, SslNetwork compute)
     {
