@@ -100,7 +100,9 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             Name = start.Name,
             Status = JobStatus.Error,
             Plan = Serialize(PlanFor(start.TestDataUri is not null, distill: false)),
-            Spec = start.Spec,
+            // The refused text is not kept: nothing runs with it, and it may hold what resolving would have discarded
+            // (TAO's encryption_key). The reason names what was wrong.
+            Spec = "",
             TrainDataUri = start.TrainDataUri.ToString(),
             TestDataUri = start.TestDataUri?.ToString(),
             ResultsQueue = start.ResultsQueue,
@@ -203,7 +205,8 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
     public Transition Resume(PipelineState state)
     {
         var pipeline = state.Pipeline;
-        if (pipeline.Status is not (JobStatus.Error or JobStatus.Canceled))
+        // A start refused before any stage ran (see Reject) has no spec to run with: it is started again, not resumed.
+        if (pipeline.Status is not (JobStatus.Error or JobStatus.Canceled) || state.Jobs.Count == 0)
         {
             return Transition.None;
         }

@@ -18,6 +18,24 @@ public sealed class PipelineTransitionsTests
         new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = "file:///tmp/nvdino-transitions/" })), TimeProvider.System);
 
     [Fact]
+    public void A_refused_start_keeps_none_of_its_spec_text_and_cannot_be_resumed_into_running_it()
+    {
+        var start = new StartPipeline
+        {
+            PipelineId = Guid.NewGuid(), Name = "refused", TrainDataUri = new Uri("file:///data/train/"),
+            Spec = """{"encryption_key": "tlt_encode", "train": {"num_epochs": 0}}""", RequestedAt = DateTimeOffset.UtcNow,
+        };
+
+        var (state, _) = _machine.Reject(start, "The spec is not valid: train.num_epochs: 0 must be at least 1");
+        var resumed = _machine.Resume(state);
+
+        Assert.DoesNotContain("tlt_encode", state.Pipeline.Spec);
+        Assert.Same(Transition.None, resumed);
+        Assert.Equal(JobStatus.Error, state.Pipeline.Status);
+        Assert.Empty(state.Jobs);
+    }
+
+    [Fact]
     public void A_completion_that_overtakes_a_failure_neither_attempts_the_failed_step_again_nor_swallows_the_failure()
     {
         var state = StartedUpToExport();
