@@ -105,7 +105,7 @@ internal static class SpecRules
 
         K("export.checkpoint").Must(IsCheckpointSelector, CheckpointSelector).Input(),
         K("export.onnx_file").NullableOf(SpecType.String).Output(),
-        K("export.opset_version").AtLeast(17).AtMost(23),
+        K("export.opset_version").AtLeast(17).AtMost(21).Because("the ONNX writer supports opsets 17 to 21"),
         K("export.batch_size").Must(IsBatchOrDynamic, "-1 (dynamic batch) or a batch size >= 1"),
         K("export.input_channel").OneOf(3L),
         K("export.input_width").AtLeast(1),

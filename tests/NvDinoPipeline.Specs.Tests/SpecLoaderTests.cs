@@ -384,6 +384,7 @@ public sealed class SpecLoaderTests : IDisposable
     [InlineData("model.backbone.interpolate_antialias=true", "model.backbone.interpolate_antialias", "true is not valid; expected false (antialiased position-embedding interpolation has no matching ONNX Resize mode")]
     [InlineData("train.num_gpus=2", "train.num_gpus", "2 is out of range; allowed: in [1, 1] (training runs on one device")]
     [InlineData("train.num_nodes=2", "train.num_nodes", "multi-node training is not available")]
+    [InlineData("export.opset_version=22", "export.opset_version", "22 is out of range; allowed: in [17, 21] (the ONNX writer supports opsets 17 to 21)")]
     [InlineData("gen_trt_engine.tensorrt.data_type=fp16", "gen_trt_engine.tensorrt.data_type", "'fp16' needs pipeline.deploy.target=tensorrt")]
     [InlineData("gen_trt_engine.tensorrt.layers_precision=[\"/head:int8\"]", "gen_trt_engine.tensorrt.layers_precision", "'/head:int8' asks for int8 but gen_trt_engine.tensorrt.data_type is fp32")]
     [InlineData("gen_trt_engine.tensorrt.layers_precision=[\"/head:fp16\"]", "gen_trt_engine.tensorrt.layers_precision", "which the onnxruntime target cannot run")]
