@@ -6,10 +6,16 @@ public sealed record StartPipeline
 {
     public required Guid PipelineId { get; init; }
 
-    /// <summary>Unlabeled training images: an archive, a folder or an S3 prefix.</summary>
-    public required Uri TrainDataUri { get; init; }
+    /// <summary>
+    /// Unlabeled training images: an archive, a folder or an S3 prefix; null takes them from the spec's
+    /// <c>dataset.train_dataset.images_dir</c>.
+    /// </summary>
+    public Uri? TrainDataUri { get; init; }
 
-    /// <summary>Images to embed once the model is deployed; null skips inference.</summary>
+    /// <summary>
+    /// Images to embed once the model is deployed; null takes them from the spec's <c>dataset.test_dataset.images_dir</c>,
+    /// and without either inference is skipped.
+    /// </summary>
     public Uri? TestDataUri { get; init; }
 
     /// <summary>

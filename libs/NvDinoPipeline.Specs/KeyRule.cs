@@ -41,6 +41,12 @@ internal sealed record KeyRule(string Key)
     public Func<SpecValue, bool>? Check { get; init; }
     public string? CheckDescription { get; init; }
 
+    /// <summary>Why the allowed values are what they are; added to every refusal of this key.</summary>
+    public string? Reason { get; init; }
+
+    /// <summary>Values that parse (TAO spells them) but the workers cannot run, each with the reason.</summary>
+    public ImmutableDictionary<string, string> Unsupported { get; init; } = ImmutableDictionary<string, string>.Empty;
+
     public KeyRule OneOf(params string[] choices) => this with { Choices = [.. choices] };
 
     public KeyRule OneOf(params long[] choices) => this with { IntChoices = [.. choices] };
@@ -72,6 +78,13 @@ internal sealed record KeyRule(string Key)
     public KeyRule Output() => this with { Location = LocationRole.Output };
 
     public KeyRule Must(Func<SpecValue, bool> check, string description) => this with { Check = check, CheckDescription = description };
+
+    /// <summary>States why only these values are allowed (what the workers cannot do), so a refusal says it.</summary>
+    public KeyRule Because(string reason) => this with { Reason = reason };
+
+    /// <summary>A value TAO accepts that is refused here, with the reason; it is still recognised (and its aliases).</summary>
+    public KeyRule Refusing(string value, string reason) =>
+        this with { Unsupported = Unsupported.SetItem(value, reason) };
 
     public bool HasRange => Min is not null || Max is not null;
 

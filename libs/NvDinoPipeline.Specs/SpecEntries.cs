@@ -16,6 +16,8 @@ internal sealed class SpecEntries(Dictionary<string, SpecEntry> entries)
 
     public string? String(string key) => entries[key].Value.String;
 
+    public IEnumerable<string> Strings(string key) => entries[key].Value.Items.Select(item => item.String ?? "");
+
     public string Source(string key) => entries[key].Source;
 
     /// <summary>An error about <paramref name="key"/> that ends with where its value came from.</summary>

@@ -37,6 +37,8 @@ internal static class SpecRules
         K("model.backbone.ffn_layer").OneOf("swiglu", "mlp").Accepting(("swiglufused", "swiglu")),
         K("model.backbone.layerscale_init").NullableOf(SpecType.Float).Above(0),
         K("model.backbone.interpolate_offset").AtLeast(0).Below(1),
+        K("model.backbone.interpolate_antialias").Must(value => !value.Bool, "false")
+            .Because("antialiased position-embedding interpolation has no matching ONNX Resize mode, so the trained model could not be exported"),
         K("model.head.num_layers").AtLeast(1),
         K("model.head.hidden_dim").AtLeast(1),
         K("model.head.bottleneck_dim").AtLeast(1),
@@ -48,7 +50,7 @@ internal static class SpecRules
         K("dataset.test_dataset.images_dir").NullableOf(SpecType.String).Input(),
         K("dataset.batch_size").AtLeast(1),
         K("dataset.workers").AtLeast(0),
-        K("dataset.transform.n_global_crops").AtLeast(1),
+        K("dataset.transform.n_global_crops").OneOf(2L).Because("DINOv2's multi-crop objective compares exactly 2 global crops"),
         K("dataset.transform.global_crops_scale").Pair().Above(0).AtMost(1),
         K("dataset.transform.global_crops_size").AtLeast(1),
         K("dataset.transform.n_local_crops").AtLeast(0),
@@ -56,18 +58,20 @@ internal static class SpecRules
         K("dataset.transform.local_crops_size").AtLeast(1),
 
         K("train.num_epochs").AtLeast(1),
-        K("train.num_gpus").AtLeast(1),
-        K("train.num_nodes").AtLeast(1),
+        K("train.num_gpus").AtLeast(1).AtMost(1)
+            .Because("training runs on one device; data-parallel training over several GPUs is not available"),
+        K("train.num_nodes").AtLeast(1).AtMost(1).Because("training runs on one host; multi-node training is not available"),
         K("train.checkpoint_interval").AtLeast(1),
         K("train.checkpoint_interval_minutes").NullableOf(SpecType.Float).Above(0),
-        K("train.validation_interval").AtLeast(1),
         K("train.pretrained_model_path").NullableOf(SpecType.String).Input(),
         K("train.resume_training_checkpoint_path").NullableOf(SpecType.String).Input(),
         K("train.allow_partial_pretrained_load").Of(SpecType.Bool),
         K("train.seed").AtLeast(-1),
-        K("train.precision").OneOf("fp32", "bf16", "fp16").Accepting(
+        K("train.precision").OneOf("fp32", "bf16").Accepting(
             ("32", "fp32"), ("32-true", "fp32"), ("16", "fp16"), ("16-mixed", "fp16"), ("16-true", "fp16"),
-            ("bf16-mixed", "bf16"), ("bf16-true", "bf16")),
+            ("bf16-mixed", "bf16"), ("bf16-true", "bf16"))
+            .Refusing("fp16", "float16 training (TAO's 16-mixed) needs loss scaling, which this trainer does not do; "
+                + "bf16 trains in bfloat16 compute with float32 weights"),
         K("train.num_threads").AtLeast(0),
         K("train.optim.optim").OneOf("adamw"),
         K("train.optim.lr").Above(0),
@@ -102,7 +106,7 @@ internal static class SpecRules
 
         K("export.checkpoint").Must(IsCheckpointSelector, CheckpointSelector).Input(),
         K("export.onnx_file").NullableOf(SpecType.String).Output(),
-        K("export.opset_version").AtLeast(17).AtMost(23),
+        K("export.opset_version").AtLeast(17).AtMost(21).Because("the ONNX writer supports opsets 17 to 21"),
         K("export.batch_size").Must(IsBatchOrDynamic, "-1 (dynamic batch) or a batch size >= 1"),
         K("export.input_channel").OneOf(3L),
         K("export.input_width").AtLeast(1),
@@ -118,7 +122,8 @@ internal static class SpecRules
         K("gen_trt_engine.tensorrt.opt_batch_size").AtLeast(1),
         K("gen_trt_engine.tensorrt.max_batch_size").AtLeast(1),
         K("gen_trt_engine.tensorrt.layers_precision").Of(SpecType.StringList)
-            .Must(AreLayerPrecisions, "a list of \"<layer name>:<fp32|fp16|int8>\" strings"),
+            .Must(AreLayerPrecisions, "a list of \"<layer name>:<fp32|fp16|int8>\" strings, layer names without ',' or ':' "
+                + "(trtexec's --layerPrecisions cannot express them)"),
         K("gen_trt_engine.tensorrt.calibration.cal_image_dir").Of(SpecType.StringList).Input(),
         K("gen_trt_engine.tensorrt.calibration.cal_cache_file").NullableOf(SpecType.String).Input(),
         K("gen_trt_engine.tensorrt.calibration.cal_batch_size").AtLeast(1),
@@ -126,7 +131,6 @@ internal static class SpecRules
         K("gen_trt_engine.tensorrt.calibration.method").OneOf("minmax", "percentile", "entropy"),
         K("gen_trt_engine.tensorrt.calibration.percentile").Above(0).AtMost(100),
 
-        K("inference.checkpoint").Must(IsCheckpointSelector, CheckpointSelector).Input(),
         K("inference.trt_engine").NullableOf(SpecType.String).Input(),
         K("inference.onnx_file").NullableOf(SpecType.String).Input(),
         K("inference.batch_size").AtLeast(1),
@@ -179,6 +183,12 @@ internal static class SpecRules
         ("dataset.pin_memory", "the data loader has no pinned-memory option"),
         ("inference.vis_after_n_batches", "inference writes embeddings, not visualisations"),
         ("export.format", "export always writes ONNX"),
+        ("export.on_cpu", "export writes the ONNX graph from the checkpoint's weights directly and runs on no device"),
+        ("export.verbose", "export reports its progress in the job's log and events"),
+        ("train.validation_interval", "training has no validation pass: each epoch's mean training loss is reported with the job, "
+            + "and export.checkpoint=best picks the epoch with the lowest"),
+        ("inference.checkpoint", "inference runs the deployed model (the pipeline's engine or ONNX export, or inference.onnx_file / "
+            + "inference.trt_engine); export.checkpoint chooses which checkpoint is exported"),
     ];
 
     /// <summary>Pairs of keys that are one setting under two names (TAO's and the pipeline's): setting one sets the other.</summary>
@@ -209,7 +219,36 @@ internal static class SpecRules
         new(["model.backbone.teacher_type", "model.backbone.student_type", "model.distill.enable"], StudentMatchesTeacherWithoutDistillation),
         new(["train.optim.lr", "train.optim.min_lr"], MinLrBelowLr),
         new(["train.optim.warmup_epochs", "train.num_epochs"], WarmupWithinRun),
+        new(["model.backbone.teacher_type", "model.backbone.student_type", "model.distill.enable"], StudentNoLargerThanTeacher),
+        new(["pipeline.deploy.target", "gen_trt_engine.tensorrt.data_type", "gen_trt_engine.tensorrt.layers_precision"], PrecisionsTheTargetRuns),
     ];
+
+    private static IEnumerable<SpecError> StudentNoLargerThanTeacher(SpecEntries spec)
+    {
+        var (teacher, student) = (spec.String("model.backbone.teacher_type"), spec.String("model.backbone.student_type"));
+        if (spec.Bool("model.distill.enable") && Array.IndexOf(Backbones, student) > Array.IndexOf(Backbones, teacher))
+            yield return spec.Error("model.backbone.student_type",
+                $"'{student}' is larger than model.backbone.teacher_type '{teacher}'; distillation trains a smaller (or equal) student, "
+                + $"so pick one of: {string.Join(", ", Backbones.TakeWhile(name => name != teacher).Append(teacher))}");
+    }
+
+    private static IEnumerable<SpecError> PrecisionsTheTargetRuns(SpecEntries spec)
+    {
+        const string dataType = "gen_trt_engine.tensorrt.data_type", layers = "gen_trt_engine.tensorrt.layers_precision";
+        var onnxRuntime = spec.String("pipeline.deploy.target") == "onnxruntime";
+        var precision = spec.String(dataType);
+        if (onnxRuntime && precision == "fp16")
+            yield return spec.Error(dataType,
+                "'fp16' needs pipeline.deploy.target=tensorrt: ONNX Runtime's CPU artifact is built in fp32 or int8");
+        var entries = spec.Strings(layers);
+        if (precision != "int8" && entries.FirstOrDefault(entry => entry.EndsWith(":int8", StringComparison.Ordinal)) is { } int8)
+            yield return spec.Error(layers,
+                $"'{int8}' asks for int8 but {dataType} is {precision}: int8 layers come from the calibrated Q/DQ model built when "
+                + $"{dataType} is int8");
+        if (onnxRuntime && entries.FirstOrDefault(entry => entry.EndsWith(":fp16", StringComparison.Ordinal)) is { } fp16)
+            yield return spec.Error(layers,
+                $"'{fp16}' asks for fp16, which the onnxruntime target cannot run; use fp32 to keep a layer out of int8");
+    }
 
     private static IEnumerable<SpecError> WarmupWithinRun(SpecEntries spec)
     {
@@ -236,7 +275,7 @@ internal static class SpecRules
         {
             var text = item.String ?? "";
             var colon = text.LastIndexOf(':');
-            return colon > 0 && Precisions.Contains(text[(colon + 1)..]);
+            return colon > 0 && Precisions.Contains(text[(colon + 1)..]) && text[..colon].IndexOfAny([',', ':']) < 0;
         });
 
     private static IEnumerable<SpecError> MultipleOfPatch(SpecEntries spec, string key)

@@ -81,10 +81,18 @@ internal static partial class ValueRules
     /// <summary>The problem with a well-typed value under the key's rule, or null when it is allowed.</summary>
     public static string? Check(SpecValue value, KeyDefinition definition)
     {
+        var problem = Problem(value, definition);
+        return problem is not null && definition.Rule.Reason is { } reason ? $"{problem} ({reason})" : problem;
+    }
+
+    private static string? Problem(SpecValue value, KeyDefinition definition)
+    {
         var rule = definition.Rule;
         if (value.Kind == ValueKind.Null)
             return definition.Nullable ? null : $"null is not allowed; expected {definition.Expectation()}";
 
+        if (value.Kind == ValueKind.String && rule.Unsupported.TryGetValue(value.String ?? "", out var unsupported))
+            return $"{value} is not supported: {unsupported}; allowed values: {string.Join(", ", rule.Choices)}";
         if (rule.Choices.Length > 0 && !rule.Choices.Contains(value.String ?? ""))
             return $"{value} is not an allowed value; allowed values: {string.Join(", ", rule.Choices)}";
         if (rule.IntChoices.Length > 0 && !rule.IntChoices.Contains(value.Int))
@@ -141,6 +149,8 @@ internal static partial class ValueRules
     {
         if (rule.Choices.Length == 0)
             return text;
+        if (rule.Unsupported.Keys.FirstOrDefault(value => value.Equals(text, StringComparison.OrdinalIgnoreCase)) is { } refused)
+            return refused;
         if (rule.Choices.FirstOrDefault(choice => choice.Equals(text, StringComparison.OrdinalIgnoreCase)) is { } choice)
             return choice;
         return rule.ValueAliases.TryGetValue(text, out var canonical) ? canonical : text;

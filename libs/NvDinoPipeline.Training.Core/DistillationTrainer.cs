@@ -248,7 +248,9 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         Tensor masks, maskIndices, masksWeight;
         if (options.DisableMasking)
         {
-            var patches = options.Student.NumPatches;
+            // The crops' own patch grid: global crops (224) are usually smaller than img_size (518).
+            var patchSize = options.Student.PatchSize;
+            var patches = global.shape[2] / patchSize * (global.shape[3] / patchSize);
             masks = torch.ones([global.shape[0], patches], ScalarType.Bool, Device);
             maskIndices = HeldScalars.Range(global.shape[0] * patches, ScalarType.Int64, Device);
             masksWeight = IbotPatchLoss.MaskWeights(masks);

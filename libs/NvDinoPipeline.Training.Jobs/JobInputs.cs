@@ -10,21 +10,13 @@ namespace NvDinoPipeline.Training.Jobs;
 public static class JobInputs
 {
     /// <summary>
-    /// Refuses what this worker cannot run — several nodes, several GPUs, a device it does not have — as unavailable
-    /// here (another worker may have it), naming the setting. <paramref name="work"/> is "train" or "distil",
-    /// <paramref name="deviceSetting"/> the configuration key of <paramref name="device"/>.
+    /// Refuses a device this worker does not have as unavailable here (another worker may have it), naming the setting.
+    /// Several GPUs or nodes never reach a worker: the spec rules refuse them when the pipeline starts.
+    /// <paramref name="work"/> is "train" or "distil", <paramref name="deviceSetting"/> the configuration key of <paramref name="device"/>.
     /// </summary>
     public static void CheckHardware(TrainingSpec spec, string? device, string deviceSetting, string work)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        var noun = work == "distil" ? "distillation" : "training";
-        if (spec.NumNodes > 1)
-            throw new StageUnavailableException(
-                $"train.num_nodes = {spec.NumNodes}: this worker {work}s on one device of one host; multi-node {noun} is not available. Set train.num_nodes=1.");
-        var cuda = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0;
-        if (spec.NumGpus > 1)
-            throw new StageUnavailableException(
-                $"train.num_gpus = {spec.NumGpus}: this worker {work}s on one device (this host has {cuda} CUDA device(s)); data-parallel {noun} over several GPUs is not available. Set train.num_gpus=1.");
         try
         {
             TrainingDevice.Resolve(string.IsNullOrWhiteSpace(device) ? null : device);

@@ -1,4 +1,3 @@
-using System.Globalization;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.Training.Core;
@@ -27,7 +26,7 @@ public sealed record DistillationSpec
     /// <summary><c>distill.teacher_backbone</c>: which network of the training checkpoint teaches, "teacher" (EMA) or "student".</summary>
     public required string TeacherBackbone { get; init; }
 
-    /// <exception cref="SpecValidationException">A key is missing or unusable, or the student is larger than the teacher.</exception>
+    /// <exception cref="SpecValidationException">A key is missing or unusable.</exception>
     public static DistillationSpec Read(ResolvedSpec spec, long? unfixedSeed = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
@@ -46,12 +45,7 @@ public sealed record DistillationSpec
         }
         // The student keeps every setting of the teacher but its size: patch, image size, FFN, registers, drop-path.
         var student = teacher with { EmbedDim = named.EmbedDim, Depth = named.Depth, NumHeads = named.NumHeads };
-        var (teacherParameters, studentParameters) = (teacher.ParameterCount(), student.ParameterCount());
-        if (studentParameters > teacherParameters)
-            throw new SpecValidationException([new SpecError("model.backbone.student_type",
-                $"the student '{studentType}' ({Millions(studentParameters)} parameters) is larger than the teacher model.backbone.teacher_type " +
-                $"'{teacherType}' ({Millions(teacherParameters)}); distillation trains a smaller (or equal) student, pick a smaller student_type")]);
-
+        // A student larger than its teacher is refused by the spec rules when the pipeline starts.
         var epochs = spec.Get<int?>("distill.num_epochs") ?? training.Trainer.Epochs;
         // Distillation trains in fp32 whatever train.precision says; that key applies to the training stage.
         var trainer = training.Trainer with
@@ -77,6 +71,4 @@ public sealed record DistillationSpec
             },
         };
     }
-
-    private static string Millions(long count) => (count / 1e6).ToString("0.###", CultureInfo.InvariantCulture) + "M";
 }

@@ -88,7 +88,10 @@ public sealed record EngineSettings
 
     public bool IsInt8 => Precision == Precisions.Int8;
 
-    /// <summary>Reads and checks the keys; a problem is a <see cref="StageInputException"/> naming the key.</summary>
+    /// <summary>
+    /// Reads the keys of a validated spec: allowed values, the batch profile and the precisions each target can build are
+    /// checked once, by the spec rules when the pipeline starts. A missing key is a <see cref="StageInputException"/>.
+    /// </summary>
     public static EngineSettings FromSpec(ResolvedSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
@@ -119,66 +122,11 @@ public sealed record EngineSettings
                     CalibrationMethods.Parse(spec.Get<string>(c + "method")),
                     spec.Get<double>(c + "percentile")),
             };
-            settings.Check();
             return settings;
         }
         catch (Exception exception) when (exception is KeyNotFoundException or InvalidCastException or ArgumentException)
         {
             throw new StageInputException($"The engine spec is not usable: {exception.Message}", exception);
-        }
-    }
-
-    private void Check()
-    {
-        if (Target is not (DeployTargets.OnnxRuntime or DeployTargets.TensorRt))
-        {
-            throw new StageInputException($"pipeline.deploy.target '{Target}' is not known; use {DeployTargets.OnnxRuntime} or {DeployTargets.TensorRt}.");
-        }
-
-        if (!Precisions.IsKnown(Precision))
-        {
-            throw new StageInputException($"gen_trt_engine.tensorrt.data_type '{Precision}' is not known; use fp32, fp16 or int8.");
-        }
-
-        if (Target == DeployTargets.OnnxRuntime && Precision == Precisions.Fp16)
-        {
-            throw new StageInputException(
-                "gen_trt_engine.tensorrt.data_type fp16 needs pipeline.deploy.target=tensorrt: ONNX Runtime's CPU artifact is built in fp32 or int8.");
-        }
-
-        if (TrtEngine is { } engine && ArtifactUriExtensions.TryParseLocation(engine, out _))
-        {
-            throw new StageInputException(
-                $"gen_trt_engine.trt_engine '{engine}' is not a path inside the job's folder: a job writes only under its own folder, so give a relative path such as 'model.engine'.");
-        }
-
-        if (BatchSize is 0 or < -1)
-        {
-            throw new StageInputException($"gen_trt_engine.batch_size must be -1 (dynamic) or a batch size >= 1, got {BatchSize}.");
-        }
-
-        if (MinBatchSize < 1 || MinBatchSize > OptBatchSize || OptBatchSize > MaxBatchSize)
-        {
-            throw new StageInputException(
-                $"gen_trt_engine.tensorrt min/opt/max_batch_size must satisfy 1 <= min <= opt <= max, got {MinBatchSize}/{OptBatchSize}/{MaxBatchSize}.");
-        }
-
-        if (WorkspaceMiB < 0)
-        {
-            throw new StageInputException($"gen_trt_engine.tensorrt.workspace_size must be zero (TensorRT's default) or a size in MB, got {WorkspaceMiB}.");
-        }
-
-        if (!IsInt8 && LayersPrecision.FirstOrDefault(l => l.Precision == Precisions.Int8) is { } entry)
-        {
-            throw new StageInputException(
-                $"gen_trt_engine.tensorrt.layers_precision asks for '{entry}' but data_type is {Precision}: int8 layers come from the calibrated " +
-                "Q/DQ model built when gen_trt_engine.tensorrt.data_type is int8.");
-        }
-
-        if (Target == DeployTargets.OnnxRuntime && LayersPrecision.Any(l => l.Precision == Precisions.Fp16))
-        {
-            throw new StageInputException(
-                "gen_trt_engine.tensorrt.layers_precision names fp16 layers, which the onnxruntime target cannot run; use fp32 to keep a layer out of int8.");
         }
     }
 

@@ -2,7 +2,6 @@ using System.Globalization;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Model;
-using NvDinoPipeline.Onnx;
 using NvDinoPipeline.Specs;
 
 namespace NvDinoPipeline.Export;
@@ -93,41 +92,20 @@ public sealed record ExportSettings
 
     public bool DynamicBatch => BatchSize == -1;
 
-    /// <summary>Reads the export keys; every problem is a <see cref="StageInputException"/> naming the key.</summary>
+    /// <summary>Reads the export keys of a validated spec; a missing key is a <see cref="StageInputException"/> naming it.</summary>
     public static ExportSettings Read(ResolvedSpec spec, PipelineStage sourceStage)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        var opset = Get<int>(spec, "export.opset_version");
-        if (opset is < VitExportOptions.MinOpset or > VitExportOptions.MaxOpset)
-        {
-            throw new StageInputException(
-                $"export.opset_version {opset} is not supported by the ONNX writer; use {VitExportOptions.MinOpset}..{VitExportOptions.MaxOpset}.");
-        }
-        var batch = Get<int>(spec, "export.batch_size");
-        if (batch is 0 or < -1)
-        {
-            throw new StageInputException($"export.batch_size {batch} is neither -1 (dynamic batch) nor a batch size >= 1.");
-        }
-        var channels = Get<int>(spec, "export.input_channel");
-        if (channels != 3)
-        {
-            throw new StageInputException($"export.input_channel {channels} is not supported; the backbone reads RGB images (3).");
-        }
-        var height = Get<int>(spec, "export.input_height");
-        var width = Get<int>(spec, "export.input_width");
-        if (height < 1 || width < 1)
-        {
-            throw new StageInputException($"export.input_height/input_width {height}×{width} must be positive.");
-        }
+        // The values were checked by the spec rules when the pipeline started (SpecRules); here they are only read.
         var typeKey = sourceStage == PipelineStage.Distillation ? "model.backbone.student_type" : "model.backbone.teacher_type";
         return new ExportSettings
         {
             Checkpoint = CheckpointSelection.Parse(Get<string>(spec, CheckpointSelection.SpecKey) ?? ""),
             OnnxFile = Get<string?>(spec, "export.onnx_file") is { Length: > 0 } file ? file : null,
-            Opset = opset,
-            BatchSize = batch,
-            InputHeight = height,
-            InputWidth = width,
+            Opset = Get<int>(spec, "export.opset_version"),
+            BatchSize = Get<int>(spec, "export.batch_size"),
+            InputHeight = Get<int>(spec, "export.input_height"),
+            InputWidth = Get<int>(spec, "export.input_width"),
             DynamicHeightWidth = Get<bool>(spec, "export.dynamic_hw"),
             IncludePatchTokens = Get<bool>(spec, "export.include_patch_tokens"),
             ExpectedBackbone = ReadBackbone(spec, typeKey),

@@ -16,18 +16,7 @@ public sealed record InferenceSpec(int BatchSize, string ExecutionProvider, stri
             var format = spec.TryGet<string>("inference.output_format", out var f) ? f : "csv";
             spec.TryGet<string>("inference.onnx_file", out var onnxFile);
             spec.TryGet<string>("inference.trt_engine", out var trtEngine);
-            if (batchSize < 1)
-            {
-                throw new StageInputException($"inference.batch_size must be at least 1, got {batchSize}.");
-            }
-            if (!ExecutionProviders.Names.Contains(provider))
-            {
-                throw new StageInputException($"inference.execution_provider is '{provider}'; use one of {string.Join(", ", ExecutionProviders.Names)}.");
-            }
-            if (format is not ("csv" or "jsonl"))
-            {
-                throw new StageInputException($"inference.output_format is '{format}'; use csv or jsonl.");
-            }
+            // Batch size, provider and format were checked by the spec rules when the pipeline started.
             return new InferenceSpec(batchSize, provider, format, onnxFile, trtEngine);
         }
         catch (InvalidCastException exception)

@@ -39,7 +39,7 @@ public sealed class PipelineConsumer(
     {
         var start = context.Message;
         using var scope = LogContext.PushProperty("PipelineId", start.PipelineId);
-        var problem = Check(start, out var spec);
+        var problem = Check(ref start, out var spec);
         if (start.ResultsQueue is { } resultsQueue && ResultsQueueNames.Problem(resultsQueue) is { } queueProblem)
         {
             // Failed on the exchanges only: a name the broker may refuse is not declared.
@@ -73,25 +73,51 @@ public sealed class PipelineConsumer(
     }
 
     /// <summary>What makes a start request impossible to run, checked before any stage is asked to work.</summary>
-    private string? Check(StartPipeline start, out ResolvedSpec? spec)
+    /// <remarks>A message without a data URI takes it from the spec's <c>images_dir</c> key; <paramref name="start"/> then carries it.</remarks>
+    private string? Check(ref StartPipeline start, out ResolvedSpec? spec)
     {
         spec = null;
-        foreach (var (name, uri) in new[] { ("train data", start.TrainDataUri), ("test data", start.TestDataUri) })
+        try
+        {
+            spec = specs.ResolveRequest(start.Spec, "spec");
+        }
+        catch (SpecValidationException exception)
+        {
+            return "The spec is not valid: " + string.Join("; ", exception.Errors);
+        }
+        var (train, trainProblem) = DataLocation(start.TrainDataUri, spec, "dataset.train_dataset.images_dir");
+        var (test, testProblem) = DataLocation(start.TestDataUri, spec, "dataset.test_dataset.images_dir");
+        start = start with { TrainDataUri = train, TestDataUri = test };
+        if ((trainProblem ?? testProblem) is { } dataProblem)
+        {
+            return dataProblem;
+        }
+        if (train is null)
+        {
+            return "The request names no training data: give TrainDataUri or the spec key dataset.train_dataset.images_dir.";
+        }
+        foreach (var (name, uri) in new[] { ("train data", train), ("test data", test) })
         {
             if (uri is not null && (!uri.IsAbsoluteUri || uri.Scheme is not ("file" or "s3")))
             {
                 return $"The {name} URI '{uri}' is not a file:// or s3:// URI.";
             }
         }
-        try
+        return null;
+    }
+
+    /// <summary>The data a message field names, else the data its spec key names (an absolute path or URI).</summary>
+    private static (Uri? Location, string? Problem) DataLocation(Uri? field, ResolvedSpec spec, string key)
+    {
+        if (field is not null || spec.Get<string?>(key) is not { Length: > 0 } text)
         {
-            spec = specs.ResolveRequest(start.Spec, "spec");
-            return null;
+            return (field, null);
         }
-        catch (SpecValidationException exception)
-        {
-            return "The spec is not valid: " + string.Join("; ", exception.Errors);
-        }
+        Uri? fromKey = Uri.TryCreate(text, UriKind.Absolute, out var absolute) ? absolute
+            : Path.IsPathRooted(text) ? new Uri(Path.GetFullPath(text)) : null;
+        return fromKey is null
+            ? (null, $"The spec key {key} '{text}' is neither a file:// or s3:// URI nor an absolute path.")
+            : (fromKey, null);
     }
 
     public Task Consume(ConsumeContext<CancelPipeline> context) =>

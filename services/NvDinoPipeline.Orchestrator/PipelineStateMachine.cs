@@ -77,7 +77,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             Status = JobStatus.Running,
             Plan = Serialize(plan),
             Spec = spec.ToJson(),
-            TrainDataUri = start.TrainDataUri.ToString(),
+            TrainDataUri = (start.TrainDataUri ?? throw new ArgumentException("A started pipeline names its training data.", nameof(start))).ToString(),
             TestDataUri = start.TestDataUri?.ToString(),
             ResultsQueue = start.ResultsQueue,
             ResultsContentType = resultsContentType,
@@ -103,7 +103,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             // The refused text is not kept: nothing runs with it, and it may hold what resolving would have discarded
             // (TAO's encryption_key). The reason names what was wrong.
             Spec = "",
-            TrainDataUri = start.TrainDataUri.ToString(),
+            TrainDataUri = start.TrainDataUri?.ToString() ?? "",
             TestDataUri = start.TestDataUri?.ToString(),
             ResultsQueue = start.ResultsQueue,
             ResultsContentType = resultsContentType,

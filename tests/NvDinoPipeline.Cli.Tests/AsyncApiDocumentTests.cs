@@ -31,7 +31,7 @@ public sealed class AsyncApiDocumentTests : IDisposable
         var start = schemas["StartPipeline"];
         var failed = schemas["PipelineFailed"];
 
-        Assert.Equal(["pipelineId", "requestedAt", "spec", "trainDataUri"], Strings(start["required"]).Order(StringComparer.Ordinal));
+        Assert.Equal(["pipelineId", "requestedAt", "spec"], Strings(start["required"]).Order(StringComparer.Ordinal));
         Assert.Contains("resultsQueue", ((YamlMappingNode)start["properties"]).Children.Keys.Select(k => k.ToString()));
         Assert.Equal(["object", "string"], Strings(start["properties"]["spec"]["type"]));
         Assert.Contains("Training", Strings(failed["properties"]["stage"]["enum"]));

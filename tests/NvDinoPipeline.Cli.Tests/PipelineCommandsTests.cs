@@ -39,6 +39,64 @@ public sealed class PipelineCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Start_with_only_spec_overrides_takes_the_data_from_the_spec_keys()
+    {
+        var images = new Uri(_home.Combine("images")).AbsoluteUri;
+
+        var inline = await _nvdino.RunAsync("pipeline", "start", "--spec-overrides",
+            JsonSerializer.Serialize(new Dictionary<string, object>
+            {
+                ["train.num_epochs"] = 1, ["train.optim.warmup_epochs"] = 0, ["dataset.train_dataset.images_dir"] = images,
+            }));
+        var file = _home.Combine("overrides.json");
+        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(new { dataset = new { train_dataset = new { images_dir = images } }, train = new { num_epochs = 1, optim = new { warmup_epochs = 0 } } }));
+        var fromFile = await _nvdino.RunAsync("pipeline", "start", "--spec-overrides", file);
+
+        Assert.Equal((0, 0), (inline.ExitCode, fromFile.ExitCode));
+        Assert.True(Guid.TryParse(inline.Output.Trim(), out _), inline.Output + inline.Error);
+        Assert.True(Guid.TryParse(fromFile.Output.Trim(), out _), fromFile.Output + fromFile.Error);
+        Assert.True(await CountAsync("outbox") >= 2);
+    }
+
+    [Fact]
+    public async Task A_data_flag_and_its_spec_key_naming_different_data_are_refused_naming_both()
+    {
+        Directory.CreateDirectory(_home.Combine("other"));
+
+        var result = await _nvdino.RunAsync("pipeline", "start", "--train", _home.Combine("images"),
+            "--set", $"dataset.train_dataset.images_dir={_home.Combine("other")}");
+        var none = await _nvdino.RunAsync("pipeline", "start", "--set", "train.num_epochs=20");
+        var sentBefore = await CountAsync("outbox");
+        var same = await _nvdino.RunAsync("pipeline", "start", "--train", _home.Combine("images"),
+            "--set", $"dataset.train_dataset.images_dir={new Uri(_home.Combine("images")).AbsoluteUri}");
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("--train", result.Error);
+        Assert.Contains("dataset.train_dataset.images_dir", result.Error);
+        Assert.Contains("name different data", result.Error);
+        Assert.Equal(0, same.ExitCode);
+        Assert.Equal(2, none.ExitCode);
+        Assert.Contains("no training data: give --train or dataset.train_dataset.images_dir", none.Error);
+        Assert.Equal(0, sentBefore);
+        Assert.True(await CountAsync("outbox") >= 1);
+    }
+
+    [Theory]
+    [InlineData("train.precision=16-mixed", "train.precision: 'fp16' is not supported")]
+    [InlineData("dataset.transform.n_global_crops=4", "dataset.transform.n_global_crops: 4 is not an allowed value")]
+    [InlineData("model.backbone.interpolate_antialias=true", "model.backbone.interpolate_antialias: true is not valid")]
+    [InlineData("train.num_gpus=2", "train.num_gpus: 2 is out of range")]
+    [InlineData("train.validation_interval=5", "train.validation_interval")]
+    public async Task Start_refuses_what_a_worker_would_fail_on_later_and_sends_nothing(string setting, string expected)
+    {
+        var result = await _nvdino.RunAsync("pipeline", "start", "--train", _home.Combine("images"), "--set", setting);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(expected, result.Error);
+        Assert.Equal(0, await CountAsync("control_requests"));
+    }
+
+    [Fact]
     public async Task Start_names_a_missing_data_path()
     {
         var missing = _home.Combine("nowhere.tar.gz");

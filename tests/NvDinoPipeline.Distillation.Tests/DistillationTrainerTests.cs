@@ -78,6 +78,29 @@ public sealed class DistillationTrainerTests : IDisposable
     }
 
     [Fact]
+    public async Task With_masking_disabled_crops_smaller_than_img_size_distil_on_their_own_patch_grid()
+    {
+        // TAO's defaults: img_size 518, global crops 224. Here img_size 42 (3×3 patches), crops 28 (2×2).
+        var teacher = TinyDistillation.Teacher with { ImgSize = 42 };
+        var checkpoint = TinyDistillation.TrainedCheckpoint(folder.Combine("teacher-42"), teacher);
+        using var trainer = new DistillationTrainer(new DistillationTrainerOptions
+        {
+            Trainer = TinyDistillation.Recipe(teacher, epochs: 1),
+            Student = TinyDistillation.Student with { ImgSize = 42 },
+            DisableMasking = true,
+        }, iterationsPerEpoch: 2);
+        trainer.LoadTeacher(checkpoint);
+
+        var losses = new List<TrainingStepResult>();
+        var loop = new TrainingLoop(trainer, new SslBatchLoader(TestImages.Blocks(8), TinyDistillation.Data(), 7),
+            new TrainingLoopOptions { CheckpointDirectory = folder.Combine("student-42") });
+        await loop.RunAsync(new Recorder(losses), CancellationToken.None);
+
+        Assert.Equal(2, losses.Count);
+        Assert.All(losses, step => Assert.True(double.IsFinite(step[TrainingMetrics.Loss]) && step[TrainingMetrics.IbotLoss] != 0));
+    }
+
+    [Fact]
     public void A_student_larger_than_the_teacher_is_refused()
     {
         var error = Assert.Throws<ArgumentException>(() => new DistillationTrainer(new DistillationTrainerOptions

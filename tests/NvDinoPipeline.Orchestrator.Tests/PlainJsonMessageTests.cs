@@ -68,7 +68,7 @@ public sealed class PlainJsonMessageTests(RabbitMqFixture broker) : IClassFixtur
         var refused = await WaitForRefusedAsync(4);
         Assert.Contains("'this is not JSON' is an invalid JSON literal", ReasonFor(refused, body => body == "this is not JSON"));
         Assert.Contains("missing required properties", ReasonFor(refused, body => body.Contains("\"spec\":{}", StringComparison.Ordinal)));
-        Assert.Contains("trainDataUri", ReasonFor(refused, body => body.Contains("\"spec\":{}", StringComparison.Ordinal)));
+        Assert.Contains("requestedAt", ReasonFor(refused, body => body.Contains("\"spec\":{}", StringComparison.Ordinal)));
         Assert.Contains("names no message type", ReasonFor(refused, body => body.Contains(untyped.ToString(), StringComparison.Ordinal)));
         Assert.Contains("no consumer on pipeline-orchestrator handles urn:message:NvDinoPipeline.Contracts:StartPipelines",
             ReasonFor(refused, body => body.Contains(unknownType.ToString(), StringComparison.Ordinal)));
@@ -81,6 +81,37 @@ public sealed class PlainJsonMessageTests(RabbitMqFixture broker) : IClassFixtur
         await PublishAsync(nameof(StartPipeline), StartBody(valid, Overrides));
         await WaitForAsync(host, valid, (p, _) => p.Status == JobStatus.Done);
         Assert.Equal(0, await broker.QueueDepthAsync(SkippedQueue) ?? 0);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_start_with_only_spec_overrides_takes_its_data_from_the_images_dir_keys()
+    {
+        using var host = await StartHostAsync(new StandIns());
+        var fromKeys = Guid.NewGuid();
+        var noData = Guid.NewGuid();
+
+        await PublishAsync(nameof(StartPipeline), JsonSerializer.Serialize(new
+        {
+            pipelineId = fromKeys,
+            spec = new Dictionary<string, object>
+            {
+                ["train.num_epochs"] = 1,
+                ["train.optim.warmup_epochs"] = 0,
+                ["dataset.train_dataset.images_dir"] = "file:///data/images_train.tar.gz",
+                ["dataset.test_dataset.images_dir"] = "s3://datasets/test/",
+            },
+            requestedAt = DateTimeOffset.UtcNow,
+        }));
+        await PublishAsync(nameof(StartPipeline), JsonSerializer.Serialize(new { pipelineId = noData, spec = new { }, requestedAt = DateTimeOffset.UtcNow }));
+
+        var (pipeline, jobs) = await WaitForAsync(host, fromKeys, (p, _) => p.Status == JobStatus.Done);
+        Assert.Equal("file:///data/images_train.tar.gz", pipeline.TrainDataUri);
+        Assert.Equal("s3://datasets/test/", pipeline.TestDataUri);
+        Assert.Contains(jobs, job => job.Step == "inference");
+        var (failed, _) = await WaitForAsync(host, noData, (p, _) => p.Status == JobStatus.Error);
+        Assert.Contains("names no training data", failed.ErrorReason);
+        Assert.Contains("dataset.train_dataset.images_dir", failed.ErrorReason);
         await host.StopAsync();
     }
 

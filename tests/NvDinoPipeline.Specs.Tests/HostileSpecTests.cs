@@ -189,7 +189,6 @@ public sealed class HostileSpecTests(ITestOutputHelper output) : IDisposable
                 ("export.checkpoint", "latest"),
                 ("gen_trt_engine.tensorrt.calibration.cal_image_dir", "s3://datasets/cal/"),
                 ("gen_trt_engine.tensorrt.calibration.cal_image_dir", "/data/cal"),
-                ("inference.checkpoint", "latest"),
             ],
             Loader.InputLocations(spec));
     }

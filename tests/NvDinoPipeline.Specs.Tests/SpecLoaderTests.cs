@@ -54,6 +54,7 @@ public sealed class SpecLoaderTests : IDisposable
     {
         var spec = Loader.Resolve(Array.Empty<string>(),
         [
+            "pipeline.deploy.target=tensorrt",
             "dataset.transform.local_crops_scale=[0.1,0.3]",
             "train.optim.lr=5e-4",
             "train.optim.weight_decay=0",
@@ -262,7 +263,7 @@ public sealed class SpecLoaderTests : IDisposable
               num_prototypes: 1024
               layerwise_decay: 0.8
               clip_grad_norm: 1.0
-              precision: 16-mixed
+              precision: bf16-mixed
             """);
 
         var spec = Loader.Resolve([user], ["train.loss.centering=centering"]);
@@ -272,7 +273,7 @@ public sealed class SpecLoaderTests : IDisposable
         Assert.Equal(1024, spec.Get<int>("model.head.num_prototypes"));
         Assert.Equal(0.8, spec.Get<double>("train.optim.layerwise_decay"));
         Assert.Equal(1.0, spec.Get<double>("train.optim.clip_grad_norm"));
-        Assert.Equal("fp16", spec.Get<string>("train.precision"));
+        Assert.Equal("bf16", spec.Get<string>("train.precision"));
         Assert.Equal("softmax", spec.Get<string>("train.loss.centering"));
         Assert.False(spec.ContainsKey("train.num_prototypes"));
     }
@@ -319,7 +320,7 @@ public sealed class SpecLoaderTests : IDisposable
         var distilled = Loader.Resolve(Array.Empty<string>(), ["model.distill.enable=true", "model.backbone.student_type=vit_s"]);
         Assert.True(distilled.Get<bool>("pipeline.stages.distill"));
 
-        var fp16 = Loader.Resolve(Array.Empty<string>(), ["pipeline.deploy.precision=fp16"]);
+        var fp16 = Loader.Resolve(Array.Empty<string>(), ["pipeline.deploy.target=tensorrt", "pipeline.deploy.precision=fp16"]);
         Assert.Equal("fp16", fp16.Get<string>("gen_trt_engine.tensorrt.data_type"));
     }
 
@@ -373,7 +374,7 @@ public sealed class SpecLoaderTests : IDisposable
     [Fact]
     public void Apply_overrides_a_resolved_spec_and_keeps_linked_keys_together()
     {
-        var spec = Loader.Resolve(Array.Empty<string>(), ["train.num_epochs=30"]);
+        var spec = Loader.Resolve(Array.Empty<string>(), ["train.num_epochs=30", "pipeline.deploy.target=tensorrt"]);
 
         var staged = Loader.Apply(spec, ["dataset.train_dataset.images_dir=/staged/train", "pipeline.deploy.precision=fp16"]);
 
@@ -390,5 +391,52 @@ public sealed class SpecLoaderTests : IDisposable
         var error = Assert.Throws<SpecValidationException>(() => Loader.Resolve(Array.Empty<string>(), ["train.num_epochs=3", "train.optim.warmup_epochs=5"]));
 
         Assert.Contains(error.Errors, e => e.Key == "train.optim.warmup_epochs" && e.Message.Contains("more than train.num_epochs (3)"));
+    }
+
+    [Theory]
+    [InlineData("train.precision=16-mixed", "train.precision", "'fp16' is not supported: float16 training (TAO's 16-mixed) needs loss scaling")]
+    [InlineData("train.precision=fp16", "train.precision", "allowed values: fp32, bf16")]
+    [InlineData("dataset.transform.n_global_crops=3", "dataset.transform.n_global_crops", "3 is not an allowed value; allowed values: 2 (DINOv2's multi-crop objective")]
+    [InlineData("model.backbone.interpolate_antialias=true", "model.backbone.interpolate_antialias", "true is not valid; expected false (antialiased position-embedding interpolation has no matching ONNX Resize mode")]
+    [InlineData("train.num_gpus=2", "train.num_gpus", "2 is out of range; allowed: in [1, 1] (training runs on one device")]
+    [InlineData("train.num_nodes=2", "train.num_nodes", "multi-node training is not available")]
+    [InlineData("export.opset_version=22", "export.opset_version", "22 is out of range; allowed: in [17, 21] (the ONNX writer supports opsets 17 to 21)")]
+    [InlineData("gen_trt_engine.tensorrt.data_type=fp16", "gen_trt_engine.tensorrt.data_type", "'fp16' needs pipeline.deploy.target=tensorrt")]
+    [InlineData("gen_trt_engine.tensorrt.layers_precision=[\"/head:int8\"]", "gen_trt_engine.tensorrt.layers_precision", "'/head:int8' asks for int8 but gen_trt_engine.tensorrt.data_type is fp32")]
+    [InlineData("gen_trt_engine.tensorrt.layers_precision=[\"/head:fp16\"]", "gen_trt_engine.tensorrt.layers_precision", "which the onnxruntime target cannot run")]
+    [InlineData("gen_trt_engine.tensorrt.layers_precision=[\"a,b:fp32\"]", "gen_trt_engine.tensorrt.layers_precision", "layer names without ',' or ':'")]
+    public void Values_a_worker_would_refuse_are_refused_at_validation_naming_key_value_and_what_is_allowed(string assignment, string key, string expected)
+    {
+        var exception = Assert.Throws<SpecValidationException>(() => Loader.Resolve(Array.Empty<string>(), [assignment]));
+
+        var error = Assert.Single(exception.Errors);
+        Assert.Equal(key, error.Key);
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void A_distillation_student_larger_than_the_teacher_is_refused_at_validation()
+    {
+        var exception = Assert.Throws<SpecValidationException>(() => Loader.Resolve(Array.Empty<string>(),
+            ["pipeline.stages.distill=true", "model.backbone.teacher_type=vit_s", "model.backbone.student_type=vit_b"]));
+
+        var error = Assert.Single(exception.Errors);
+        Assert.Equal("model.backbone.student_type", error.Key);
+        Assert.Contains("'vit_b' is larger than model.backbone.teacher_type 'vit_s'", error.Message);
+        Assert.Contains("vit_pico, vit_nano, vit_t, vit_s", error.Message);
+    }
+
+    [Theory]
+    [InlineData("train.validation_interval=1", "training has no validation pass")]
+    [InlineData("inference.checkpoint=latest", "inference runs the deployed model")]
+    [InlineData("export.on_cpu=true", "runs on no device")]
+    [InlineData("export.verbose=true", "progress in the job's log")]
+    public void Keys_no_stage_reads_are_refused_as_unsupported_with_the_reason(string assignment, string reason)
+    {
+        var exception = Assert.Throws<SpecValidationException>(() => Loader.Resolve(Array.Empty<string>(), [assignment]));
+
+        var error = Assert.Single(exception.Errors);
+        Assert.Equal(assignment[..assignment.IndexOf('=')], error.Key);
+        Assert.Contains(reason, error.Message);
     }
 }

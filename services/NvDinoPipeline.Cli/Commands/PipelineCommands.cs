@@ -24,8 +24,11 @@ public static class PipelineCommands
 
     private static Command Start(Option<string?> config)
     {
-        var train = new Option<string>("--train") { Description = "Training images: an archive, a folder, file:// or s3:// URI.", Required = true };
-        var test = new Option<string?>("--test") { Description = "Images to embed once the model is deployed." };
+        var train = new Option<string?>("--train")
+        {
+            Description = $"Training images: an archive, a folder, file:// or s3:// URI; shorthand for {TrainImagesKey}.",
+        };
+        var test = new Option<string?>("--test") { Description = $"Images to embed once the model is deployed; shorthand for {TestImagesKey}." };
         var spec = new SpecInputs();
         var name = new Option<string?>("--name") { Description = "A name to show in status and list." };
         var wait = new Option<bool>("--wait") { Description = "Wait for the pipeline to finish, showing progress." };
@@ -34,11 +37,14 @@ public static class PipelineCommands
         command.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
         {
             var resolved = spec.Resolve(result);
+            var trainData = DataFrom(resolved, "--train", result.GetValue(train), TrainImagesKey)
+                ?? throw new CliException($"no training data: give --train or {TrainImagesKey} (in a --spec file, --set or --spec-overrides).");
+            var testData = DataFrom(resolved, "--test", result.GetValue(test), TestImagesKey);
             var start = new StartPipeline
             {
                 PipelineId = NewId.NextGuid(),
-                TrainDataUri = DataUris.Parse(result.GetValue(train)!, "--train"),
-                TestDataUri = result.GetValue(test) is { } testData ? DataUris.Parse(testData, "--test") : null,
+                TrainDataUri = DataUris.Parse(trainData, "--train"),
+                TestDataUri = testData is null ? null : DataUris.Parse(testData, "--test"),
                 Spec = resolved.ToJson(),
                 Name = result.GetValue(name),
                 RequestedAt = DateTimeOffset.UtcNow,
@@ -73,6 +79,29 @@ public static class PipelineCommands
         return command;
     }
 
+    private const string TrainImagesKey = "dataset.train_dataset.images_dir";
+    private const string TestImagesKey = "dataset.test_dataset.images_dir";
+
+    /// <summary>
+    /// The data a flag and its spec key name: either alone, or both when they agree; a flag and a key naming different
+    /// data is an error naming both.
+    /// </summary>
+    internal static string? DataFrom(ResolvedSpec spec, string flag, string? flagValue, string key)
+    {
+        var keyValue = spec.Get<string?>(key) is { Length: > 0 } text ? text : null;
+        if (flagValue is not null && keyValue is not null && !SameLocation(flagValue, keyValue))
+        {
+            throw new CliException($"{flag} '{flagValue}' and {key} '{keyValue}' name different data; give one of them (or the same location in both).");
+        }
+        return flagValue ?? keyValue;
+    }
+
+    private static bool SameLocation(string a, string b) =>
+        string.Equals(a, b, StringComparison.Ordinal)
+        || (Uri.TryCreate(a, UriKind.Absolute, out var ua) && Uri.TryCreate(b, UriKind.Absolute, out var ub) && ua == ub)
+        || (!a.Contains("://", StringComparison.Ordinal) && !b.Contains("://", StringComparison.Ordinal)
+            && string.Equals(Path.GetFullPath(a).TrimEnd('/'), Path.GetFullPath(b).TrimEnd('/'), StringComparison.Ordinal));
+
     /// <summary>
     /// Refuses, before anything is sent, data and spec inputs outside the locations this deployment reads (with this
     /// client's settings; every worker checks again with its own). Names relative to a job's folder are the workers' to check.
@@ -92,7 +121,7 @@ public static class PipelineCommands
             }
         }
 
-        Check("--train", start.TrainDataUri);
+        Check("--train", start.TrainDataUri!);
         if (start.TestDataUri is { } test)
         {
             Check("--test", test);

@@ -48,11 +48,18 @@ public sealed class SpecInputs
 
     public Option<string[]> Sets { get; } = new("--set") { Description = "Dotted-key override, e.g. train.num_epochs=3 (repeatable)." };
 
+    public Option<string?> Overrides { get; } = new("--spec-overrides")
+    {
+        Description = "A JSON object of dotted keys and values (TAO API's spec_overrides), inline or a file; applied after --spec, before --set.",
+    };
+
     public void AddTo(Command command)
     {
         command.Options.Add(Files);
+        command.Options.Add(Overrides);
         command.Options.Add(Sets);
     }
 
-    public NvDinoPipeline.Specs.ResolvedSpec Resolve(ParseResult result) => Cli.ResolveSpec(result.GetValue(Files), result.GetValue(Sets));
+    public NvDinoPipeline.Specs.ResolvedSpec Resolve(ParseResult result) =>
+        Cli.ResolveSpec(result.GetValue(Files), [.. SpecOverrides.Read(result.GetValue(Overrides)), .. result.GetValue(Sets) ?? []]);
 }
