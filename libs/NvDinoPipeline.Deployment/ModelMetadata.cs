@@ -116,6 +116,15 @@ public sealed record BackboneDescription
 
     /// <summary>The image side the position embeddings were trained at.</summary>
     public required int TrainedImageSize { get; init; }
+
+    /// <summary><c>mlp</c> or <c>swiglu</c>; null in metadata written before it was recorded.</summary>
+    public string? FfnLayer { get; init; }
+
+    /// <summary>Feed-forward width over embedding width; null in metadata written before it was recorded.</summary>
+    public double? MlpRatio { get; init; }
+
+    /// <summary>True when the blocks have LayerScale; null in metadata written before it was recorded.</summary>
+    public bool? LayerScale { get; init; }
 }
 
 /// <summary>ONNX Runtime against the TorchSharp model on the same inputs.</summary>
