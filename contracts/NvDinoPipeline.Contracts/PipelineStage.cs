@@ -14,6 +14,7 @@ public enum PipelineStage
     Export,
     EngineGeneration,
     Inference,
+    Evaluation,
 }
 
 /// <summary>Job statuses, named as TAO names them.</summary>

@@ -19,6 +19,7 @@ public static class StageCatalog
         new(PipelineStage.Export, "export-model", typeof(ExportModel), typeof(ModelExported), "export"),
         new(PipelineStage.EngineGeneration, "generate-engine", typeof(GenerateEngine), typeof(EngineGenerated), "gen_trt_engine"),
         new(PipelineStage.Inference, "run-inference", typeof(RunInference), typeof(InferenceCompleted), "inference"),
+        new(PipelineStage.Evaluation, "evaluate-model", typeof(EvaluateModel), typeof(ModelEvaluated), "evaluate"),
     ];
 
     /// <exception cref="ArgumentOutOfRangeException">The catalog has no such stage.</exception>

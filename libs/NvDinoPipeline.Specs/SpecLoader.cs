@@ -18,7 +18,7 @@ public sealed partial class SpecLoader
     private const string ResolvedSource = "resolved spec";
 
     /// <summary>Template files in the order their sections appear in a resolved spec; other *.yaml files follow by name.</summary>
-    private static readonly string[] TemplateOrder = ["train", "distill", "export", "gen_trt_engine", "inference", "pipeline"];
+    private static readonly string[] TemplateOrder = ["train", "distill", "export", "gen_trt_engine", "inference", "evaluate", "pipeline"];
 
     private readonly ImmutableDictionary<string, KeyDefinition> definitions;
     private readonly ImmutableArray<string> order;

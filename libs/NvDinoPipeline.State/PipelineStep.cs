@@ -14,6 +14,7 @@ public sealed record PipelineStep(string Name, PipelineStage Stage, IReadOnlyLis
     public const string Export = "export";
     public const string Engine = "engine";
     public const string Inference = "inference";
+    public const string Evaluate = "evaluate";
 
     private static readonly JsonSerializerOptions Json = new()
     {

@@ -1,5 +1,6 @@
 using NvDinoPipeline.Distillation;
 using NvDinoPipeline.EngineGeneration;
+using NvDinoPipeline.Evaluation;
 using NvDinoPipeline.Export;
 using NvDinoPipeline.Hosting;
 using NvDinoPipeline.Inference;
@@ -17,5 +18,6 @@ public static class Workers
         .AddDistillationWorker()
         .AddExportWorker()
         .AddEngineGenerationWorker()
-        .AddInferenceWorker();
+        .AddInferenceWorker()
+        .AddEvaluationWorker();
 }

@@ -37,13 +37,15 @@ public sealed record Transition(IReadOnlyList<JobRecord> Dispatch, IReadOnlyList
 
 /// <summary>
 /// The pipeline, as a story: stage the training (and test) images, train, optionally distill, export
-/// to ONNX, build the deploy engine, embed the test images. Each stage's completion starts the stages
+/// to ONNX, build the deploy engine, embed the test images, score them when they carry labels. Each stage's completion starts the stages
 /// that were waiting for it; a stage's failure fails the pipeline with its reason; cancel stops every
 /// running stage; resume runs again only the steps that did not finish, reusing upstream artifacts.
 /// </summary>
 public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider clock)
 {
-    public static IReadOnlyList<PipelineStep> PlanFor(bool hasTestData, bool distill)
+    /// <param name="hasTestData">The pipeline has test images, and embeds them (<c>pipeline.stages.inference</c>).</param>
+    /// <param name="evaluate">The test images are also scored (<c>pipeline.stages.evaluate</c>); only with test data.</param>
+    public static IReadOnlyList<PipelineStep> PlanFor(bool hasTestData, bool distill, bool evaluate = false)
     {
         var plan = new List<PipelineStep> { new(StageTrain, PipelineStage.Staging, []) };
         if (hasTestData)
@@ -60,6 +62,10 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         if (hasTestData)
         {
             plan.Add(new(Inference, PipelineStage.Inference, [Engine, StageTest]));
+            if (evaluate)
+            {
+                plan.Add(new(Evaluate, PipelineStage.Evaluation, [Inference, StageTrain]));
+            }
         }
         return plan;
     }
@@ -69,7 +75,8 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
     public (PipelineState State, Transition Transition) Start(StartPipeline start, ResolvedSpec spec, string? resultsContentType = null)
     {
         var now = Now;
-        var plan = PlanFor(start.TestDataUri is not null && spec.Get<bool>("pipeline.stages.inference"), spec.Get<bool>("pipeline.stages.distill"));
+        var plan = PlanFor(start.TestDataUri is not null && spec.Get<bool>("pipeline.stages.inference"), spec.Get<bool>("pipeline.stages.distill"),
+            spec.Get<bool>("pipeline.stages.evaluate"));
         var pipeline = new PipelineRecord
         {
             Id = start.PipelineId,
@@ -284,6 +291,10 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             results["embeddings"] = inference.EmbeddingsUri;
             results["embeddings_index"] = inference.IndexUri;
         }
+        if (state.Plan.Any(s => s.Name == Evaluate))
+        {
+            results["evaluation"] = Output<ModelEvaluated>(state, Evaluate).EvaluationUri;
+        }
         return new PipelineCompleted
         {
             PipelineId = state.Pipeline.Id,
@@ -386,6 +397,16 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
                     DeployArtifactUri = engine.ArtifactUri, Target = engine.Target, ModelMetadataUri = engine.ModelMetadataUri,
                     DatasetUri = testData.DatasetUri, ManifestUri = testData.ManifestUri,
                     ResultsQueue = pipeline.ResultsQueue, ResultsContentType = pipeline.ResultsContentType,
+                });
+            case Evaluate:
+                // After inference, so the figures describe the model whose embeddings were delivered.
+                var deployed = Output<EngineGenerated>(state, Engine);
+                return (deployed.JobId, new EvaluateModel
+                {
+                    PipelineId = pipeline.Id, JobId = jobId, ParentJobId = deployed.JobId, Spec = spec, OutputUri = output,
+                    DeployArtifactUri = deployed.ArtifactUri, Target = deployed.Target, ModelMetadataUri = deployed.ModelMetadataUri,
+                    TestDatasetUri = Output<DatasetStaged>(state, StageTest).DatasetUri,
+                    TrainDatasetUri = Output<DatasetStaged>(state, StageTrain).DatasetUri,
                 });
             default:
                 throw new InvalidOperationException($"Pipeline {pipeline.Id} has an unknown step '{step.Name}'.");

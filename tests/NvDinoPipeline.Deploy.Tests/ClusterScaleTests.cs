@@ -184,7 +184,7 @@ public sealed class ClusterScaleTests(RabbitMqFixture broker, PostgresFixture da
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var first = await StartPipelineAsync("first", seed: 1);
         var (_, firstJobs) = await WaitDoneAsync(first.PipelineId, TimeSpan.FromMinutes(5));
-        Assert.Equal(["engine", "export", "inference", "stage-test", "stage-train", "train"], firstJobs.Select(j => j.Step).Order());
+        Assert.Equal(["engine", "evaluate", "export", "inference", "stage-test", "stage-train", "train"], firstJobs.Select(j => j.Step).Order());
 
         output.WriteLine($"processes ready and the first pipeline done in {clock.Elapsed.TotalSeconds:F0} s");
         clock.Restart();

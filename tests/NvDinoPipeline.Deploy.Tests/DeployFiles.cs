@@ -26,7 +26,7 @@ public static partial class DeployFiles
 {
     /// <summary>The stages that run on NVIDIA GPUs in a cluster (TorchSharp on CUDA, TensorRT).</summary>
     public static readonly PipelineStage[] GpuStages =
-        [PipelineStage.Training, PipelineStage.Distillation, PipelineStage.EngineGeneration, PipelineStage.Inference];
+        [PipelineStage.Training, PipelineStage.Distillation, PipelineStage.EngineGeneration, PipelineStage.Inference, PipelineStage.Evaluation];
 
     /// <summary>The orchestrator and one worker per stage, named as in deploy/ (kebab case).</summary>
     public static IReadOnlyList<ServiceSpec> Services { get; } =

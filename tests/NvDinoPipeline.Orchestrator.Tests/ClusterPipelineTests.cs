@@ -58,10 +58,10 @@ public sealed class ClusterPipelineTests(RabbitMqFixture broker, PostgresFixture
         await restarted.StartAsync();
         var (pipeline, finalJobs) = await WaitForAsync(restarted, start.PipelineId, (p, _) => p.Status == JobStatus.Done);
 
-        Assert.Equal(6, finalJobs.Count);
+        Assert.Equal(7, finalJobs.Count);
         Assert.All(finalJobs, job => Assert.Equal(1, job.Attempt));
         Assert.All(standIns.Runs, run => Assert.Equal(1, run.Value));
-        Assert.Equal(6, standIns.Runs.Count);
+        Assert.Equal(7, standIns.Runs.Count);
         Assert.Null(pipeline.ErrorReason);
         await restarted.StopAsync();
         await workers.StopAsync();

@@ -27,6 +27,17 @@ public sealed class PipelineStateMachineTests : IDisposable
     }
 
     [Fact]
+    public void Plans_evaluation_after_inference_only_with_test_images_and_when_asked()
+    {
+        var evaluated = PipelineStateMachine.PlanFor(hasTestData: true, distill: false, evaluate: true);
+        Assert.Equal(["stage-train", "stage-test", "train", "export", "engine", "inference", "evaluate"], evaluated.Select(s => s.Name));
+        Assert.Equal(["inference", "stage-train"], evaluated.Single(s => s.Name == "evaluate").DependsOn);
+        Assert.Equal(PipelineStage.Evaluation, evaluated.Single(s => s.Name == "evaluate").Stage);
+        Assert.DoesNotContain(PipelineStateMachine.PlanFor(hasTestData: false, distill: false, evaluate: true), s => s.Name == "evaluate");
+        Assert.DoesNotContain(PipelineStateMachine.PlanFor(hasTestData: true, distill: false, evaluate: false), s => s.Name == "evaluate");
+    }
+
+    [Fact]
     public async Task Runs_every_stage_once_in_order_and_completes_the_pipeline()
     {
         var standIns = new StandIns();
@@ -37,13 +48,15 @@ public sealed class PipelineStateMachineTests : IDisposable
 
         var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId, (p, _) => p.Status == JobStatus.Done);
 
-        Assert.Equal(6, jobs.Count);
+        Assert.Equal(7, jobs.Count);
         Assert.All(jobs, job => Assert.Equal(JobStatus.Done, job.Status));
-        Assert.All(new[] { "staging-Train", "staging-Test", "training", "export", "engine", "inference" }, key => Assert.Equal(1, standIns.RunsOf(key)));
+        Assert.All(new[] { "staging-Train", "staging-Test", "training", "export", "engine", "inference", "evaluation" }, key => Assert.Equal(1, standIns.RunsOf(key)));
         Assert.Equal(jobs.Job("stage-train").Id, jobs.Job("train").ParentJobId);
         Assert.Equal(jobs.Job("train").Id, jobs.Job("export").ParentJobId);
         Assert.Equal(jobs.Job("export").Id, jobs.Job("engine").ParentJobId);
         Assert.Equal(jobs.Job("engine").Id, jobs.Job("inference").ParentJobId);
+        Assert.Equal(jobs.Job("engine").Id, jobs.Job("evaluate").ParentJobId);
+        Assert.True(jobs.Job("evaluate").StartedAt >= jobs.Job("inference").CompletedAt);
         Assert.True(jobs.Job("train").StartedAt >= jobs.Job("stage-train").CompletedAt);
         Assert.Contains(start.PipelineId.ToString(), jobs.Job("export").Command);
         Assert.Null(pipeline.ErrorReason);

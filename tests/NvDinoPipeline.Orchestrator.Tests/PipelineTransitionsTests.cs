@@ -66,7 +66,8 @@ public sealed class PipelineTransitionsTests
         Assert.Equal((Export, 2), (retry.Step, retry.Attempt));
         Complete(state, Export);
         Complete(state, Engine);
-        var done = Complete(state, Inference);
+        Complete(state, Inference);
+        var done = Complete(state, Evaluate);
         Assert.Equal(JobStatus.Done, state.Pipeline.Status);
         Assert.IsType<PipelineCompleted>(Assert.Single(done.Publish));
         Assert.Equal(1, state.Jobs.Count(j => j.Step == Engine));
@@ -156,6 +157,10 @@ public sealed class PipelineTransitionsTests
             {
                 PipelineId = state.Pipeline.Id, JobId = job.Id, CsvUri = new(output, "inference.csv"), EmbeddingsUri = new(output, "embeddings.f32"),
                 IndexUri = new(output, "embeddings.index.jsonl"), EmbeddedCount = 10, FailedCount = 0, Dimension = 4,
+            },
+            PipelineStage.Evaluation => new ModelEvaluated
+            {
+                PipelineId = state.Pipeline.Id, JobId = job.Id, EvaluationUri = new(output, "evaluation.json"), Evaluated = true, KnnTop1 = 0.5,
             },
             _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
         };

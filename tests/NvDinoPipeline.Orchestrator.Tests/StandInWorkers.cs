@@ -40,7 +40,8 @@ public static class StandInRegistration
             .AddStageWorker<DistillModel, DistillationCompleted, DistillationStandIn>(defaultConcurrentJobs: 1)
             .AddStageWorker<ExportModel, ModelExported, ExportStandIn>(defaultConcurrentJobs: 1)
             .AddStageWorker<GenerateEngine, EngineGenerated, EngineStandIn>(defaultConcurrentJobs: 1)
-            .AddStageWorker<RunInference, InferenceCompleted, InferenceStandIn>(defaultConcurrentJobs: 1);
+            .AddStageWorker<RunInference, InferenceCompleted, InferenceStandIn>(defaultConcurrentJobs: 1)
+            .AddStageWorker<EvaluateModel, ModelEvaluated, EvaluationStandIn>(defaultConcurrentJobs: 1);
     }
 
     private static void AddSingletonInstance<T>(this Microsoft.Extensions.DependencyInjection.IServiceCollection services, T instance) where T : class =>
@@ -132,6 +133,19 @@ public sealed class InferenceStandIn(StandIns standIns) : IStageRunner<RunInfere
             PipelineId = command.PipelineId, JobId = command.JobId, ParentJobId = command.ParentJobId,
             CsvUri = context.Output("inference.csv"), EmbeddingsUri = context.Output("embeddings.f32"),
             IndexUri = context.Output("embeddings.index.jsonl"), EmbeddedCount = 10, FailedCount = 0, Dimension = 4,
+        });
+    }
+}
+
+public sealed class EvaluationStandIn(StandIns standIns) : IStageRunner<EvaluateModel, ModelEvaluated>
+{
+    public async Task<StageResult<ModelEvaluated>> RunAsync(EvaluateModel command, StageContext context, CancellationToken cancellationToken)
+    {
+        await standIns.RunAsync(PipelineStage.Evaluation, "evaluation", context, cancellationToken);
+        return Results.Of(new ModelEvaluated
+        {
+            PipelineId = command.PipelineId, JobId = command.JobId, ParentJobId = command.ParentJobId,
+            EvaluationUri = context.Output("evaluation.json"), Evaluated = true, KnnTop1 = 0.5, LinearProbeTop1 = 0.6,
         });
     }
 }

@@ -152,6 +152,9 @@ public sealed class SpecLoaderTests : IDisposable
     [InlineData("export.batch_size=0", "export.batch_size", "-1 (dynamic batch) or a batch size >= 1")]
     [InlineData("export.checkpoint=lates", "export.checkpoint", "latest, best, an epoch number")]
     [InlineData("gen_trt_engine.tensorrt.layers_precision=[norm]", "gen_trt_engine.tensorrt.layers_precision", "<layer name>:<fp32|fp16|int8>")]
+    [InlineData("evaluate.knn.k=0", "evaluate.knn.k", "allowed: >= 1")]
+    [InlineData("evaluate.knn.temperature=0", "evaluate.knn.temperature", "allowed: > 0")]
+    [InlineData("evaluate.gallery=val", "evaluate.gallery", "auto, train, test")]
     public void Out_of_range_values_name_the_key_the_value_and_the_allowed_range(string assignment, string key, string expected)
     {
         var exception = Assert.Throws<SpecValidationException>(() => Loader.Resolve(Array.Empty<string>(), [assignment]));

@@ -1,6 +1,6 @@
 namespace NvDinoPipeline.Inference;
 
-internal static class LocationForm
+public static class LocationForm
 {
     /// <summary>
     /// A location as an absolute URI. A <c>Uri</c> made from a local path (<c>new Uri("/data/x")</c>) serialises as

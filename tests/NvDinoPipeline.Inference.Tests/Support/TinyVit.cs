@@ -17,10 +17,11 @@ public sealed record TinyVit(string ModelPath, string MetadataPath, ModelMetadat
     public Uri MetadataUri => new(new Uri(MetadataPath).AbsoluteUri);
 
     /// <param name="batchSize">-1 for a dynamic batch (TAO's default), else the fixed batch the model takes.</param>
-    public static TinyVit Create(string folder, int batchSize = -1, int seed = 7)
+    /// <param name="patchSize">8 (a 4×4 grid); 16 is a patch size the product's own backbones have.</param>
+    public static TinyVit Create(string folder, int batchSize = -1, int seed = 7, int patchSize = 8)
     {
         Directory.CreateDirectory(folder);
-        var config = new VitGraphConfig { EmbedDim = Dimension, Depth = 2, NumHeads = 4, PatchSize = 8, ImageSize = Side };
+        var config = new VitGraphConfig { EmbedDim = Dimension, Depth = 2, NumHeads = 4, PatchSize = patchSize, ImageSize = Side };
         var weights = RandomVit.Weights(config, seed, new RandomVit.Scales
         {
             ClsToken = 0.5f,
@@ -44,7 +45,7 @@ public sealed record TinyVit(string ModelPath, string MetadataPath, ModelMetadat
             DynamicBatch = batchSize == -1,
             DynamicHeightWidth = false,
             Preprocessing = new Preprocessing { Height = Side, Width = Side },
-            Backbone = new BackboneDescription { Type = "vit_test", PatchSize = 8, EmbedDim = Dimension, Depth = 2, NumHeads = 4, TrainedImageSize = Side },
+            Backbone = new BackboneDescription { Type = "vit_test", PatchSize = patchSize, EmbedDim = Dimension, Depth = 2, NumHeads = 4, TrainedImageSize = Side },
         };
         var metadataPath = Path.Combine(folder, "model.json");
         File.WriteAllText(metadataPath, metadata.ToJson());

@@ -1,0 +1,88 @@
+using NvDinoPipeline.Evaluation;
+
+namespace NvDinoPipeline.Evaluation.Tests;
+
+public sealed class ScoringTests
+{
+    private static FeatureMatrix Rows(params float[][] rows) => new([.. rows.SelectMany(r => r)], rows.Length, rows[0].Length);
+
+    [Fact]
+    public void Leave_one_out_keeps_an_image_from_voting_for_itself()
+    {
+        var features = Rows([1, 0], [0.9f, 0.1f], [0.8f, 0.2f]);
+        int[] labels = [0, 0, 1];
+
+        var withSelf = WeightedKnn.Score(features, labels, features, labels, classes: 2, k: 1, temperature: 0.07, leaveOneOut: false);
+        var leftOut = WeightedKnn.Score(features, labels, features, labels, classes: 2, k: 1, temperature: 0.07, leaveOneOut: true);
+
+        Assert.Equal(1.0, withSelf.Top1);
+        // The class-1 image's nearest other image is of class 0.
+        Assert.Equal(2.0 / 3, leftOut.Top1, 6);
+        Assert.True(leftOut.LeaveOneOut);
+    }
+
+    [Fact]
+    public void Votes_are_weighted_by_similarity_so_one_close_neighbour_outvotes_two_far_ones()
+    {
+        var gallery = Rows([1, 0], [0.1f, 1], [0.1f, -1]);
+        int[] galleryLabels = [1, 0, 0];
+        var query = Rows([1, 0.05f]);
+
+        var score = WeightedKnn.Score(gallery, galleryLabels, query, [1], classes: 2, k: 3, temperature: 0.07, leaveOneOut: false);
+
+        Assert.Equal(1.0, score.Top1);
+        Assert.Equal(3, score.K);
+    }
+
+    [Fact]
+    public void K_larger_than_the_gallery_uses_every_gallery_image()
+    {
+        var gallery = Rows([1, 0], [0, 1]);
+        var score = WeightedKnn.Score(gallery, [0, 1], gallery, [0, 1], classes: 2, k: 20, temperature: 0.07, leaveOneOut: false);
+        Assert.Equal(2, score.K);
+        Assert.Equal(1.0, score.Top1);
+    }
+
+    [Fact]
+    public void A_linear_probe_separates_separable_classes_and_stays_near_chance_on_random_labels()
+    {
+        var random = new Random(3);
+        var (x, y) = Blobs(random, 300, separation: 3);
+        var (xTest, yTest) = Blobs(random, 200, separation: 3);
+        var separable = LinearProbe.Score(x, y, xTest, yTest, classes: 3);
+
+        var shuffled = y.Select(_ => random.Next(3)).ToList();
+        var noise = LinearProbe.Score(x, shuffled, xTest, yTest.Select(_ => random.Next(3)).ToList(), classes: 3);
+
+        Assert.True(separable.Top1 >= 0.95, $"separable blobs: {separable.Top1}");
+        Assert.Contains(separable.WeightDecay, LinearProbe.WeightDecays);
+        Assert.Equal(60, separable.ValidationImages);
+        Assert.True(noise.Top1 < 0.55, $"random labels: {noise.Top1}");
+    }
+
+    [Fact]
+    public void A_probe_with_fewer_than_ten_training_images_is_refused()
+    {
+        var features = Rows([1, 0], [0, 1]);
+        Assert.Throws<ArgumentException>(() => LinearProbe.Score(features, [0, 1], features, [0, 1], classes: 2));
+    }
+
+    /// <summary>Three Gaussian blobs in 8 dimensions, centred <paramref name="separation"/> apart on the first three axes.</summary>
+    private static (FeatureMatrix, List<int>) Blobs(Random random, int count, double separation)
+    {
+        const int dimension = 8;
+        var values = new float[count * dimension];
+        var labels = new List<int>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var label = i % 3;
+            labels.Add(label);
+            for (var d = 0; d < dimension; d++)
+            {
+                var gaussian = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+                values[i * dimension + d] = (float)(gaussian + (d == label ? separation : 0));
+            }
+        }
+        return (new FeatureMatrix(values, count, dimension), labels);
+    }
+}
