@@ -2,6 +2,13 @@ namespace NvDinoPipeline.Storage;
 
 public static class ArtifactUriExtensions
 {
+    /// <summary><paramref name="uri"/> as a folder: ending with '/', so that <see cref="Append"/> and relative URIs resolve inside it.</summary>
+    public static Uri AsFolder(this Uri uri)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        return uri.AbsoluteUri.EndsWith('/') ? uri : new Uri(uri.AbsoluteUri + "/");
+    }
+
     /// <summary>Appends a relative '/'-separated path to a folder URI (one ending with '/'), escaping each segment,
     /// e.g. <c>store.JobFolder(p, j).Append("checkpoints/model.pth")</c>. A trailing '/' makes a folder URI.</summary>
     public static Uri Append(this Uri folder, string relativePath)

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.State;
@@ -49,7 +50,7 @@ public static class Cli
 
     /// <summary>True when a live embedded (or any) orchestrator has beaten recently.</summary>
     public static async Task<bool> EmbeddedHostRunningAsync(CliServices services, CancellationToken cancellationToken) =>
-        (await services.Provider.GetRequiredService<WorkerStore>().LiveStagesAsync(cancellationToken)).Contains("Orchestrator");
+        (await services.Provider.GetRequiredService<WorkerStore>().LiveStagesAsync(cancellationToken)).Contains(ServedStages.Orchestrator);
 
     /// <summary>Shows progress until the pipeline ends; exit code 0 when Done, 1 otherwise.</summary>
     public static async Task<int> WaitAsync(CliServices services, Guid pipelineId, CancellationToken cancellationToken,

@@ -9,7 +9,7 @@ internal static class EngineLocations
     public static Uri FolderUri(string value, string key)
     {
         var uri = ObjectUri(value, relativeTo: null, key);
-        return uri.AbsoluteUri.EndsWith('/') ? uri : new Uri(uri.AbsoluteUri + "/");
+        return uri.AsFolder();
     }
 
     /// <summary>The URI a spec value names; a relative value is resolved against <paramref name="relativeTo"/> (a folder URI) when given.</summary>

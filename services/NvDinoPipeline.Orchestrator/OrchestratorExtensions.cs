@@ -1,5 +1,6 @@
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
+using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting;
 
@@ -27,7 +28,7 @@ public static class OrchestratorExtensions
                     typeof(StageCompletedConsumerDefinition<>).MakeGenericType(stage.Completion));
             }
         });
-        pipeline.Served.Names.Add("Orchestrator");
+        pipeline.Served.Names.Add(ServedStages.Orchestrator);
         return pipeline;
     }
 }

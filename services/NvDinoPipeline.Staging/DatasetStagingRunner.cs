@@ -35,7 +35,7 @@ public sealed class DatasetStagingRunner(IArtifactStore store, IOptions<StagingO
     public async Task<StageResult<DatasetStaged>> RunAsync(StageDataset command, StageContext context, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var jobFolder = context.OutputUri.AbsoluteUri.EndsWith('/') ? context.OutputUri : new Uri(context.OutputUri.AbsoluteUri + "/");
+        var jobFolder = context.OutputUri.AsFolder();
         var started = Stopwatch.StartNew();
 
         await using var source = await SourceResolver.ResolveAsync(command.SourceUri, store, settings, cancellationToken);

@@ -31,7 +31,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
     public async Task<StageResult<TrainingCompleted>> RunAsync(TrainModel command, StageContext context, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var jobFolder = context.OutputUri.AbsoluteUri.EndsWith('/') ? context.OutputUri : new Uri(context.OutputUri.AbsoluteUri + "/");
+        var jobFolder = context.OutputUri.AsFolder();
         var spec = ReadSpec(context.Spec);
         JobInputs.CheckHardware(spec, settings.Device, "Training:Device", "train");
         TrainingDevice.SetCpuThreads(spec.NumThreads);

@@ -23,7 +23,7 @@ public sealed record ImageFolder(Uri Uri, bool IsShards, IReadOnlyList<ImageFile
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(folderUri);
-        var folder = folderUri.AbsoluteUri.EndsWith('/') ? folderUri : new Uri(folderUri.AbsoluteUri + "/");
+        var folder = folderUri.AsFolder();
         if (await store.GetInfoAsync(folder.Append(ShardFormat.DatasetFileName), cancellationToken) is not null)
         {
             return new ImageFolder(folder, IsShards: true, []);

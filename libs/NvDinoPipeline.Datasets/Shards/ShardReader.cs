@@ -73,7 +73,7 @@ public sealed class ShardReader : IDisposable
         var (shards, described) = await ListAsync(store, datasetUri, cancellationToken);
         if (shards.Count == 0 && !described)
         {
-            var folder = datasetUri.AbsoluteUri.EndsWith('/') ? datasetUri : new Uri(datasetUri.AbsoluteUri + "/");
+            var folder = datasetUri.AsFolder();
             throw new InvalidDataException($"'{folder}' holds neither {ShardFormat.DatasetFileName} nor shard-*.bin files.");
         }
 
@@ -99,7 +99,7 @@ public sealed class ShardReader : IDisposable
     private static async Task<(IReadOnlyList<(Uri Uri, int? Count)> Shards, bool Described)> ListAsync(IArtifactStore store, Uri datasetUri,
         CancellationToken cancellationToken)
     {
-        var folder = datasetUri.AbsoluteUri.EndsWith('/') ? datasetUri : new Uri(datasetUri.AbsoluteUri + "/");
+        var folder = datasetUri.AsFolder();
         var descriptionUri = folder.Append(ShardFormat.DatasetFileName);
         if (await store.GetInfoAsync(descriptionUri, cancellationToken) is not null)
         {

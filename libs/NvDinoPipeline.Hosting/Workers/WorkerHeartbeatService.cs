@@ -55,5 +55,8 @@ public sealed class WorkerHeartbeatService(
 /// <summary>The stages (and other roles, like the orchestrator) this process serves.</summary>
 public sealed class ServedStages
 {
+    /// <summary>The name the orchestrator's heartbeat carries: a live orchestrator is one that beats with it.</summary>
+    public const string Orchestrator = "Orchestrator";
+
     public List<string> Names { get; } = [];
 }

@@ -25,7 +25,7 @@ public static class ValidationImages
             return new ValidationImageSet(Generate(count, seed: 20240601), "generated images");
         }
 
-        var folder = datasetUri.AbsoluteUri.EndsWith('/') ? datasetUri : new Uri(datasetUri.AbsoluteUri + "/");
+        var folder = datasetUri.AsFolder();
         var shards = await ShardReader.ListShardsAsync(store, folder, cancellationToken);
         if (shards.Count == 0)
         {
