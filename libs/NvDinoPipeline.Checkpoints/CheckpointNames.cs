@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace NvDinoPipeline.Training.Core.Checkpoints;
+namespace NvDinoPipeline.Checkpoints;
 
 /// <summary>
 /// The names of the checkpoint files training and distillation jobs write into their <c>checkpoints/</c> folder, in the one
@@ -8,6 +8,9 @@ namespace NvDinoPipeline.Training.Core.Checkpoints;
 /// </summary>
 public static class CheckpointNames
 {
+    /// <summary>The folder of a job's artifact folder its checkpoints are uploaded to.</summary>
+    public const string Folder = "checkpoints/";
+
     public static string FileName(int epoch, long? step = null) =>
         step is null
             ? string.Create(CultureInfo.InvariantCulture, $"epoch_{epoch:D3}.ckpt")

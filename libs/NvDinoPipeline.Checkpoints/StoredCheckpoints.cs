@@ -1,6 +1,6 @@
 using NvDinoPipeline.Storage;
 
-namespace NvDinoPipeline.Training.Core.Checkpoints;
+namespace NvDinoPipeline.Checkpoints;
 
 /// <summary>A checkpoint file in a job's <c>checkpoints/</c> folder, known by its name (<see cref="CheckpointNames.FileName"/>).</summary>
 /// <param name="Epoch">Epochs completed when it was written.</param>
@@ -23,7 +23,7 @@ public static class StoredCheckpoints
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(folder);
         var found = new List<StoredCheckpoint>();
-        await foreach (var item in store.ListAsync(folder.AbsoluteUri.EndsWith('/') ? folder : new Uri(folder.AbsoluteUri + "/"), cancellationToken))
+        await foreach (var item in store.ListAsync(folder.AsFolder(), cancellationToken))
         {
             var name = Uri.UnescapeDataString(item.Uri.AbsolutePath[(item.Uri.AbsolutePath.LastIndexOf('/') + 1)..]);
             if (CheckpointNames.Parse(name) is { } parsed)

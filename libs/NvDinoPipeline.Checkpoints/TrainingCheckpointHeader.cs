@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text.Json;
-namespace NvDinoPipeline.Training.Core.Checkpoints;
+namespace NvDinoPipeline.Checkpoints;
 
 /// <summary>
 /// Reads the training state from the safetensors header of a training checkpoint without reading its tensors, so
@@ -17,7 +17,7 @@ public static class TrainingCheckpointHeader
     public static async Task<double?> ReadLossAsync(Stream stream, Uri source, CancellationToken cancellationToken)
     {
         var state = await ReadStateAsync(stream, source, cancellationToken);
-        return state.Metrics.TryGetValue(TrainingMetrics.Loss, out var loss) ? loss : null;
+        return state.Metrics.TryGetValue(TrainingState.LossMetric, out var loss) ? loss : null;
     }
 
     public static async Task<TrainingState> ReadStateAsync(Stream stream, Uri source, CancellationToken cancellationToken)
@@ -41,10 +41,10 @@ public static class TrainingCheckpointHeader
         {
             using var document = JsonDocument.Parse(header);
             if (!document.RootElement.TryGetProperty("__metadata__", out var metadata)
-                || !metadata.TryGetProperty(TrainingCheckpointFile.StateMetadataKey, out var stateText)
+                || !metadata.TryGetProperty(TrainingState.MetadataKey, out var stateText)
                 || stateText.ValueKind != JsonValueKind.String)
             {
-                throw new InvalidDataException($"'{source}' has no '{TrainingCheckpointFile.StateMetadataKey}' metadata; it is not a training checkpoint.");
+                throw new InvalidDataException($"'{source}' has no '{TrainingState.MetadataKey}' metadata; it is not a training checkpoint.");
             }
             return JsonSerializer.Deserialize<TrainingState>(stateText.GetString()!, StateJson)
                 ?? throw new InvalidDataException($"'{source}' has an empty training state.");

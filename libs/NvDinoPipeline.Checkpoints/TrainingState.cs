@@ -1,12 +1,18 @@
-namespace NvDinoPipeline.Training.Core.Checkpoints;
+namespace NvDinoPipeline.Checkpoints;
 
 /// <summary>
 /// The non-tensor part of a training checkpoint, stored as JSON in its safetensors metadata under
-/// <see cref="TrainingCheckpointFile.StateMetadataKey"/>: where the run stands and how to continue it.
+/// <see cref="MetadataKey"/>: where the run stands and how to continue it.
 /// </summary>
 public sealed record TrainingState
 {
     public const int CurrentVersion = 1;
+
+    /// <summary>The safetensors metadata key the state is stored under.</summary>
+    public const string MetadataKey = "nvdino.training_state";
+
+    /// <summary>The <see cref="Metrics"/> entry holding the mean training loss of the last epoch.</summary>
+    public const string LossMetric = "loss";
 
     /// <summary>"nvdinov2-ssl" for self-supervised training; other trainers (distillation) use their own kind.</summary>
     public required string Kind { get; init; }
@@ -34,26 +40,6 @@ public sealed record TrainingState
     public required IReadOnlyList<string> OptimizerParameters { get; init; }
 
     public DateTimeOffset SavedAt { get; init; } = DateTimeOffset.UtcNow;
-
-    /// <summary>The state of a run of <paramref name="recipe"/> after <paramref name="globalStep"/> steps, as a trainer checkpoints it.</summary>
-    public static TrainingState Of(string kind, SslTrainerOptions recipe, long globalStep, long iterationsPerEpoch,
-        IReadOnlyDictionary<string, double> lastEpochMetrics)
-    {
-        ArgumentNullException.ThrowIfNull(recipe);
-        return new TrainingState
-        {
-            Kind = kind,
-            GlobalStep = globalStep,
-            Epoch = (int)(globalStep / iterationsPerEpoch),
-            Epochs = recipe.Epochs,
-            IterationsPerEpoch = iterationsPerEpoch,
-            BatchSize = recipe.BatchSize,
-            Seed = recipe.Seed,
-            Precision = recipe.Precision.ToString().ToLowerInvariant(),
-            OptimizerParameters = [],
-            Metrics = lastEpochMetrics,
-        };
-    }
 
     /// <summary>
     /// The step a run with <paramref name="iterationsPerEpoch"/> steps per epoch continues at: this state's step, or,

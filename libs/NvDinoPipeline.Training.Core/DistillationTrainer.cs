@@ -12,6 +12,7 @@ using NvDinoPipeline.Training.Core.Data;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using NvDinoPipeline.Checkpoints;
 
 namespace NvDinoPipeline.Training.Core;
 
@@ -348,7 +349,7 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
 
     public void SaveCheckpointFile(string path) =>
         TrainingCheckpointFile.WriteWithOptimizer(path, StateTensors(), OptimizerStates(),
-            TrainingState.Of(CheckpointKind, recipe, GlobalStep, IterationsPerEpoch, LastEpochMetrics), options.Student);
+            TrainingStates.Of(CheckpointKind, recipe, GlobalStep, IterationsPerEpoch, LastEpochMetrics), options.Student);
 
     /// <summary>Restores student, student EMA, projection, loss centers, optimizer and step from a distillation checkpoint of the same architecture.</summary>
     /// <exception cref="InvalidDataException">Not a distillation checkpoint, or a tensor is missing.</exception>

@@ -11,6 +11,7 @@ using NvDinoPipeline.Training.Core.Data;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using NvDinoPipeline.Checkpoints;
 
 namespace NvDinoPipeline.Training.Core;
 
@@ -254,7 +255,7 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     /// <summary>Writes the full training state to <paramref name="path"/> (atomically: written aside, then renamed).</summary>
     public void SaveCheckpointFile(string path) =>
         TrainingCheckpointFile.WriteWithOptimizer(path, StateTensors(), OptimizerStates(),
-            TrainingState.Of(CheckpointKind, options, GlobalStep, IterationsPerEpoch, LastEpochMetrics), options.Backbone);
+            TrainingStates.Of(CheckpointKind, options, GlobalStep, IterationsPerEpoch, LastEpochMetrics), options.Backbone);
 
     /// <summary>
     /// Restores networks, loss centers, optimizer state and the step from a checkpoint of the same architecture.

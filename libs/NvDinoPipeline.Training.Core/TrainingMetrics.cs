@@ -1,3 +1,5 @@
+using NvDinoPipeline.Checkpoints;
+
 namespace NvDinoPipeline.Training.Core;
 
 /// <summary>Names of the figures a training step and epoch report (progress messages, metrics.jsonl, completion).</summary>
@@ -6,7 +8,7 @@ public static class TrainingMetrics
     public const string Epoch = "epoch";
     public const string Step = "step";
     public const string TotalSteps = "total_steps";
-    public const string Loss = "loss";
+    public const string Loss = NvDinoPipeline.Checkpoints.TrainingState.LossMetric;
     public const string DinoLocalLoss = "dino_local_crops_loss";
     public const string DinoGlobalLoss = "dino_global_crops_loss";
     public const string IbotLoss = "ibot_loss";

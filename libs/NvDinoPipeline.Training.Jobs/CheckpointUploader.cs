@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
+using NvDinoPipeline.Checkpoints;
 
 namespace NvDinoPipeline.Training.Jobs;
 

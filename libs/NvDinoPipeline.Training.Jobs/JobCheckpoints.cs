@@ -1,6 +1,7 @@
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
+using NvDinoPipeline.Checkpoints;
 
 namespace NvDinoPipeline.Training.Jobs;
 
@@ -14,7 +15,7 @@ public sealed record ResumePoint(string Path, TrainingState State, string Descri
 /// </summary>
 public static class JobCheckpoints
 {
-    public const string CheckpointsFolder = "checkpoints/";
+    public const string CheckpointsFolder = CheckpointNames.Folder;
     public const string MetricsFileName = "metrics.jsonl";
 
     /// <summary>
@@ -32,7 +33,7 @@ public static class JobCheckpoints
         var candidates = new List<(StoredCheckpoint Checkpoint, Uri Folder)>();
         foreach (var attempt in previousAttempts)
         {
-            var folder = attempt.AbsoluteUri.EndsWith('/') ? attempt : new Uri(attempt.AbsoluteUri + "/");
+            var folder = attempt.AsFolder();
             candidates.AddRange((await StoredCheckpoints.ListAsync(store, folder.Append(CheckpointsFolder), cancellationToken)).Select(c => (c, folder)));
         }
         foreach (var (checkpoint, folder) in candidates.OrderByDescending(c => c.Checkpoint.Epoch).ThenByDescending(c => c.Checkpoint.Step ?? 0))

@@ -12,6 +12,7 @@ using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
 using NvDinoPipeline.Training.Core.Data;
 using NvDinoPipeline.Training.Jobs;
+using NvDinoPipeline.Checkpoints;
 
 namespace NvDinoPipeline.Distillation;
 
@@ -32,7 +33,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
     public async Task<StageResult<DistillationCompleted>> RunAsync(DistillModel command, StageContext context, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var jobFolder = context.OutputUri.AbsoluteUri.EndsWith('/') ? context.OutputUri : new Uri(context.OutputUri.AbsoluteUri + "/");
+        var jobFolder = context.OutputUri.AsFolder();
         var spec = ReadSpec(context.Spec);
         JobInputs.CheckHardware(spec.Training, settings.Device, "Distillation:Device", "distil");
         TrainingDevice.SetCpuThreads(spec.Training.NumThreads);
@@ -184,52 +185,19 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
     {
         ArgumentNullException.ThrowIfNull(latest);
         ArgumentException.ThrowIfNullOrWhiteSpace(selector);
-        var folder = new Uri(latest, ".");
-        if (selector == "latest")
-            return latest;
-        if (selector.IndexOfAny(['/', '\\', '.']) >= 0)
-        {
-            if (selector.StartsWith('/'))
-                return new Uri(Path.GetFullPath(selector));
-            if (Uri.TryCreate(selector, UriKind.Absolute, out var absolute) && absolute.Scheme is "file" or "s3")
-                return absolute;
-            try
-            {
-                return folder.Append(selector);
-            }
-            catch (ArgumentException exception)
-            {
-                throw new StageInputException(
-                    $"distill.teacher_checkpoint '{selector}' is neither an absolute path, a file:// or s3:// URI, nor a name inside the training job's checkpoint folder {folder}: {exception.Message}",
-                    exception);
-            }
-        }
-
-        var epochs = (await StoredCheckpoints.ListAsync(store, folder, cancellationToken)).Where(c => c.IsEpochEnd).ToList();
-        var available = epochs.Count == 0 ? "none" : string.Join(", ", epochs.Select(e => e.Epoch));
-        if (selector != "best")
-        {
-            var wanted = int.Parse(selector, NumberStyles.None, CultureInfo.InvariantCulture);
-            return epochs.FirstOrDefault(e => e.Epoch == wanted)?.Uri
-                ?? throw new StageInputException(
-                    $"distill.teacher_checkpoint {wanted}: the training job kept no checkpoint of epoch {wanted} in {folder} (epochs with a checkpoint: {available}).");
-        }
-
-        (StoredCheckpoint Checkpoint, double Loss)? lowest;
         try
         {
-            lowest = await StoredCheckpoints.LowestLossAsync(store, epochs, cancellationToken);
+            var selection = CheckpointSelection.Parse(DistillationSpec.TeacherCheckpointKey, selector);
+            // The training job's latest checkpoint sits in its checkpoints/ folder: the job's folder is the one above.
+            var chosen = await CheckpointChoice.ChooseAsync(store, selection, new Uri(latest, ".."), latest, cancellationToken);
+            if (chosen.Epoch is { } epoch)
+                logger.LogInformation("Teacher checkpoint {CheckpointUri}: epoch {Epoch} ({Selection})", chosen.Uri, epoch, selection.ToString());
+            return chosen.Uri;
         }
-        catch (InvalidDataException exception)
+        catch (CheckpointChoiceException exception)
         {
-            throw new StageInputException($"distill.teacher_checkpoint best: {exception.Message}", exception);
+            throw new StageInputException(exception.Message, exception);
         }
-        if (lowest is not { } chosen)
-            throw new StageInputException(
-                $"distill.teacher_checkpoint best: none of the training job's epoch checkpoints in {folder} records a training loss to compare (epochs with a checkpoint: {available}).");
-        logger.LogInformation("Teacher checkpoint {CheckpointUri}: epoch {Epoch}, the lowest mean training loss {Loss:F4} of epochs {Epochs}",
-            chosen.Checkpoint.Uri, chosen.Checkpoint.Epoch, chosen.Loss, available);
-        return chosen.Checkpoint.Uri;
     }
 
     private async Task<string> TeacherPathAsync(Uri teacherUri, string scratch, CancellationToken cancellationToken)

@@ -11,6 +11,8 @@ namespace NvDinoPipeline.Distillation;
 /// </summary>
 public sealed record DistillationSpec
 {
+    public const string TeacherCheckpointKey = "distill.teacher_checkpoint";
+
     public required TrainingSpec Training { get; init; }
 
     public required DistillationTrainerOptions Trainer { get; init; }
@@ -60,7 +62,7 @@ public sealed record DistillationSpec
             TeacherType = teacherType,
             StudentType = studentType,
             TeacherBackbone = spec.Get<string>("distill.teacher_backbone"),
-            TeacherCheckpoint = spec.Get<string>("distill.teacher_checkpoint"),
+            TeacherCheckpoint = spec.Get<string>(TeacherCheckpointKey),
             Trainer = new DistillationTrainerOptions
             {
                 Trainer = trainer,

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using NvDinoPipeline.Checkpoints;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Deployment;
 using NvDinoPipeline.Export.Checkpoints;
@@ -161,7 +162,7 @@ public sealed class ExportRunner(IArtifactStore store, IOptions<ExportOptions> o
         {
             onnx = ArtifactUriExtensions.TryParseLocation(file, out _)
                 ? throw new ArgumentException("an absolute location", nameof(settings))
-                : (jobFolder.AbsoluteUri.EndsWith('/') ? jobFolder : new Uri(jobFolder.AbsoluteUri + "/")).Append(file);
+                : jobFolder.AsFolder().Append(file);
         }
         catch (ArgumentException exception)
         {

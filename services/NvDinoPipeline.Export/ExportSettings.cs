@@ -1,62 +1,11 @@
 using System.Globalization;
+using NvDinoPipeline.Checkpoints;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Specs;
 
 namespace NvDinoPipeline.Export;
-
-/// <summary>Which checkpoint of the source job is exported (<c>export.checkpoint</c>, as in TAO).</summary>
-public enum CheckpointSelectionKind
-{
-    /// <summary>The backbone the source job finished with (<c>ExportModel.BackboneUri</c>).</summary>
-    Latest,
-
-    /// <summary>The epoch checkpoint with the lowest mean training loss.</summary>
-    Best,
-
-    /// <summary>The checkpoint written after a given epoch.</summary>
-    Epoch,
-
-    /// <summary>A file named by path or URI; relative paths are resolved in the source job's folder.</summary>
-    Path,
-}
-
-public sealed record CheckpointSelection(CheckpointSelectionKind Kind, int? Epoch = null, string? Path = null)
-{
-    public const string SpecKey = "export.checkpoint";
-
-    public static CheckpointSelection Parse(string value)
-    {
-        var text = value.Trim();
-        if (text.Length == 0)
-        {
-            throw new StageInputException($"{SpecKey} is empty; use latest, best, an epoch number or a checkpoint path.");
-        }
-        if (text.Equals("latest", StringComparison.OrdinalIgnoreCase))
-        {
-            return new(CheckpointSelectionKind.Latest);
-        }
-        if (text.Equals("best", StringComparison.OrdinalIgnoreCase))
-        {
-            return new(CheckpointSelectionKind.Best);
-        }
-        if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var epoch))
-        {
-            return epoch >= 1
-                ? new(CheckpointSelectionKind.Epoch, Epoch: epoch)
-                : throw new StageInputException($"{SpecKey} = {text}: epochs are counted from 1.");
-        }
-        return new(CheckpointSelectionKind.Path, Path: text);
-    }
-
-    public override string ToString() => Kind switch
-    {
-        CheckpointSelectionKind.Epoch => $"{SpecKey} = {Epoch}",
-        CheckpointSelectionKind.Path => $"{SpecKey} = {Path}",
-        _ => $"{SpecKey} = {Kind.ToString().ToLowerInvariant()}",
-    };
-}
 
 /// <summary>The <c>export.*</c> keys of a job's spec (TAO's <c>nvdinov2 export</c>), checked before any work starts.</summary>
 public sealed record ExportSettings
@@ -100,7 +49,7 @@ public sealed record ExportSettings
         var typeKey = sourceStage == PipelineStage.Distillation ? "model.backbone.student_type" : "model.backbone.teacher_type";
         return new ExportSettings
         {
-            Checkpoint = CheckpointSelection.Parse(Get<string>(spec, CheckpointSelection.SpecKey) ?? ""),
+            Checkpoint = ReadCheckpoint(spec),
             OnnxFile = Get<string?>(spec, "export.onnx_file") is { Length: > 0 } file ? file : null,
             Opset = Get<int>(spec, "export.opset_version"),
             BatchSize = Get<int>(spec, "export.batch_size"),
@@ -111,6 +60,21 @@ public sealed record ExportSettings
             ExpectedBackbone = ReadBackbone(spec, typeKey),
             ExpectedBackboneKey = typeKey,
         };
+    }
+
+    /// <summary>The spec key choosing the exported checkpoint.</summary>
+    public const string CheckpointKey = "export.checkpoint";
+
+    private static CheckpointSelection ReadCheckpoint(ResolvedSpec spec)
+    {
+        try
+        {
+            return CheckpointSelection.Parse(CheckpointKey, Get<string>(spec, CheckpointKey) ?? "");
+        }
+        catch (CheckpointChoiceException exception)
+        {
+            throw new StageInputException(exception.Message, exception);
+        }
     }
 
     /// <summary>The backbone a training spec describes, or null when the spec has no <c>model.backbone</c> section.</summary>

@@ -369,7 +369,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
                     return (distilled.JobId, new ExportModel
                     {
                         PipelineId = pipeline.Id, JobId = jobId, ParentJobId = distilled.JobId, Spec = spec, OutputUri = output,
-                        SourceStage = PipelineStage.Distillation, CheckpointsUri = FolderOf(distilled.CheckpointUri),
+                        SourceStage = PipelineStage.Distillation, CheckpointsUri = artifacts.JobFolder(pipeline.Id, distilled.JobId),
                         BackboneUri = distilled.StudentEmaBackboneUri, ValidationDatasetUri = validation,
                     });
                 }
@@ -377,7 +377,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
                 return (teacher.JobId, new ExportModel
                 {
                     PipelineId = pipeline.Id, JobId = jobId, ParentJobId = teacher.JobId, Spec = spec, OutputUri = output,
-                    SourceStage = PipelineStage.Training, CheckpointsUri = FolderOf(teacher.CheckpointUri),
+                    SourceStage = PipelineStage.Training, CheckpointsUri = artifacts.JobFolder(pipeline.Id, teacher.JobId),
                     BackboneUri = teacher.TeacherBackboneUri, ValidationDatasetUri = validation,
                 });
             case Engine:
@@ -423,8 +423,6 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         return JsonSerializer.Deserialize<T>(job.Completion)
             ?? throw new InvalidOperationException($"Step '{step}' of pipeline {state.Pipeline.Id} has an empty output record.");
     }
-
-    private static Uri FolderOf(Uri artifact) => new(artifact, ".");
 
     private void CancelActiveJobs(PipelineState state, string? reason)
     {

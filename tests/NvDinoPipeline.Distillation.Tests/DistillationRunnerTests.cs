@@ -10,6 +10,7 @@ using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
+using NvDinoPipeline.Checkpoints;
 
 namespace NvDinoPipeline.Distillation.Tests;
 
@@ -125,7 +126,7 @@ public sealed class DistillationRunnerTests : IDisposable
         Assert.Equal(new Uri("file:///data/teacher.ckpt"), await runner.SelectTeacherAsync(latest, "/data/teacher.ckpt", CancellationToken.None));
 
         var missing = await Assert.ThrowsAsync<StageInputException>(() => runner.SelectTeacherAsync(latest, "7", CancellationToken.None));
-        Assert.Contains("distill.teacher_checkpoint 7", missing.Message);
+        Assert.Contains("distill.teacher_checkpoint = 7", missing.Message);
         Assert.Contains("epochs with a checkpoint: 1, 2, 3", missing.Message);
     }
 
@@ -137,7 +138,7 @@ public sealed class DistillationRunnerTests : IDisposable
         var job = NewJob(dataset, teacher, TinyDistillation.Spec("vit_t", "vit_pico", "distill.teacher_checkpoint=5"));
 
         var error = await Assert.ThrowsAsync<StageInputException>(() => Runner().RunAsync(job.Command, job.Context("scratch"), CancellationToken.None));
-        Assert.Contains("distill.teacher_checkpoint 5", error.Message);
+        Assert.Contains("distill.teacher_checkpoint = 5", error.Message);
         Assert.Contains("epochs with a checkpoint:", error.Message);
     }
 

@@ -4,6 +4,7 @@ using NvDinoPipeline.Model;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training.Core.Checkpoints;
 using static TorchSharp.torch;
+using NvDinoPipeline.Checkpoints;
 
 namespace NvDinoPipeline.Export.Tests;
 
@@ -54,6 +55,17 @@ public sealed class CheckpointSelectionTests : IDisposable
         var exported = (await _bed.RunAsync(_bed.Command(ExportTestBed.Spec(Pico, "export.checkpoint=checkpoints/epoch_002.ckpt")))).Completed;
 
         Assert.Equal("checkpoints/epoch_002.ckpt", ExportTestBed.Metadata(exported).Source!.Selection);
+        AssertExportOf(_epoch2, exported, otherwise: _epoch1);
+    }
+
+    [Fact]
+    public async Task A_bare_checkpoint_file_name_is_read_from_the_source_jobs_checkpoints_folder()
+    {
+        await WriteTrainingCheckpointsAsync();
+
+        var exported = (await _bed.RunAsync(_bed.Command(ExportTestBed.Spec(Pico, "export.checkpoint=epoch_002.ckpt")))).Completed;
+
+        Assert.EndsWith("/checkpoints/epoch_002.ckpt", ExportTestBed.Metadata(exported).Source!.Uri);
         AssertExportOf(_epoch2, exported, otherwise: _epoch1);
     }
 

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Checkpoints;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Export.Tests.Support;
 using NvDinoPipeline.Hosting.Workers;
@@ -47,9 +48,9 @@ public sealed class ExportSettingsTests
     [InlineData("s3://models/teacher.safetensors", CheckpointSelectionKind.Path, null, "s3://models/teacher.safetensors")]
     public void Checkpoint_selector_reads_as_tao_writes_it(string value, CheckpointSelectionKind kind, int? epoch, string? path)
     {
-        var selection = CheckpointSelection.Parse(value);
+        var selection = CheckpointSelection.Parse(ExportSettings.CheckpointKey, value);
 
-        Assert.Equal(new CheckpointSelection(kind, epoch, path), selection);
+        Assert.Equal(new CheckpointSelection("export.checkpoint", kind, epoch, path), selection);
     }
 
     [Fact]
@@ -110,7 +111,7 @@ public sealed class ExportSettingsTests
 
     private static ExportSettings Settings(string? onnxFile) => new()
     {
-        Checkpoint = new CheckpointSelection(CheckpointSelectionKind.Latest),
+        Checkpoint = new CheckpointSelection(ExportSettings.CheckpointKey, CheckpointSelectionKind.Latest),
         OnnxFile = onnxFile,
         InputHeight = 224,
         InputWidth = 224,

@@ -2,6 +2,7 @@ using NvDinoPipeline.Testing;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
 using NvDinoPipeline.Training.Core.Data;
+using NvDinoPipeline.Checkpoints;
 
 namespace NvDinoPipeline.Training.Tests;
 

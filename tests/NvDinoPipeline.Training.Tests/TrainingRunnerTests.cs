@@ -10,6 +10,7 @@ using NvDinoPipeline.Testing;
 using NvDinoPipeline.Training.Core;
 using NvDinoPipeline.Training.Core.Checkpoints;
 using NvDinoPipeline.Training.Jobs;
+using NvDinoPipeline.Checkpoints;
 
 namespace NvDinoPipeline.Training.Tests;
 

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Model.Weights;
 using static TorchSharp.torch;
+using NvDinoPipeline.Checkpoints;
 
 namespace NvDinoPipeline.Training.Core.Checkpoints;
 
@@ -16,7 +17,7 @@ namespace NvDinoPipeline.Training.Core.Checkpoints;
 /// </summary>
 public static class TrainingCheckpointFile
 {
-    public const string StateMetadataKey = "nvdino.training_state";
+    public const string StateMetadataKey = TrainingState.MetadataKey;
     public const string OptimizerPrefix = "optimizer.";
     public const string StepCountsKey = "optimizer.step_counts";
 
