@@ -34,7 +34,7 @@ public sealed class PipelineCommandsTests : IDisposable
         Assert.Contains("pipeline.deploy.target", result.Error);
         Assert.Contains("onnxruntime", result.Error);
         Assert.Equal("", result.Output);
-        Assert.Equal(0, await CountAsync("control_requests"));
+        Assert.Equal(0, await CountAsync("outbox"));
         Assert.Equal(0, await CountAsync("pipelines"));
     }
 
@@ -93,7 +93,7 @@ public sealed class PipelineCommandsTests : IDisposable
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains(expected, result.Error);
-        Assert.Equal(0, await CountAsync("control_requests"));
+        Assert.Equal(0, await CountAsync("outbox"));
     }
 
     [Fact]
@@ -124,7 +124,7 @@ public sealed class PipelineCommandsTests : IDisposable
         Assert.DoesNotContain("TOP-SECRET", local.Error);
         Assert.DoesNotContain(Convert.ToHexString("root:$6$"u8), local.Error);
         Assert.Equal("", etc.Output + local.Output);
-        Assert.Equal(0, await CountAsync("control_requests"));
+        Assert.Equal(0, await CountAsync("outbox"));
     }
 
     [Fact]
@@ -143,7 +143,7 @@ public sealed class PipelineCommandsTests : IDisposable
         Assert.Contains("is outside the job's folder", output.Error);
         Assert.Contains($"train.pretrained_model_path: '{new Uri(weights).AbsoluteUri}' is outside the locations this deployment reads", input.Error);
         Assert.False(File.Exists(victim));
-        Assert.Equal(0, await CountAsync("control_requests"));
+        Assert.Equal(0, await CountAsync("outbox"));
     }
 
     [Fact]
@@ -161,7 +161,7 @@ public sealed class PipelineCommandsTests : IDisposable
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains($"{bomb} holds more than 100000 values once every alias is expanded", result.Error);
-        Assert.Equal(0, await CountAsync("control_requests"));
+        Assert.Equal(0, await CountAsync("outbox"));
     }
 
     [Fact]
