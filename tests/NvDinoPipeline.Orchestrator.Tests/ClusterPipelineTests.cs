@@ -31,7 +31,7 @@ public sealed class ClusterPipelineTests(RabbitMqFixture broker, PostgresFixture
     [Fact]
     public async Task A_pipeline_crosses_separate_hosts_and_survives_an_orchestrator_restart_running_each_stage_once()
     {
-        var settings = ClusterSettings();
+        var settings = LiveWorkerSettings(ClusterSettings());
         var standIns = new StandIns();
         var releaseTraining = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         standIns.Before[PipelineStage.Training] = (_, cancellationToken) => releaseTraining.Task.WaitAsync(cancellationToken);

@@ -41,7 +41,7 @@ public sealed class PipelineStateMachineTests : IDisposable
     public async Task Runs_every_stage_once_in_order_and_completes_the_pipeline()
     {
         var standIns = new StandIns();
-        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddStandInWorkers(standIns));
+        using var host = Build(LiveWorkerSettings(EmbeddedSettings(_folder.Path)), p => p.AddOrchestrator().AddStandInWorkers(standIns));
         await host.StartAsync();
         var start = NewStart(Specs.Defaults.ToJson());
         await StartPipelineAsync(host, start);

@@ -13,6 +13,18 @@ namespace NvDinoPipeline.Orchestrator.Tests;
 /// <summary>Builds pipeline hosts the way the services do, on settings a test chooses.</summary>
 public static class TestPipelineHosts
 {
+    /// <summary>
+    /// <paramref name="settings"/> with a job lease no stall of a live worker outlasts. The 3-second lease of
+    /// <see cref="EmbeddedSettings"/> lets the lease tests see a dead worker quickly, but on an oversubscribed machine a
+    /// live worker can miss its renewals for that long and its job is then claimed again, as a dead worker's is. Tests
+    /// that count each stage's runs under live workers take this one.
+    /// </summary>
+    public static Dictionary<string, string?> LiveWorkerSettings(Dictionary<string, string?> settings)
+    {
+        settings["State:JobLease"] = "00:00:30";
+        return settings;
+    }
+
     public static Dictionary<string, string?> EmbeddedSettings(string folder) => new()
     {
         ["Messaging:Transport"] = "InMemory",
