@@ -60,8 +60,10 @@ public sealed class FeatureExtractor : IDisposable
         {
             return (null, $"the deployed backbone cannot be built at random initialisation: {exception.Message}");
         }
-        torch.manual_seed(0);
-        var network = new VisionTransformer(config);
+        // The process-wide generator is shared with any trainer in the same host; take it under the same lock.
+        VisionTransformer network;
+        using (TorchRandom.Seeded(0))
+            network = new VisionTransformer(config);
         var assumed = backbone.FfnLayer is null ? " (feed-forward layer assumed mlp: the model metadata predates recording it)" : "";
         return (network, $"{backbone.Type}/{backbone.PatchSize}, {config.FfnLayer.ToString().ToLowerInvariant()} feed-forward, seed 0{assumed}");
     }

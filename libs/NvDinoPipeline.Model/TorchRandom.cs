@@ -1,6 +1,6 @@
 using TorchSharp;
 
-namespace NvDinoPipeline.Training.Core;
+namespace NvDinoPipeline.Model;
 
 /// <summary>
 /// libtorch's default generator is one per process, and stochastic depth draws from it. A trainer seeds it and draws
