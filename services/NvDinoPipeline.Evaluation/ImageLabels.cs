@@ -71,19 +71,7 @@ public static class ImageLabels
         string scratchDirectory, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(store);
-        string path;
-        try
-        {
-            if (!ArtifactUriExtensions.TryParseLocation(value, out var uri) && !ArtifactUriExtensions.TryParseLocation(Path.GetFullPath(value), out uri))
-            {
-                throw new ArgumentException($"'{value}' names no file");
-            }
-            path = await store.GetLocalPathAsync(uri, Path.Combine(scratchDirectory, "labels"), cancellationToken);
-        }
-        catch (Exception exception) when (exception is FileNotFoundException or ArgumentException or ArtifactStoreException { Transient: false })
-        {
-            throw new StageInputException($"{key}: '{value}' cannot be read: {exception.Message}", exception);
-        }
+        var path = await store.LocalPathAsync(value, key, Path.Combine(scratchDirectory, "labels"), cancellationToken);
         if (new FileInfo(path).Length > MaxCsvBytes)
         {
             throw new StageInputException($"{key}: '{value}' is larger than {MaxCsvBytes / (1024 * 1024)} MiB; a labels CSV holds one input_path,label row per image.");

@@ -169,7 +169,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
             return best;
 
         const string key = "train.resume_training_checkpoint_path";
-        var path = await LocalPathAsync(configured, key, scratch, cancellationToken);
+        var path = await store.LocalPathAsync(configured, key, Path.Combine(scratch, "downloads"), cancellationToken);
         try
         {
             return new ResumePoint(path, TrainingCheckpointFile.ReadState(path), $"{key} {configured}", key);
@@ -197,7 +197,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         SslTrainer trainer, string pretrained, bool allowPartial, string scratch, CancellationToken cancellationToken)
     {
         const string key = "train.pretrained_model_path";
-        var path = await LocalPathAsync(pretrained, key, scratch, cancellationToken);
+        var path = await store.LocalPathAsync(pretrained, key, Path.Combine(scratch, "downloads"), cancellationToken);
         LoadReport report;
         try
         {
@@ -230,21 +230,4 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
             message += $"; adapted: {string.Join(", ", report.Interpolated)}";
         return message;
     }
-
-    /// <summary>A local file for a path or URI named by a spec key; a missing file is an input error naming the key.</summary>
-    private async Task<string> LocalPathAsync(string value, string key, string scratch, CancellationToken cancellationToken)
-    {
-        try
-        {
-            // Read through the store, like every input: it holds the reads to the roots this deployment allows.
-            if (!ArtifactUriExtensions.TryParseLocation(value, out var uri) && !ArtifactUriExtensions.TryParseLocation(Path.GetFullPath(value), out uri))
-                throw new ArgumentException($"'{value}' names no file");
-            return await store.GetLocalPathAsync(uri, Path.Combine(scratch, "downloads"), cancellationToken);
-        }
-        catch (Exception exception) when (exception is FileNotFoundException or ArgumentException or ArtifactStoreException { Transient: false })
-        {
-            throw new StageInputException($"{key}: '{value}' cannot be read: {exception.Message}", exception);
-        }
-    }
-
 }
