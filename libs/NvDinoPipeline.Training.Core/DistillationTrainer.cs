@@ -68,8 +68,6 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
     public const string StudentBackboneFileName = "student_backbone.safetensors";
     public const string StudentEmaBackboneFileName = "student_ema_backbone.safetensors";
 
-    private const int GlobalCrops = 2;
-
     private readonly DistillationTrainerOptions options;
     private readonly SslTrainerOptions recipe;
     private readonly SslSchedules schedules;
@@ -78,8 +76,7 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
     private readonly SslNetwork student;
     private readonly SslNetwork studentEma;
     private readonly Linear? featureProjection;
-    private readonly DinoLoss dinoLoss;
-    private readonly IbotPatchLoss ibotLoss;
+    private readonly SslObjective objective;
     private readonly ScheduledAdamW optimizer;
     private readonly List<(string Name, Parameter Parameter)> optimizerParameters;
 
@@ -114,21 +111,8 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         foreach (var parameter in teacher.parameters().Concat(studentEma.parameters()))
             parameter.requires_grad = false;
 
-        dinoLoss = new DinoLoss(recipe.Head.NumPrototypes, recipe.Loss.StudentTemp, recipe.Loss.CenterMomentum);
-        ibotLoss = new IbotPatchLoss(recipe.Head.NumPrototypes, recipe.Loss.StudentTemp, recipe.Loss.CenterMomentum);
-        dinoLoss.to(Device);
-        ibotLoss.to(Device);
-
-        var specs = new List<ParamGroupSpec>();
-        foreach (var (prefix, module) in TrainedParts())
-        {
-            var named = module.named_parameters().Select(p => ($"{prefix}.{p.name}", p.parameter));
-            var blocks = prefix == "backbone" ? options.Student.Depth : 0;
-            specs.AddRange(ParamGroups.WithDecay(named, blocks, recipe.Optim.LayerwiseDecay, recipe.Optim.PatchEmbedLrMult));
-        }
-        var fused = ParamGroups.Fuse(specs);
-        optimizer = new ScheduledAdamW(fused, recipe.Optim.Beta1, recipe.Optim.Beta2);
-        optimizerParameters = fused.SelectMany(g => g.Names.Zip(g.Parameters)).ToList();
+        objective = new SslObjective(recipe.Head.NumPrototypes, recipe.Loss, Device);
+        (optimizer, optimizerParameters) = TrainerSteps.BuildOptimizer(TrainedParts(), options.Student.Depth, recipe.Optim);
 
         teacher.eval();
         studentEma.eval();
@@ -209,8 +193,8 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
                             $"The teacher checkpoint '{path}' has heads of another shape than model.head.*: " +
                             new TensorShapeMismatchException(key, checkpoint.Entries[key].Shape, target.shape).Message);
                 }
-                var centerPlan = new List<(string Key, Tensor Target)> { ("dino_loss.center", dinoLoss.Center), ("ibot_patch_loss.center", ibotLoss.Center) };
-                centers = centerPlan.All(p => checkpoint.Entries.TryGetValue(p.Key, out var entry) && entry.Shape.SequenceEqual(p.Target.shape));
+                var centerPlan = objective.StateTensors().ToList();
+                centers = centerPlan.All(p => checkpoint.Entries.TryGetValue(p.Key, out var entry) && entry.Shape.SequenceEqual(p.Tensor.shape));
                 using var noGrad = torch.no_grad();
                 foreach (var (key, target) in centers ? headPlan.Concat(centerPlan) : headPlan)
                 {
@@ -227,16 +211,10 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
 
     public TrainingStepResult Step(SslBatch batch)
     {
-        ArgumentNullException.ThrowIfNull(batch);
-        if (batch.Step != GlobalStep)
-            throw new InvalidOperationException($"The batch was drawn for step {batch.Step} but the trainer is at step {GlobalStep}.");
-        if (GlobalStep >= TotalSteps)
-            throw new InvalidOperationException($"The run is complete: {GlobalStep} of {TotalSteps} steps taken.");
-
+        TrainerSteps.CheckBatch(batch, GlobalStep, TotalSteps);
         var step = GlobalStep;
         var epoch = Epoch;
         var values = schedules.At(step);
-        var loss = recipe.Loss;
         using var random = TorchRandom.Seeded(TrainingSeeds.ForTorch(recipe.Seed, step));
         using var scope = torch.NewDisposeScope();
 
@@ -262,43 +240,21 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
             maskIndices = batch.Masks.MaskIndices.to(Device);
             masksWeight = batch.Masks.MasksWeight.to(Device);
         }
-        var targetPatches = maskIndices.shape[0];
 
-        BackboneOutput teacherFeatures;
-        Tensor teacherDino;
-        Tensor? teacherIbot = null;
-        using (torch.no_grad())
-        {
-            teacherFeatures = teacher.Backbone.forward_features(global);
-            teacherDino = dinoLoss.TeacherTargets(teacher.DinoHead.forward(teacherFeatures.ClsToken), values.TeacherTemp, loss.Centering, loss.SinkhornIterations);
-            if (targetPatches > 0)
-            {
-                var patches = teacherFeatures.PatchTokens.flatten(0, 1).index_select(0, maskIndices);
-                teacherIbot = ibotLoss.TeacherTargets(teacher.IbotHead.forward(patches), values.TeacherTemp, loss.Centering, loss.SinkhornIterations);
-            }
-        }
-
-        var studentGlobal = student.Backbone.forward_features(global, options.DisableMasking ? null : masks);
-        var studentLocalCls = local is null ? null : student.DinoHead.forward(student.Backbone.forward_features(local).ClsToken);
-        var dino = dinoLoss.MultiCropLoss(student.DinoHead.forward(studentGlobal.ClsToken), studentLocalCls, teacherDino, GlobalCrops);
-        var koleo = KoLeoLoss.PerGlobalCrop(studentGlobal.ClsToken, GlobalCrops);
-        var ibot = teacherIbot is null
-            ? torch.zeros([], ScalarType.Float32, Device)
-            : ibotLoss.ForwardMasked(student.IbotHead.forward(studentGlobal.PatchTokens.flatten(0, 1).index_select(0, maskIndices)), teacherIbot, masks, masksWeight);
+        var targets = objective.Teach(teacher, global, maskIndices, values.TeacherTemp);
+        var terms = objective.Learn(student, global, local, options.DisableMasking ? null : masks, masks, maskIndices, masksWeight, targets);
         var clsMatch = options.ClsFeatureWeight > 0
-            ? CosineDistance(Project(studentGlobal.ClsToken), teacherFeatures.ClsToken)
+            ? CosineDistance(Project(terms.Global.ClsToken), targets.Features.ClsToken)
             : torch.zeros([], ScalarType.Float32, Device);
         var patchMatch = options.PatchFeatureWeight > 0
-            ? CosineDistance(Project(studentGlobal.PatchTokens), teacherFeatures.PatchTokens)
+            ? CosineDistance(Project(terms.Global.PatchTokens), targets.Features.PatchTokens)
             : torch.zeros([], ScalarType.Float32, Device);
-        var total = dino.Total().Times(loss.DinoLossWeight).Plus(ibot.Times(loss.IbotLossWeight)).Plus(koleo.Times(loss.KoleoLossWeight))
-            .Plus(clsMatch.Times(options.ClsFeatureWeight)).Plus(patchMatch.Times(options.PatchFeatureWeight));
+        var total = terms.Total(recipe.Loss).Plus(clsMatch.Times(options.ClsFeatureWeight)).Plus(patchMatch.Times(options.PatchFeatureWeight));
 
         var totalValue = total.item<float>();
         if (!float.IsFinite(totalValue))
             throw new TrainingDivergedException(step,
-                $"The distillation loss is {totalValue} at step {step} (epoch {epoch}): DINO local {dino.LocalCrops.item<float>()}, DINO global {dino.GlobalCrops.item<float>()}, " +
-                $"iBOT {ibot.item<float>()}, KoLeo {koleo.item<float>()}, lr {values.Lr:G4}. The weights are left as they were before this step.");
+                $"The distillation loss is {totalValue} at step {step} (epoch {epoch}): {terms.Describe()}, lr {values.Lr:G4}. The weights are left as they were before this step.");
 
         total.backward();
         var gradNorm = ClipGradients();
@@ -307,23 +263,12 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         TeacherEma.Update(studentEma, student, values.TeacherMomentum);
         GlobalStep = step + 1;
 
-        return new TrainingStepResult(step, epoch, batch.Images, new Dictionary<string, double>
-        {
-            [TrainingMetrics.Loss] = totalValue,
-            [TrainingMetrics.DinoLocalLoss] = dino.LocalCrops.item<float>(),
-            [TrainingMetrics.DinoGlobalLoss] = dino.GlobalCrops.item<float>(),
-            [TrainingMetrics.IbotLoss] = ibot.item<float>(),
-            [TrainingMetrics.KoleoLoss] = koleo.item<float>(),
-            [DistillationMetrics.ClsFeatureLoss] = clsMatch.item<float>(),
-            [DistillationMetrics.PatchFeatureLoss] = patchMatch.item<float>(),
-            [TrainingMetrics.Lr] = values.Lr,
-            [TrainingMetrics.LastLayerLr] = values.LastLayerLr,
-            [TrainingMetrics.WeightDecay] = values.WeightDecay,
-            [DistillationMetrics.EmaMomentum] = values.TeacherMomentum,
-            [TrainingMetrics.TeacherTemp] = values.TeacherTemp,
-            [TrainingMetrics.GradNorm] = gradNorm,
-            [TrainingMetrics.MaskedPatches] = targetPatches,
-        });
+        var metrics = terms.Metrics(totalValue, values, gradNorm, maskIndices.shape[0]);
+        metrics[DistillationMetrics.ClsFeatureLoss] = clsMatch.item<float>();
+        metrics[DistillationMetrics.PatchFeatureLoss] = patchMatch.item<float>();
+        metrics[DistillationMetrics.EmaMomentum] = values.TeacherMomentum;
+        metrics[TrainingMetrics.TeacherEntropy] = targets.Entropy();
+        return new TrainingStepResult(step, epoch, batch.Images, metrics);
     }
 
     public void EpochCompleted(EpochSummary summary)
@@ -333,19 +278,9 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
     }
 
     /// <summary>Writes <c>epoch_NNN.ckpt</c> (student, student EMA, projection, loss centers, optimizer, run state) and both student backbones.</summary>
-    public SavedCheckpoint SaveCheckpoint(string directory)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(directory);
-        Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, CheckpointNames.FileName(Epoch, GlobalStep % IterationsPerEpoch == 0 ? null : GlobalStep));
-        SaveCheckpointFile(path);
-        var studentPath = Path.Combine(directory, StudentBackboneFileName);
-        var emaPath = Path.Combine(directory, StudentEmaBackboneFileName);
-        var metadata = new Dictionary<string, string> { ["nvdino.epoch"] = Epoch.ToString(CultureInfo.InvariantCulture) };
-        BackboneWeights.Save(student.Backbone, studentPath, metadata);
-        BackboneWeights.Save(studentEma.Backbone, emaPath, metadata);
-        return new SavedCheckpoint(Epoch, GlobalStep, path, [studentPath, emaPath]);
-    }
+    public SavedCheckpoint SaveCheckpoint(string directory) =>
+        TrainerSteps.SaveCheckpoint(directory, Epoch, GlobalStep, IterationsPerEpoch, SaveCheckpointFile,
+            (student.Backbone, StudentBackboneFileName), (studentEma.Backbone, StudentEmaBackboneFileName));
 
     public void SaveCheckpointFile(string path) =>
         TrainingCheckpointFile.WriteWithOptimizer(path, StateTensors(), OptimizerStates(),
@@ -369,8 +304,7 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         student.Dispose();
         studentEma.Dispose();
         featureProjection?.Dispose();
-        dinoLoss.Dispose();
-        ibotLoss.Dispose();
+        objective.Dispose();
     }
 
     private IEnumerable<(string Prefix, torch.nn.Module Module)> TrainedParts()
@@ -392,8 +326,8 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
             foreach (var (name, parameter) in featureProjection.named_parameters())
                 yield return ($"feature_proj.{name}", parameter);
         }
-        yield return ("dino_loss.center", dinoLoss.Center);
-        yield return ("ibot_patch_loss.center", ibotLoss.Center);
+        foreach (var center in objective.StateTensors())
+            yield return center;
     }
 
     private Tensor Project(Tensor studentTokens) => featureProjection is null ? studentTokens : featureProjection.forward(studentTokens);

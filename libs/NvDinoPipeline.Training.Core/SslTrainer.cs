@@ -29,8 +29,6 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     public const string TeacherBackboneFileName = "teacher_backbone.safetensors";
     public const string StudentBackboneFileName = "student_backbone.safetensors";
 
-    private const int GlobalCrops = 2;
-
     private readonly SslTrainerOptions options;
     private readonly SslSchedules schedules;
     private readonly ILogger logger;
@@ -38,8 +36,7 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     private readonly SslNetwork teacher;
     private readonly SslNetwork studentCompute;
     private readonly SslNetwork teacherCompute;
-    private readonly DinoLoss dinoLoss;
-    private readonly IbotPatchLoss ibotLoss;
+    private readonly SslObjective objective;
     private readonly ScheduledAdamW optimizer;
     private readonly List<(string Name, Parameter Parameter)> optimizerParameters;
     private readonly List<(Parameter Master, Parameter Compute)> computePairs = [];
@@ -89,23 +86,8 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
             teacherComputePairs.AddRange(Pair(teacher, teacherCompute));
         }
 
-        dinoLoss = new DinoLoss(options.Head.NumPrototypes, options.Loss.StudentTemp, options.Loss.CenterMomentum);
-        ibotLoss = new IbotPatchLoss(options.Head.NumPrototypes, options.Loss.StudentTemp, options.Loss.CenterMomentum);
-        dinoLoss.to(Device);
-        ibotLoss.to(Device);
-
-        // DINOv2's groups: layer-wise decay and the patch-embed multiplier on the backbone, none on the heads; names
-        // carry the part prefix so every parameter has a unique name in the optimizer and the checkpoint.
-        var specs = new List<ParamGroupSpec>();
-        foreach (var (prefix, module) in student.Parts())
-        {
-            var named = module.named_parameters().Select(p => ($"{prefix}.{p.name}", p.parameter));
-            var blocks = prefix == "backbone" ? options.Backbone.Depth : 0;
-            specs.AddRange(ParamGroups.WithDecay(named, blocks, options.Optim.LayerwiseDecay, options.Optim.PatchEmbedLrMult));
-        }
-        var fused = ParamGroups.Fuse(specs);
-        optimizer = new ScheduledAdamW(fused, options.Optim.Beta1, options.Optim.Beta2);
-        optimizerParameters = fused.SelectMany(g => g.Names.Zip(g.Parameters)).ToList();
+        objective = new SslObjective(options.Head.NumPrototypes, options.Loss, Device);
+        (optimizer, optimizerParameters) = TrainerSteps.BuildOptimizer(student.Parts(), options.Backbone.Depth, options.Optim);
 
         student.train();
         studentCompute.train();
@@ -136,25 +118,19 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
 
     public SslSchedules Schedules => schedules;
 
-    public DinoLoss DinoLoss => dinoLoss;
+    public DinoLoss DinoLoss => objective.Dino;
 
-    public IbotPatchLoss IbotLoss => ibotLoss;
+    public IbotPatchLoss IbotLoss => objective.Ibot;
 
     /// <summary>Metrics of the last completed epoch, saved with the next checkpoint.</summary>
     public IReadOnlyDictionary<string, double> LastEpochMetrics { get; private set; } = new Dictionary<string, double>();
 
     public TrainingStepResult Step(SslBatch batch)
     {
-        ArgumentNullException.ThrowIfNull(batch);
-        if (batch.Step != GlobalStep)
-            throw new InvalidOperationException($"The batch was drawn for step {batch.Step} but the trainer is at step {GlobalStep}.");
-        if (GlobalStep >= TotalSteps)
-            throw new InvalidOperationException($"The run is complete: {GlobalStep} of {TotalSteps} steps taken.");
-
+        TrainerSteps.CheckBatch(batch, GlobalStep, TotalSteps);
         var step = GlobalStep;
         var epoch = Epoch;
         var values = schedules.At(step);
-        var loss = options.Loss;
         using var random = TorchRandom.Seeded(TrainingSeeds.ForTorch(options.Seed, step));
         using var scope = torch.NewDisposeScope();
 
@@ -167,40 +143,16 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
         var masks = batch.Masks.Masks.to(Device);
         var maskIndices = batch.Masks.MaskIndices.to(Device);
         var masksWeight = batch.Masks.MasksWeight.to(Device);
-        var masked = batch.Masks.MaskedPatchCount;
 
-        Tensor teacherDino;
-        Tensor? teacherIbot = null;
-        double teacherEntropy;
-        using (torch.no_grad())
-        {
-            var features = teacherCompute.Backbone.forward_features(global);
-            teacherDino = dinoLoss.TeacherTargets(teacherCompute.DinoHead.forward(features.ClsToken), values.TeacherTemp, loss.Centering, loss.SinkhornIterations);
-            teacherEntropy = -(teacherDino * teacherDino.ClampedMin(1e-12).log()).sum(-1).mean().item<float>();
-            if (masked > 0)
-            {
-                var patches = features.PatchTokens.flatten(0, 1).index_select(0, maskIndices);
-                teacherIbot = ibotLoss.TeacherTargets(teacherCompute.IbotHead.forward(patches), values.TeacherTemp, loss.Centering, loss.SinkhornIterations);
-            }
-        }
-
-        var studentGlobal = studentCompute.Backbone.forward_features(global, masks);
-        var studentLocalCls = local is null ? null : studentCompute.DinoHead.forward(studentCompute.Backbone.forward_features(local).ClsToken);
-        var dino = dinoLoss.MultiCropLoss(studentCompute.DinoHead.forward(studentGlobal.ClsToken), studentLocalCls, teacherDino, GlobalCrops);
-        var koleo = KoLeoLoss.PerGlobalCrop(studentGlobal.ClsToken, GlobalCrops);
-        var ibot = teacherIbot is null
-            ? torch.zeros([], ScalarType.Float32, Device)
-            : ibotLoss.ForwardMasked(
-                studentCompute.IbotHead.forward(studentGlobal.PatchTokens.flatten(0, 1).index_select(0, maskIndices)),
-                teacherIbot, masks, masksWeight);
-        // Numbers go to libtorch through HeldScalars: TorchSharp's operators let a garbage collection free them mid-call.
-        var total = dino.Total().Times(loss.DinoLossWeight).Plus(ibot.Times(loss.IbotLossWeight)).Plus(koleo.Times(loss.KoleoLossWeight));
+        var targets = objective.Teach(teacherCompute, global, maskIndices, values.TeacherTemp);
+        var teacherEntropy = targets.Entropy();
+        var terms = objective.Learn(studentCompute, global, local, masks, masks, maskIndices, masksWeight, targets);
+        var total = terms.Total(options.Loss);
 
         var totalValue = total.item<float>();
         if (!float.IsFinite(totalValue))
             throw new TrainingDivergedException(step,
-                $"The loss is {totalValue} at step {step} (epoch {epoch}): DINO local {dino.LocalCrops.item<float>()}, DINO global {dino.GlobalCrops.item<float>()}, " +
-                $"iBOT {ibot.item<float>()}, KoLeo {koleo.item<float>()}, lr {values.Lr:G4}. The step was not applied to the weights.");
+                $"The loss is {totalValue} at step {step} (epoch {epoch}): {terms.Describe()}, lr {values.Lr:G4}. The step was not applied to the weights.");
 
         total.backward();
         CopyGradientsToMaster();
@@ -210,22 +162,10 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
         TeacherEma.Update(teacher, student, values.TeacherMomentum);
         GlobalStep = step + 1;
 
-        return new TrainingStepResult(step, epoch, batch.Images, new Dictionary<string, double>
-        {
-            [TrainingMetrics.Loss] = totalValue,
-            [TrainingMetrics.DinoLocalLoss] = dino.LocalCrops.item<float>(),
-            [TrainingMetrics.DinoGlobalLoss] = dino.GlobalCrops.item<float>(),
-            [TrainingMetrics.IbotLoss] = ibot.item<float>(),
-            [TrainingMetrics.KoleoLoss] = koleo.item<float>(),
-            [TrainingMetrics.Lr] = values.Lr,
-            [TrainingMetrics.LastLayerLr] = values.LastLayerLr,
-            [TrainingMetrics.WeightDecay] = values.WeightDecay,
-            [TrainingMetrics.TeacherMomentum] = values.TeacherMomentum,
-            [TrainingMetrics.TeacherTemp] = values.TeacherTemp,
-            [TrainingMetrics.TeacherEntropy] = teacherEntropy,
-            [TrainingMetrics.GradNorm] = gradNorm,
-            [TrainingMetrics.MaskedPatches] = masked,
-        });
+        var metrics = terms.Metrics(totalValue, values, gradNorm, batch.Masks.MaskedPatchCount);
+        metrics[TrainingMetrics.TeacherMomentum] = values.TeacherMomentum;
+        metrics[TrainingMetrics.TeacherEntropy] = teacherEntropy;
+        return new TrainingStepResult(step, epoch, batch.Images, metrics);
     }
 
     public void EpochCompleted(EpochSummary summary)
@@ -238,19 +178,9 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     /// Writes <c>epoch_NNN.ckpt</c> (the full state, see <see cref="TrainingCheckpointFile"/>) and the teacher and
     /// student backbones into <paramref name="directory"/>.
     /// </summary>
-    public SavedCheckpoint SaveCheckpoint(string directory)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(directory);
-        Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, CheckpointNames.FileName(Epoch, GlobalStep % IterationsPerEpoch == 0 ? null : GlobalStep));
-        SaveCheckpointFile(path);
-        var teacherPath = Path.Combine(directory, TeacherBackboneFileName);
-        var studentPath = Path.Combine(directory, StudentBackboneFileName);
-        var metadata = new Dictionary<string, string> { ["nvdino.epoch"] = Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-        BackboneWeights.Save(teacher.Backbone, teacherPath, metadata);
-        BackboneWeights.Save(student.Backbone, studentPath, metadata);
-        return new SavedCheckpoint(Epoch, GlobalStep, path, [teacherPath, studentPath]);
-    }
+    public SavedCheckpoint SaveCheckpoint(string directory) =>
+        TrainerSteps.SaveCheckpoint(directory, Epoch, GlobalStep, IterationsPerEpoch, SaveCheckpointFile,
+            (teacher.Backbone, TeacherBackboneFileName), (student.Backbone, StudentBackboneFileName));
 
     /// <summary>Writes the full training state to <paramref name="path"/> (atomically: written aside, then renamed).</summary>
     public void SaveCheckpointFile(string path) =>
@@ -302,8 +232,7 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
             teacherCompute.Dispose();
         student.Dispose();
         teacher.Dispose();
-        dinoLoss.Dispose();
-        ibotLoss.Dispose();
+        objective.Dispose();
     }
 
     private IEnumerable<(string Key, Tensor Tensor)> StateTensors()
@@ -312,8 +241,8 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
             yield return ($"student.{name}", parameter);
         foreach (var (name, parameter) in teacher.named_parameters())
             yield return ($"teacher.{name}", parameter);
-        yield return ("dino_loss.center", dinoLoss.Center);
-        yield return ("ibot_patch_loss.center", ibotLoss.Center);
+        foreach (var center in objective.StateTensors())
+            yield return center;
     }
 
     private List<(string Name, AdamW.State State)> OptimizerStates() => TrainerSteps.OptimizerStates(optimizer, optimizerParameters);

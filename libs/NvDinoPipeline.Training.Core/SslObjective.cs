@@ -1,0 +1,113 @@
+using NvDinoPipeline.Model;
+using NvDinoPipeline.Ssl.Losses;
+using NvDinoPipeline.Ssl.Schedules;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NvDinoPipeline.Training.Core;
+
+/// <summary>The teacher's side of one step: its features of the global crops and its DINO and iBOT targets.</summary>
+internal sealed record TeacherTargets(BackboneOutput Features, Tensor Dino, Tensor? Ibot)
+{
+    /// <summary>Mean entropy of the DINO targets: near 0 when the teacher collapses onto one prototype, ln K when uniform.</summary>
+    public double Entropy() => -(Dino * Dino.ClampedMin(1e-12).log()).sum(-1).mean().item<float>();
+}
+
+/// <summary>The student's side of one step: its features of the global crops and its DINO, KoLeo and iBOT terms.</summary>
+internal sealed record StudentTerms(BackboneOutput Global, DinoLossTerms Dino, Tensor Koleo, Tensor Ibot)
+{
+    /// <summary>The weighted sum DINOv2 minimises. Numbers go to libtorch through HeldScalars (see the model library).</summary>
+    public Tensor Total(SslLossOptions loss) =>
+        Dino.Total().Times(loss.DinoLossWeight).Plus(Ibot.Times(loss.IbotLossWeight)).Plus(Koleo.Times(loss.KoleoLossWeight));
+
+    /// <summary>The terms for a divergence message.</summary>
+    public string Describe() =>
+        $"DINO local {Dino.LocalCrops.item<float>()}, DINO global {Dino.GlobalCrops.item<float>()}, iBOT {Ibot.item<float>()}, KoLeo {Koleo.item<float>()}";
+
+    /// <summary>The figures every step reports (<see cref="TrainingMetrics"/>); the trainer adds its own.</summary>
+    public Dictionary<string, double> Metrics(double total, SslScheduleValues values, double gradNorm, long targetPatches) => new()
+    {
+        [TrainingMetrics.Loss] = total,
+        [TrainingMetrics.DinoLocalLoss] = Dino.LocalCrops.item<float>(),
+        [TrainingMetrics.DinoGlobalLoss] = Dino.GlobalCrops.item<float>(),
+        [TrainingMetrics.IbotLoss] = Ibot.item<float>(),
+        [TrainingMetrics.KoleoLoss] = Koleo.item<float>(),
+        [TrainingMetrics.Lr] = values.Lr,
+        [TrainingMetrics.LastLayerLr] = values.LastLayerLr,
+        [TrainingMetrics.WeightDecay] = values.WeightDecay,
+        [TrainingMetrics.TeacherTemp] = values.TeacherTemp,
+        [TrainingMetrics.GradNorm] = gradNorm,
+        [TrainingMetrics.MaskedPatches] = targetPatches,
+    };
+}
+
+/// <summary>
+/// The objective training and distillation share (DINOv2 <c>SSLMetaArch.forward_backward</c>): DINO on the class token
+/// over all crops against the teacher's global crops, iBOT on the target patches, KoLeo per global crop. The loss
+/// centers are state and travel in checkpoints.
+/// </summary>
+internal sealed class SslObjective : IDisposable
+{
+    public const int GlobalCrops = 2;
+
+    private readonly SslLossOptions loss;
+
+    public SslObjective(int numPrototypes, SslLossOptions loss, Device device)
+    {
+        this.loss = loss;
+        Dino = new DinoLoss(numPrototypes, loss.StudentTemp, loss.CenterMomentum);
+        Ibot = new IbotPatchLoss(numPrototypes, loss.StudentTemp, loss.CenterMomentum);
+        Dino.to(device);
+        Ibot.to(device);
+    }
+
+    public DinoLoss Dino { get; }
+
+    public IbotPatchLoss Ibot { get; }
+
+    /// <summary>The loss centers under their checkpoint keys.</summary>
+    public IEnumerable<(string Key, Tensor Tensor)> StateTensors()
+    {
+        yield return ("dino_loss.center", Dino.Center);
+        yield return ("ibot_patch_loss.center", Ibot.Center);
+    }
+
+    /// <summary>The teacher's targets, without gradients; no iBOT targets when <paramref name="patchIndices"/> is empty.</summary>
+    public TeacherTargets Teach(SslNetwork teacher, Tensor global, Tensor patchIndices, double teacherTemp)
+    {
+        using var noGrad = torch.no_grad();
+        var features = teacher.Backbone.forward_features(global);
+        var dino = Dino.TeacherTargets(teacher.DinoHead.forward(features.ClsToken), teacherTemp, loss.Centering, loss.SinkhornIterations);
+        Tensor? ibot = null;
+        if (patchIndices.shape[0] > 0)
+        {
+            var patches = features.PatchTokens.flatten(0, 1).index_select(0, patchIndices);
+            ibot = Ibot.TeacherTargets(teacher.IbotHead.forward(patches), teacherTemp, loss.Centering, loss.SinkhornIterations);
+        }
+        return new TeacherTargets(features, dino, ibot);
+    }
+
+    /// <summary>
+    /// The student's terms: its backbone sees the global crops with <paramref name="backboneMasks"/> applied (null: whole
+    /// crops) and the local crops; iBOT compares the patches at <paramref name="patchIndices"/> with the teacher's.
+    /// </summary>
+    public StudentTerms Learn(SslNetwork student, Tensor global, Tensor? local, Tensor? backboneMasks, Tensor masks,
+        Tensor patchIndices, Tensor masksWeight, TeacherTargets teacher)
+    {
+        var studentGlobal = student.Backbone.forward_features(global, backboneMasks);
+        var studentLocalCls = local is null ? null : student.DinoHead.forward(student.Backbone.forward_features(local).ClsToken);
+        var dino = Dino.MultiCropLoss(student.DinoHead.forward(studentGlobal.ClsToken), studentLocalCls, teacher.Dino, GlobalCrops);
+        var koleo = KoLeoLoss.PerGlobalCrop(studentGlobal.ClsToken, GlobalCrops);
+        var ibot = teacher.Ibot is null
+            ? torch.zeros([], ScalarType.Float32, global.device)
+            : Ibot.ForwardMasked(student.IbotHead.forward(studentGlobal.PatchTokens.flatten(0, 1).index_select(0, patchIndices)),
+                teacher.Ibot, masks, masksWeight);
+        return new StudentTerms(studentGlobal, dino, koleo, ibot);
+    }
+
+    public void Dispose()
+    {
+        Dino.Dispose();
+        Ibot.Dispose();
+    }
+}
