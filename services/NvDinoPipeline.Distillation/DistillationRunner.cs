@@ -90,59 +90,21 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
             logger.LogInformation("Resuming {Source} at epoch {Epoch}, step {Step}, job {JobId}", resume.Description, trainer.Epoch, trainer.GlobalStep, command.JobId);
         }
 
-        var metricsPath = Path.Combine(scratch, MetricsFileName);
-        if (await JobCheckpoints.PrepareMetricsFileAsync(store, resume?.MetricsFolder ?? jobFolder, metricsPath, trainer.Epoch, cancellationToken) is { } lost)
-            logger.LogWarning("Job {JobId}: {MetricsLost}", command.JobId, lost);
-        var progress = new TrainingProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
-        await progress.ReportNowAsync(startMessage, cancellationToken);
+        var jobLoop = new TrainingJobLoop(store, context, logger);
+        var outcome = await jobLoop.RunAsync(trainer, images, spec.Training, recipe.Seed,
+            checkpointDirectory, resume, startMessage, settings.ProgressInterval, "Lower train.optim.lr or raise dataset.batch_size", cancellationToken);
+        var checkpointUri = outcome.CheckpointUri;
 
-        var loader = new SslBatchLoader(images, spec.Training.Data, recipe.Seed);
-        var loop = new TrainingLoop(trainer, loader, new TrainingLoopOptions
-        {
-            CheckpointDirectory = checkpointDirectory,
-            CheckpointInterval = spec.Training.CheckpointInterval,
-            CheckpointEvery = spec.Training.CheckpointEvery,
-        }, logger);
-        var observer = new CheckpointUploader(store, progress, jobFolder, metricsPath, logger);
-
-        TrainingLoopResult result;
-        using (var pumpStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        {
-            var pump = progress.PumpAsync(settings.ProgressInterval, pumpStop.Token);
-            try
-            {
-                result = await Task.Factory.StartNew(() => loop.RunAsync(observer, cancellationToken, context.SaveOnStop), cancellationToken,
-                    TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
-            }
-            catch (TrainingDivergedException exception)
-            {
-                throw new StageInputException(
-                    $"Distillation diverged: {exception.Message} Lower train.optim.lr or raise dataset.batch_size; the last checkpoint in {jobFolder.Append(CheckpointsFolder)} is kept.", exception);
-            }
-            finally
-            {
-                await pumpStop.CancelAsync();
-                await pump;
-            }
-        }
-
-        var checkpointUri = observer.LastCheckpointUri ?? throw new InvalidOperationException("Distillation ended without a checkpoint.");
         var studentUri = jobFolder.Append(DistillationTrainer.StudentBackboneFileName);
         var emaUri = jobFolder.Append(DistillationTrainer.StudentEmaBackboneFileName);
         var metricsUri = jobFolder.Append(MetricsFileName);
-        var metrics = new Dictionary<string, double>(result.LastEpoch?.Metrics ?? trainer.LastEpochMetrics, StringComparer.Ordinal)
-        {
-            ["epochs"] = trainer.Epoch,
-            ["steps"] = trainer.GlobalStep,
-            ["steps_this_attempt"] = result.StepsTaken,
-            ["images"] = images.Count,
-            ["parameters"] = trainer.Student.Backbone.ParameterCount,
-            ["teacher_parameters"] = trainer.Teacher.Backbone.ParameterCount,
-            ["seconds"] = started.Elapsed.TotalSeconds,
-        };
-        await progress.ReportNowAsync($"done: {trainer.Epoch} epochs, {trainer.GlobalStep} steps", cancellationToken, fraction: 1.0, metrics);
-        logger.LogInformation("Distillation job {JobId} of pipeline {PipelineId} done: {Epochs} epochs, final loss {Loss:F4}, checkpoint {CheckpointUri}",
-            command.JobId, command.PipelineId, trainer.Epoch, metrics.GetValueOrDefault(TrainingMetrics.Loss), checkpointUri);
+        var metrics = await jobLoop.CompleteAsync(outcome, trainer, trainer.LastEpochMetrics,
+        [
+            ("images", images.Count),
+            ("parameters", trainer.Student.Backbone.ParameterCount),
+            ("teacher_parameters", trainer.Teacher.Backbone.ParameterCount),
+            ("seconds", started.Elapsed.TotalSeconds),
+        ], cancellationToken);
 
         var completed = new DistillationCompleted
         {

@@ -69,59 +69,22 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
             startMessage = await LoadPretrainedAsync(trainer, pretrained, spec.AllowPartialPretrainedLoad, scratch, cancellationToken);
         }
 
-        var metricsPath = Path.Combine(scratch, MetricsFileName);
-        if (await JobCheckpoints.PrepareMetricsFileAsync(store, resume?.MetricsFolder ?? jobFolder, metricsPath, trainer.Epoch, cancellationToken) is { } lost)
-            logger.LogWarning("Job {JobId}: {MetricsLost}", command.JobId, lost);
-        var progress = new TrainingProgress(context, trainer.TotalSteps, trainer.Epochs, iterations);
-        await progress.ReportNowAsync(startMessage, cancellationToken);
+        var jobLoop = new TrainingJobLoop(store, context, logger);
+        var outcome = await jobLoop.RunAsync(trainer, images, spec, trainerOptions.Seed,
+            checkpointDirectory, resume, startMessage, settings.ProgressInterval,
+            "Lower train.optim.lr, raise train.teacher.warmup_teacher_temp_epochs or dataset.batch_size, or set train.optim.clip_grad_norm",
+            cancellationToken);
+        var checkpointUri = outcome.CheckpointUri;
 
-        var loader = new SslBatchLoader(images, spec.Data, trainerOptions.Seed);
-        var loop = new TrainingLoop(trainer, loader, new TrainingLoopOptions
-        {
-            CheckpointDirectory = checkpointDirectory,
-            CheckpointInterval = spec.CheckpointInterval,
-            CheckpointEvery = spec.CheckpointEvery,
-        }, logger);
-        var observer = new CheckpointUploader(store, progress, jobFolder, metricsPath, logger);
-
-        TrainingLoopResult result;
-        using (var pumpStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        {
-            var pump = progress.PumpAsync(settings.ProgressInterval, pumpStop.Token);
-            try
-            {
-                result = await Task.Factory.StartNew(() => loop.RunAsync(observer, cancellationToken, context.SaveOnStop), cancellationToken,
-                    TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
-            }
-            catch (TrainingDivergedException exception)
-            {
-                throw new StageInputException(
-                    $"Training diverged: {exception.Message} Lower train.optim.lr, raise train.teacher.warmup_teacher_temp_epochs or dataset.batch_size, " +
-                    $"or set train.optim.clip_grad_norm; the last checkpoint in {jobFolder.Append(CheckpointsFolder)} is kept.", exception);
-            }
-            finally
-            {
-                await pumpStop.CancelAsync();
-                await pump;
-            }
-        }
-
-        var checkpointUri = observer.LastCheckpointUri ?? throw new InvalidOperationException("Training ended without a checkpoint.");
         var teacherUri = jobFolder.Append(SslTrainer.TeacherBackboneFileName);
         var studentUri = jobFolder.Append(SslTrainer.StudentBackboneFileName);
         var metricsUri = jobFolder.Append(MetricsFileName);
-        var metrics = new Dictionary<string, double>(result.LastEpoch?.Metrics ?? trainer.LastEpochMetrics, StringComparer.Ordinal)
-        {
-            ["epochs"] = trainer.Epoch,
-            ["steps"] = trainer.GlobalStep,
-            ["steps_this_attempt"] = result.StepsTaken,
-            ["images"] = images.Count,
-            ["parameters"] = trainer.Student.Backbone.ParameterCount,
-            ["seconds"] = started.Elapsed.TotalSeconds,
-        };
-        await progress.ReportNowAsync($"done: {trainer.Epoch} epochs, {trainer.GlobalStep} steps", cancellationToken, fraction: 1.0, metrics);
-        logger.LogInformation("Training job {JobId} of pipeline {PipelineId} done: {Epochs} epochs, final loss {Loss:F4}, checkpoint {CheckpointUri}",
-            command.JobId, command.PipelineId, trainer.Epoch, metrics.GetValueOrDefault(TrainingMetrics.Loss), checkpointUri);
+        var metrics = await jobLoop.CompleteAsync(outcome, trainer, trainer.LastEpochMetrics,
+        [
+            ("images", images.Count),
+            ("parameters", trainer.Student.Backbone.ParameterCount),
+            ("seconds", started.Elapsed.TotalSeconds),
+        ], cancellationToken);
 
         var completed = new TrainingCompleted
         {
