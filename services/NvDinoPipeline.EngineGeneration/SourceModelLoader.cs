@@ -56,21 +56,9 @@ internal sealed class SourceModelLoader(IArtifactStore store)
 
     private async Task<ModelMetadata> ReadMetadataAsync(Uri uri, CancellationToken cancellationToken)
     {
-        string json;
         try
         {
-            await using var stream = await store.OpenReadAsync(uri, cancellationToken);
-            using var reader = new StreamReader(stream);
-            json = await reader.ReadToEndAsync(cancellationToken);
-        }
-        catch (ArtifactNotFoundException exception)
-        {
-            throw new StageInputException($"Model metadata {uri} does not exist.", exception);
-        }
-
-        try
-        {
-            return ModelMetadata.FromJson(json, uri.ToString());
+            return await store.ReadMetadataAsync(uri, cancellationToken);
         }
         catch (InvalidDataException exception)
         {
@@ -78,30 +66,16 @@ internal sealed class SourceModelLoader(IArtifactStore store)
         }
     }
 
-    /// <summary>The model as a local file, with its external data file (<c>&lt;model&gt;.data</c>) beside it when it has one.</summary>
     private async Task<string> FetchModelAsync(Uri uri, string folder, CancellationToken cancellationToken)
     {
-        string path;
         try
         {
-            path = await store.GetLocalPathAsync(uri, folder, cancellationToken);
+            return await store.FetchModelAsync(uri, folder, cancellationToken);
         }
-        catch (ArtifactNotFoundException exception)
+        catch (InvalidDataException exception)
         {
-            throw new StageInputException($"ONNX model {uri} does not exist.", exception);
+            throw new StageInputException(exception.Message, exception);
         }
-
-        var data = new Uri(uri.AbsoluteUri + ".data");
-        if (await store.GetInfoAsync(data, cancellationToken) is not null)
-        {
-            var dataPath = await store.GetLocalPathAsync(data, folder, cancellationToken);
-            if (dataPath != path + ".data")
-            {
-                throw new StageInputException($"ONNX model {uri} and its external data {data} were not fetched side by side ('{path}', '{dataPath}').");
-            }
-        }
-
-        return path;
     }
 
     /// <summary>

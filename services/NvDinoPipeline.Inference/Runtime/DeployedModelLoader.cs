@@ -204,20 +204,9 @@ public sealed class DeployedModelLoader(IArtifactStore store, IInferenceHardware
 
     public async Task<ModelMetadata> ReadMetadataAsync(Uri metadataUri, CancellationToken cancellationToken)
     {
-        string json;
         try
         {
-            await using var stream = await store.OpenReadAsync(metadataUri, cancellationToken);
-            using var reader = new StreamReader(stream);
-            json = await reader.ReadToEndAsync(cancellationToken);
-        }
-        catch (ArtifactNotFoundException exception)
-        {
-            throw new StageInputException($"Model metadata {metadataUri} does not exist.", exception);
-        }
-        try
-        {
-            return ModelMetadata.FromJson(json, metadataUri.ToString());
+            return await NvDinoPipeline.Deployment.DeployedFiles.ReadMetadataAsync(store, metadataUri, cancellationToken);
         }
         catch (InvalidDataException exception)
         {
@@ -225,23 +214,15 @@ public sealed class DeployedModelLoader(IArtifactStore store, IInferenceHardware
         }
     }
 
-    /// <summary>The model as a local file, with its external weights (<c>&lt;model&gt;.data</c>) beside it when it has them.</summary>
     private async Task<string> FetchModelAsync(Uri modelUri, string scratchDirectory, CancellationToken cancellationToken)
     {
-        string path;
         try
         {
-            path = await store.GetLocalPathAsync(modelUri, scratchDirectory, cancellationToken);
+            return await NvDinoPipeline.Deployment.DeployedFiles.FetchModelAsync(store, modelUri, scratchDirectory, cancellationToken);
         }
-        catch (ArtifactNotFoundException exception)
+        catch (InvalidDataException exception)
         {
-            throw new StageInputException($"Model {modelUri} does not exist.", exception);
+            throw new StageInputException(exception.Message, exception);
         }
-        var externalData = new Uri(modelUri.AbsoluteUri + ".data");
-        if (await store.GetInfoAsync(externalData, cancellationToken) is not null)
-        {
-            await store.GetLocalPathAsync(externalData, scratchDirectory, cancellationToken);
-        }
-        return path;
     }
 }
