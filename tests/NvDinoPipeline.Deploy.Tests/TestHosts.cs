@@ -3,30 +3,16 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using NvDinoPipeline.Hosting;
+using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.Deploy.Tests;
 
 /// <summary>Pipeline hosts built the way the services build theirs, on settings a test chooses.</summary>
 public static class TestHosts
 {
-    public static Dictionary<string, string?> EmbeddedSettings(string folder) => new()
-    {
-        ["Messaging:Transport"] = "InMemory",
-        ["State:Provider"] = "Sqlite",
-        ["State:ConnectionString"] = $"Data Source={Path.Combine(folder, "state.db")}",
-        ["ArtifactStore:Root"] = new Uri(Path.Combine(folder, "artifacts") + "/").AbsoluteUri,
-        ["ArtifactStore:AllowedReadRoots:0"] = folder,
-        ["Workers:ScratchDirectory"] = Path.Combine(folder, "scratch"),
-        ["Workers:ProgressInterval"] = "00:00:00.050",
-    };
+    public static Dictionary<string, string?> EmbeddedSettings(string folder) => EmbeddedHosts.Settings(folder);
 
-    public static IHost Build(IDictionary<string, string?> settings, Action<PipelineHostBuilder> configure)
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(settings);
-        builder.AddNvDinoPipeline(configure);
-        return builder.Build();
-    }
+    public static IHost Build(IDictionary<string, string?> settings, Action<PipelineHostBuilder> configure) => EmbeddedHosts.Build(settings, configure);
 
     /// <summary>A TCP port nothing listens on right now (HttpListener cannot pick one itself).</summary>
     public static int FreePort()

@@ -1,11 +1,8 @@
 using MassTransit;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using NvDinoPipeline.Contracts;
-using NvDinoPipeline.Hosting;
 using NvDinoPipeline.Hosting.Messaging;
-using NvDinoPipeline.State;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
 using NvDinoPipeline.Training.Core;
@@ -18,20 +15,11 @@ public sealed class DistillationWorkerHostTests
     public async Task A_distill_model_command_sent_to_the_worker_host_ends_as_a_done_job_with_both_student_backbones()
     {
         using var folder = new TempDirectory("nvdino-distillation-host");
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        using var host = EmbeddedHosts.Build(EmbeddedHosts.Settings(folder.Path, new Dictionary<string, string?>
         {
-            ["Messaging:Transport"] = "InMemory",
-            ["State:Provider"] = "Sqlite",
-            ["State:ConnectionString"] = $"Data Source={folder.Combine("state.db")}",
-            ["ArtifactStore:Root"] = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri,
-            ["ArtifactStore:AllowedReadRoots:0"] = folder.Path,
-            ["Workers:ScratchDirectory"] = folder.Combine("scratch"),
             ["Distillation:ProgressInterval"] = "00:00:00.100",
             ["Distillation:Device"] = "cpu",
-        });
-        builder.AddNvDinoPipeline(pipeline => pipeline.AddDistillationWorker());
-        using var host = builder.Build();
+        }), pipeline => pipeline.AddDistillationWorker());
         await host.StartAsync();
         try
         {
@@ -56,16 +44,7 @@ public sealed class DistillationWorkerHostTests
                 ManifestUri = new Uri(dataset, "../manifest.jsonl"),
             });
 
-            var jobs = host.Services.GetRequiredService<JobStore>();
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-            JobRecord? job = null;
-            while (DateTime.UtcNow < deadline)
-            {
-                job = await jobs.FindAsync(jobId, CancellationToken.None);
-                if (job?.Status is JobStatus.Done or JobStatus.Error)
-                    break;
-                await Task.Delay(100);
-            }
+            var job = await host.WaitForJobAsync(jobId, TimeSpan.FromSeconds(60));
             Assert.True(job?.Status == JobStatus.Done, $"job status {job?.Status}: {job?.ErrorReason}");
             Assert.Contains("student_ema_backbone", job!.Artifacts);
             Assert.Contains(nameof(DistillationCompleted.StudentEmaBackboneUri), job.Completion);

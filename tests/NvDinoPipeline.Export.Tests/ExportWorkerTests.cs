@@ -76,24 +76,13 @@ public sealed class ExportWorkerTests
 
     private static IHost BuildHost(TempDirectory temp, IDictionary<string, string?>? extra = null)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var settings = EmbeddedHosts.Settings(temp.Path, new Dictionary<string, string?> { ["Export:OnnxRuntimeThreads"] = "1" });
+        foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
         {
-            ["Messaging:Transport"] = "InMemory",
-            ["State:Provider"] = "Sqlite",
-            ["State:ConnectionString"] = $"Data Source={temp.Combine("state.db")}",
-            ["ArtifactStore:Root"] = new Uri(temp.Combine("artifacts") + "/").AbsoluteUri,
-            ["ArtifactStore:AllowedReadRoots:0"] = temp.Path,
-            ["Workers:ScratchDirectory"] = temp.Combine("scratch"),
-            ["Export:OnnxRuntimeThreads"] = "1",
-        });
-        if (extra is not null)
-        {
-            builder.Configuration.AddInMemoryCollection(extra);
+            settings[key] = value;
         }
-        builder.Services.AddSingleton<Outcomes>();
-        builder.AddNvDinoPipeline(pipeline => pipeline.AddExportWorker().AddBus(bus => bus.AddConsumer<OutcomeConsumer>()));
-        return builder.Build();
+        return EmbeddedHosts.Build(settings, pipeline => pipeline.AddExportWorker().AddBus(bus => bus.AddConsumer<OutcomeConsumer>()),
+            services => services.AddSingleton<Outcomes>());
     }
 
     private static async Task<ExportModel> ExportCommandAsync(IHost host, bool storeBackbone)

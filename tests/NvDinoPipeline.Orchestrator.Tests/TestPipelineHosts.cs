@@ -7,6 +7,7 @@ using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting;
 using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.State;
+using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.Orchestrator.Tests;
 
@@ -25,27 +26,14 @@ public static class TestPipelineHosts
         return settings;
     }
 
-    public static Dictionary<string, string?> EmbeddedSettings(string folder) => new()
+    public static Dictionary<string, string?> EmbeddedSettings(string folder) => EmbeddedHosts.Settings(folder, new Dictionary<string, string?>
     {
-        ["Messaging:Transport"] = "InMemory",
-        ["State:Provider"] = "Sqlite",
-        ["State:ConnectionString"] = $"Data Source={Path.Combine(folder, "state.db")}",
         ["State:JobLease"] = "00:00:03",
-        ["ArtifactStore:Root"] = new Uri(Path.Combine(folder, "artifacts") + "/").AbsoluteUri,
-        ["ArtifactStore:AllowedReadRoots:0"] = folder,
-        ["Workers:ScratchDirectory"] = Path.Combine(folder, "scratch"),
-        ["Workers:ProgressInterval"] = "00:00:00.050",
         ["Orchestrator:RecoveryInterval"] = "00:00:01",
         ["Outbox:PollInterval"] = "00:00:00.050",
-    };
+    });
 
-    public static IHost Build(IDictionary<string, string?> settings, Action<PipelineHostBuilder> configure)
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(settings);
-        builder.AddNvDinoPipeline(configure);
-        return builder.Build();
-    }
+    public static IHost Build(IDictionary<string, string?> settings, Action<PipelineHostBuilder> configure) => EmbeddedHosts.Build(settings, configure);
 
     public static async Task StartPipelineAsync(IHost host, StartPipeline start)
     {

@@ -63,24 +63,10 @@ public sealed class HostBed : IAsyncDisposable
     public static async Task<HostBed> StartAsync()
     {
         var folder = new TempDirectory("nvdino-inference-host");
-        var settings = new Dictionary<string, string?>
-        {
-            ["Messaging:Transport"] = "InMemory",
-            ["State:Provider"] = "Sqlite",
-            ["State:ConnectionString"] = $"Data Source={folder.Combine("state.db")}",
-            ["ArtifactStore:Root"] = new Uri(folder.Combine("artifacts") + "/").AbsoluteUri,
-            ["ArtifactStore:AllowedReadRoots:0"] = folder.Path,
-            ["Workers:ScratchDirectory"] = folder.Combine("scratch"),
-            ["Workers:ProgressInterval"] = "00:00:00.050",
-            ["Inference:PreprocessParallelism"] = "2",
-        };
-        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(settings);
-        builder.Services.AddSingleton<Recorded>();
-        builder.AddNvDinoPipeline(pipeline => pipeline
+        var settings = EmbeddedHosts.Settings(folder.Path, new Dictionary<string, string?> { ["Inference:PreprocessParallelism"] = "2" });
+        var host = EmbeddedHosts.Build(settings, pipeline => pipeline
             .AddInferenceWorker()
-            .AddBus(bus => bus.AddConsumer<RecordingConsumer>()));
-        var host = builder.Build();
+            .AddBus(bus => bus.AddConsumer<RecordingConsumer>()), services => services.AddSingleton<Recorded>());
         await host.StartAsync();
         return new HostBed(folder, host, settings);
     }
