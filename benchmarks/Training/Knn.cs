@@ -1,4 +1,5 @@
 using NvDinoPipeline.Datasets.Images;
+using NvDinoPipeline.Evaluation;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Ssl.Augmentation;
 using TorchSharp;
@@ -6,30 +7,19 @@ using static TorchSharp.torch;
 
 namespace NvDinoPipeline.Benchmarks.Training;
 
-/// <summary>Weighted k-NN classification of embeddings (DINO's <c>eval_knn.py</c>): cosine similarity, top-k neighbours voting with exp(sim / T).</summary>
+/// <summary>Feature helpers of the k-NN figures; the classifier is the evaluation stage's <see cref="WeightedKnn"/>.</summary>
 internal static class Knn
 {
-    public static double Accuracy(Tensor trainFeatures, byte[] trainLabels, Tensor testFeatures, byte[] testLabels, int k = 20, double temperature = 0.07, int classes = 10)
+    /// <summary>Top-1 accuracy of DINO's weighted k-NN (<c>eval_knn.py</c>: cosine, top-k neighbours voting with exp(sim / T)).</summary>
+    public static double Accuracy(Tensor trainFeatures, byte[] trainLabels, Tensor testFeatures, byte[] testLabels, int k = 20, double temperature = 0.07, int classes = 10) =>
+        WeightedKnn.Score(Matrix(trainFeatures), trainLabels.Select(l => (int)l).ToList(), Matrix(testFeatures), testLabels.Select(l => (int)l).ToList(),
+            classes, k, temperature, leaveOneOut: false).Top1;
+
+    private static FeatureMatrix Matrix(Tensor features)
     {
         using var scope = torch.NewDisposeScope();
-        var bank = nn.functional.normalize(trainFeatures.to(ScalarType.Float32), dim: 1);
-        var queries = nn.functional.normalize(testFeatures.to(ScalarType.Float32), dim: 1);
-        var bankLabels = torch.tensor(trainLabels.Select(l => (long)l).ToArray());
-        var correct = 0L;
-        const int chunk = 500;
-        for (var start = 0; start < queries.shape[0]; start += chunk)
-        {
-            using var inner = torch.NewDisposeScope();
-            var count = Math.Min(chunk, queries.shape[0] - start);
-            var similarity = queries.narrow(0, start, count).mm(bank.t());
-            var (values, indices) = similarity.topk(k, dim: 1);
-            var neighbourLabels = bankLabels.index_select(0, indices.flatten()).view(count, k);
-            var votes = torch.zeros(count, classes).scatter_add_(1, neighbourLabels, values.DividedBy(temperature).exp());
-            var predicted = votes.argmax(1);
-            var truth = torch.tensor(testLabels.Skip(start).Take((int)count).Select(l => (long)l).ToArray());
-            correct += predicted.eq(truth).sum().item<long>();
-        }
-        return (double)correct / queries.shape[0];
+        var rows = features.to(ScalarType.Float32).contiguous();
+        return new FeatureMatrix(rows.data<float>().ToArray(), (int)rows.shape[0], (int)rows.shape[1]);
     }
 
     /// <summary>Raw pixels as features: the 28×28 grey levels, flattened.</summary>

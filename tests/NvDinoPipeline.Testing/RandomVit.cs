@@ -3,7 +3,7 @@ using NvDinoPipeline.Onnx;
 namespace NvDinoPipeline.Testing;
 
 /// <summary>
-/// Random DINOv2 ViT weights (MLP FFN, LayerScale) under the checkpoint keys the ONNX graph builder reads. Each value is
+/// Random DINOv2 ViT weights (MLP or SwiGLU FFN as <see cref="VitGraphConfig.Ffn"/> says, LayerScale, register tokens) under the checkpoint keys the ONNX graph builder reads. Each value is
 /// <c>mean + scale·u</c> with <c>u</c> uniform in [-1, 1), drawn in key order from one seeded generator, so a seed and
 /// a set of scales always give the same model.
 /// </summary>
@@ -42,7 +42,11 @@ public static class RandomVit
         var grid = config.GridSize;
         var p = config.PatchSize;
         var linear = s.Linear ?? 1f / MathF.Sqrt(d);
+        // DINOv2's SwiGLUFFNFused rounds its hidden size, 4·D·2/3, up to a multiple of 8.
+        var hidden = config.Ffn == VitFfnKind.Mlp ? 4 * d : (4 * d * 2 / 3 + 7) / 8 * 8;
         Add("cls_token", s.ClsToken, 0, 1, 1, d);
+        if (config.NumRegisterTokens > 0)
+            Add("register_tokens", s.ClsToken, 0, 1, config.NumRegisterTokens, d);
         Add("pos_embed", s.PosEmbed, 0, 1, 1 + grid * grid, d);
         Add("patch_embed.proj.weight", s.PatchWeight ?? 1f / MathF.Sqrt(3 * p * p), 0, d, 3, p, p);
         Add("patch_embed.proj.bias", s.Bias, 0, d);
@@ -58,10 +62,20 @@ public static class RandomVit
             Add(b + "ls1.gamma", s.LayerScale, s.LayerScaleMean, d);
             Add(b + "norm2.weight", 0.1f, 1, d);
             Add(b + "norm2.bias", s.Bias, 0, d);
-            Add(b + "mlp.fc1.weight", linear, 0, 4 * d, d);
-            Add(b + "mlp.fc1.bias", s.Bias, 0, 4 * d);
-            Add(b + "mlp.fc2.weight", s.Fc2 ?? 1f / MathF.Sqrt(4 * d), 0, d, 4 * d);
-            Add(b + "mlp.fc2.bias", s.Bias, 0, d);
+            if (config.Ffn == VitFfnKind.Mlp)
+            {
+                Add(b + "mlp.fc1.weight", linear, 0, hidden, d);
+                Add(b + "mlp.fc1.bias", s.Bias, 0, hidden);
+                Add(b + "mlp.fc2.weight", s.Fc2 ?? 1f / MathF.Sqrt(hidden), 0, d, hidden);
+                Add(b + "mlp.fc2.bias", s.Bias, 0, d);
+            }
+            else
+            {
+                Add(b + "mlp.w12.weight", linear, 0, 2 * hidden, d);
+                Add(b + "mlp.w12.bias", s.Bias, 0, 2 * hidden);
+                Add(b + "mlp.w3.weight", s.Fc2 ?? 1f / MathF.Sqrt(hidden), 0, d, hidden);
+                Add(b + "mlp.w3.bias", s.Bias, 0, d);
+            }
             Add(b + "ls2.gamma", s.LayerScale, s.LayerScaleMean, d);
         }
 
