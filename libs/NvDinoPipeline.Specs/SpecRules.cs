@@ -67,11 +67,11 @@ internal static class SpecRules
         K("train.resume_training_checkpoint_path").NullableOf(SpecType.String).Input(),
         K("train.allow_partial_pretrained_load").Of(SpecType.Bool),
         K("train.seed").AtLeast(-1),
-        K("train.precision").OneOf("fp32", "bf16").Accepting(
+        K("train.precision").OneOf("auto", "fp32", "bf16").Accepting(
             ("32", "fp32"), ("32-true", "fp32"), ("16", "fp16"), ("16-mixed", "fp16"), ("16-true", "fp16"),
             ("bf16-mixed", "bf16"), ("bf16-true", "bf16"))
             .Refusing("fp16", "float16 training (TAO's 16-mixed) needs loss scaling, which this trainer does not do; "
-                + "bf16 trains in bfloat16 compute with float32 weights"),
+                + "bf16 trains in bfloat16 compute with float32 weights, and auto picks it where the hardware has bfloat16 instructions"),
         K("train.num_threads").AtLeast(0),
         K("train.optim.optim").OneOf("adamw"),
         K("train.optim.lr").Above(0),

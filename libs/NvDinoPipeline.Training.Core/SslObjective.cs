@@ -43,8 +43,8 @@ internal sealed record StudentTerms(BackboneOutput Global, DinoLossTerms Dino, T
 
 /// <summary>
 /// The objective training and distillation share (DINOv2 <c>SSLMetaArch.forward_backward</c>): DINO on the class token
-/// over all crops against the teacher's global crops, iBOT on the target patches, KoLeo per global crop. The loss
-/// centers are state and travel in checkpoints.
+/// over all crops against the teacher's global crops, iBOT on the target patches, KoLeo per global crop, all computed
+/// in float32 whatever the networks compute in. The loss centers are state and travel in checkpoints.
 /// </summary>
 internal sealed class SslObjective : IDisposable
 {
@@ -77,12 +77,12 @@ internal sealed class SslObjective : IDisposable
     {
         using var noGrad = torch.no_grad();
         var features = teacher.Backbone.forward_features(global);
-        var dino = Dino.TeacherTargets(teacher.DinoHead.forward(features.ClsToken), teacherTemp, loss.Centering, loss.SinkhornIterations);
+        var dino = Dino.TeacherTargets(Float32(teacher.DinoHead.forward(features.ClsToken)), teacherTemp, loss.Centering, loss.SinkhornIterations);
         Tensor? ibot = null;
         if (patchIndices.shape[0] > 0)
         {
             var patches = features.PatchTokens.flatten(0, 1).index_select(0, patchIndices);
-            ibot = Ibot.TeacherTargets(teacher.IbotHead.forward(patches), teacherTemp, loss.Centering, loss.SinkhornIterations);
+            ibot = Ibot.TeacherTargets(Float32(teacher.IbotHead.forward(patches)), teacherTemp, loss.Centering, loss.SinkhornIterations);
         }
         return new TeacherTargets(features, dino, ibot);
     }
@@ -95,15 +95,20 @@ internal sealed class SslObjective : IDisposable
         Tensor patchIndices, Tensor masksWeight, TeacherTargets teacher)
     {
         var studentGlobal = student.Backbone.forward_features(global, backboneMasks);
-        var studentLocalCls = local is null ? null : student.DinoHead.forward(student.Backbone.forward_features(local).ClsToken);
-        var dino = Dino.MultiCropLoss(student.DinoHead.forward(studentGlobal.ClsToken), studentLocalCls, teacher.Dino, GlobalCrops);
-        var koleo = KoLeoLoss.PerGlobalCrop(studentGlobal.ClsToken, GlobalCrops);
+        var studentLocalCls = local is null ? null : Float32(student.DinoHead.forward(student.Backbone.forward_features(local).ClsToken));
+        var dino = Dino.MultiCropLoss(Float32(student.DinoHead.forward(studentGlobal.ClsToken)), studentLocalCls, teacher.Dino, GlobalCrops);
+        var koleo = KoLeoLoss.PerGlobalCrop(Float32(studentGlobal.ClsToken), GlobalCrops);
         var ibot = teacher.Ibot is null
             ? torch.zeros([], ScalarType.Float32, global.device)
-            : Ibot.ForwardMasked(student.IbotHead.forward(studentGlobal.PatchTokens.flatten(0, 1).index_select(0, patchIndices)),
+            : Ibot.ForwardMasked(Float32(student.IbotHead.forward(studentGlobal.PatchTokens.flatten(0, 1).index_select(0, patchIndices))),
                 teacher.Ibot, masks, masksWeight);
         return new StudentTerms(studentGlobal, dino, koleo, ibot);
     }
+
+    // The networks may compute in bfloat16; the losses, as under autocast, always in float32: a softmax at teacher
+    // temperature 0.04 and KoLeo's log of nearest-neighbour distances lose too much in 8 mantissa bits (KoLeo's
+    // distances between near-identical class tokens round to 0). The cast is where the gradient returns to bfloat16.
+    private static Tensor Float32(Tensor tensor) => tensor.dtype == ScalarType.Float32 ? tensor : tensor.to(ScalarType.Float32);
 
     public void Dispose()
     {

@@ -54,7 +54,8 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
         IterationsPerEpoch = iterationsPerEpoch;
         schedules = SslSchedules.Create(options.ScheduleOptions(), iterationsPerEpoch);
         Device = TrainingDevice.Resolve(options.Device);
-        computeType = options.Precision == TrainingPrecision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        Precision = TrainingPrecisions.Resolve(options.Precision, Device);
+        computeType = Precision.Precision == TrainingPrecision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
 
         using (TorchRandom.Seeded(TrainingSeeds.ForTorch(options.Seed, -1)))
         {
@@ -98,6 +99,9 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     public SslTrainerOptions Options => options;
 
     public Device Device { get; }
+
+    /// <summary>The precision the steps compute in (train.precision, or what <c>auto</c> chose on this device).</summary>
+    public PrecisionChoice Precision { get; }
 
     public long IterationsPerEpoch { get; }
 

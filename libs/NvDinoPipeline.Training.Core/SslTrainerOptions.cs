@@ -9,6 +9,9 @@ public enum TrainingPrecision
 {
     Fp32,
 
+    /// <summary>bf16 where the device has bfloat16 matrix instructions, else fp32 (<see cref="TrainingPrecisions.Resolve"/>).</summary>
+    Auto,
+
     /// <summary>bfloat16 forward and backward on a copy of the networks; weights, optimizer state and the EMA stay float32.</summary>
     Bf16,
 }

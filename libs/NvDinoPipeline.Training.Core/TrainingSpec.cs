@@ -123,8 +123,13 @@ public sealed record TrainingSpec
             CenterMomentum = r.Get<double>("train.loss.center_momentum"),
         };
 
-        // The spec rules allow fp32 and bf16 only (fp16 is refused when the pipeline starts).
-        var precision = r.Get<string>("train.precision") == "bf16" ? TrainingPrecision.Bf16 : TrainingPrecision.Fp32;
+        // The spec rules allow auto, fp32 and bf16 only (fp16 is refused when the pipeline starts).
+        var precision = r.Get<string>("train.precision") switch
+        {
+            "bf16" => TrainingPrecision.Bf16,
+            "fp32" => TrainingPrecision.Fp32,
+            _ => TrainingPrecision.Auto,
+        };
 
         var batchSize = r.Get<int>("dataset.batch_size");
         var globalScale = r.Get<IReadOnlyList<double>>("dataset.transform.global_crops_scale");

@@ -56,7 +56,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
             recipe = recipe with { Seed = resume.State.Seed };
         var trainerOptions = spec.Trainer with { Trainer = recipe };
 
-        if (spec.Training.Trainer.Precision != TrainingPrecision.Fp32)
+        if (spec.Training.Trainer.Precision == TrainingPrecision.Bf16)
             logger.LogInformation("Distillation runs in fp32; train.precision {Precision} applies to the training stage only (job {JobId})",
                 spec.Training.Trainer.Precision, command.JobId);
         using var trainer = new DistillationTrainer(trainerOptions, iterations, logger);

@@ -54,19 +54,19 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         logger.LogInformation(
             "Training {Backbone} ({Parameters} parameters, patch {Patch}) on {Images} images of {DatasetUri}: {Epochs} epochs of {Iterations} steps, batch {Batch}, {Precision} on {Device}, seed {Seed}, job {JobId} of pipeline {PipelineId}",
             spec.Trainer.Backbone.EmbedDim + "/" + spec.Trainer.Backbone.Depth, trainer.Student.Backbone.ParameterCount, spec.Trainer.Backbone.PatchSize,
-            images.Count, command.DatasetUri, spec.Trainer.Epochs, iterations, batchSize, trainerOptions.Precision, trainer.Device.type, trainerOptions.Seed,
+            images.Count, command.DatasetUri, spec.Trainer.Epochs, iterations, batchSize, trainer.Precision, trainer.Device.type, trainerOptions.Seed,
             command.JobId, command.PipelineId);
 
-        var startMessage = "training from scratch";
+        var startMessage = $"training from scratch in {trainer.Precision}";
         if (resume is not null)
         {
             LoadCheckpoint(trainer, resume);
-            startMessage = $"resuming {resume.Description} at epoch {trainer.Epoch} (step {trainer.GlobalStep} of {trainer.TotalSteps})";
+            startMessage = $"resuming {resume.Description} at epoch {trainer.Epoch} (step {trainer.GlobalStep} of {trainer.TotalSteps}) in {trainer.Precision}";
             logger.LogInformation("Resuming {Source} at epoch {Epoch}, step {Step}, job {JobId}", resume.Description, trainer.Epoch, trainer.GlobalStep, command.JobId);
         }
         else if (spec.PretrainedModelPath is { } pretrained)
         {
-            startMessage = await LoadPretrainedAsync(trainer, pretrained, spec.AllowPartialPretrainedLoad, scratch, cancellationToken);
+            startMessage = await LoadPretrainedAsync(trainer, pretrained, spec.AllowPartialPretrainedLoad, scratch, cancellationToken) + $" in {trainer.Precision}";
         }
 
         var jobLoop = new TrainingJobLoop(store, context, logger);

@@ -398,7 +398,7 @@ public sealed class SpecLoaderTests : IDisposable
 
     [Theory]
     [InlineData("train.precision=16-mixed", "train.precision", "'fp16' is not supported: float16 training (TAO's 16-mixed) needs loss scaling")]
-    [InlineData("train.precision=fp16", "train.precision", "allowed values: fp32, bf16")]
+    [InlineData("train.precision=fp16", "train.precision", "allowed values: auto, fp32, bf16")]
     [InlineData("dataset.transform.n_global_crops=3", "dataset.transform.n_global_crops", "3 is not an allowed value; allowed values: 2 (DINOv2's multi-crop objective")]
     [InlineData("model.backbone.interpolate_antialias=true", "model.backbone.interpolate_antialias", "true is not valid; expected false (antialiased position-embedding interpolation has no matching ONNX Resize mode")]
     [InlineData("train.num_gpus=2", "train.num_gpus", "2 is out of range; allowed: in [1, 1] (training runs on one device")]

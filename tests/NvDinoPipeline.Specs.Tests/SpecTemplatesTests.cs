@@ -105,7 +105,7 @@ public sealed class SpecTemplatesTests
     public void Every_key_describes_what_it_accepts()
     {
         Assert.Equal("an integer >= 1 (default 100)", Loader.Describe("train.num_epochs"));
-        Assert.StartsWith("one of: fp32, bf16 ", Loader.Describe("train.precision"));
+        Assert.StartsWith("one of: auto, fp32, bf16 ", Loader.Describe("train.precision"));
         Assert.Contains("or null", Loader.Describe("train.pretrained_model_path"));
         foreach (var key in Loader.Keys)
             Assert.Contains("(default ", Loader.Describe(key));
