@@ -91,10 +91,13 @@ public sealed class JobStore(StateDatabase database, TimeProvider clock)
                 .SetProperty(j => j.UpdatedAt, now), cancellationToken), cancellationToken);
     }
 
-    /// <summary>Marks the job Done with its completion event; false when this worker no longer owns it.</summary>
+    /// <summary>
+    /// Marks the job Done with its completion event, and <paramref name="summary"/> (when given) as its status message;
+    /// false when this worker no longer owns it.
+    /// </summary>
     public Task<bool> CompleteAsync(Guid jobId, string workerId, object completion,
         IReadOnlyDictionary<string, Uri> artifacts, IReadOnlyDictionary<string, double> metrics,
-        IReadOnlyList<OutboxMessage> outbox, CancellationToken cancellationToken)
+        IReadOnlyList<OutboxMessage> outbox, CancellationToken cancellationToken, string? summary = null)
     {
         var now = Now;
         var type = completion.GetType().FullName!;
@@ -110,6 +113,7 @@ public sealed class JobStore(StateDatabase database, TimeProvider clock)
                 .SetProperty(j => j.Artifacts, artifactsJson)
                 .SetProperty(j => j.Metrics, metricsJson)
                 .SetProperty(j => j.Progress, 1.0)
+                .SetProperty(j => j.ProgressMessage, j => summary ?? j.ProgressMessage)
                 .SetProperty(j => j.LeaseExpiresAt, (DateTime?)null)
                 .SetProperty(j => j.CompletedAt, now)
                 .SetProperty(j => j.UpdatedAt, now)

@@ -123,7 +123,11 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
             ["student_ema_backbone"] = emaUri,
             ["metrics"] = metricsUri,
         };
-        return new StageResult<DistillationCompleted>(completed, artifacts, metrics);
+        return new StageResult<DistillationCompleted>(completed, artifacts, metrics)
+        {
+            Summary = string.Create(CultureInfo.InvariantCulture,
+                $"{spec.TeacherType} distilled into {spec.StudentType}: {trainer.Epoch} epochs ({trainer.GlobalStep} steps), final loss {metrics.GetValueOrDefault(TrainingMetrics.Loss, double.NaN):F4}"),
+        };
     }
 
     private static DistillationSpec ReadSpec(ResolvedSpec spec)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Workers;
@@ -97,6 +98,10 @@ internal sealed class ArtifactPublisher(IArtifactStore store, ILogger logger)
             MaxBatchSize = profile.MaxBatch,
         };
         await job.ReportNowAsync(1, "artifact published", cancellationToken);
-        return new StageResult<EngineGenerated>(completed, artifacts, metrics);
+        return new StageResult<EngineGenerated>(completed, artifacts, metrics)
+        {
+            Summary = string.Create(CultureInfo.InvariantCulture,
+                $"{manifest.Target} {manifest.Precision} artifact, batch {profile.MinBatch}-{profile.MaxBatch}; against the ONNX model on {fidelity.ImageCount} images: mean cosine {fidelity.MeanCosine:F5}, min {fidelity.MinCosine:F5}"),
+        };
     }
 }

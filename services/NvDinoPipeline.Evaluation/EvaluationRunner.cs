@@ -151,7 +151,7 @@ public sealed class EvaluationRunner(
             KnnTop1 = deployed.KnnTop1,
             LinearProbeTop1 = deployed.LinearProbeTop1,
         };
-        return new StageResult<ModelEvaluated>(completed, new Dictionary<string, Uri> { ["evaluation"] = uri }, metrics);
+        return new StageResult<ModelEvaluated>(completed, new Dictionary<string, Uri> { ["evaluation"] = uri }, metrics) { Summary = summary };
     }
 
     /// <summary>The labelled training images as the gallery, or null with the reason they cannot be.</summary>
@@ -243,7 +243,10 @@ public sealed class EvaluationRunner(
             Evaluated = false,
             Reason = reason,
         };
-        return new StageResult<ModelEvaluated>(completed, new Dictionary<string, Uri> { ["evaluation"] = uri }, new Dictionary<string, double> { ["evaluated"] = 0 });
+        return new StageResult<ModelEvaluated>(completed, new Dictionary<string, Uri> { ["evaluation"] = uri }, new Dictionary<string, double> { ["evaluated"] = 0 })
+        {
+            Summary = $"not scored: {reason}",
+        };
     }
 
     private async Task<Uri> WriteAsync(StageContext context, EvaluationReport report, CancellationToken cancellationToken)

@@ -145,7 +145,11 @@ public sealed class ExportRunner(IArtifactStore store, IOptions<ExportOptions> o
             ["parameters"] = config.ParameterCount(),
             ["onnx_runtime_warnings"] = warnings,
         };
-        return new StageResult<ModelExported>(completed, artifacts, metrics);
+        return new StageResult<ModelExported>(completed, artifacts, metrics)
+        {
+            Summary = string.Create(CultureInfo.InvariantCulture,
+                $"exported {config.ParameterCount()} parameters to ONNX ({(saved.ModelBytes + saved.ExternalDataBytes) / 1e6:F1} MB); parity with the checkpoint: min cosine {parity.MinCosine:F6}, max abs error {parity.MaxAbsError:G3}"),
+        };
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using MassTransit;
 using Microsoft.Extensions.Logging;
@@ -167,7 +168,11 @@ public sealed class InferenceRunner(
             ["seconds"] = Math.Round(started.Elapsed.TotalSeconds, 3),
             ["images_per_second"] = summary.ImagesPerSecond,
         };
-        return new StageResult<InferenceCompleted>(completed, artifacts, metrics);
+        return new StageResult<InferenceCompleted>(completed, artifacts, metrics)
+        {
+            Summary = string.Create(CultureInfo.InvariantCulture,
+                $"{writer.EmbeddedCount} of {total} images embedded ({writer.FailedCount} skipped), {model.Dimension} values each, {summary.ImagesPerSecond:F1} images/s on {summary.ExecutionProvider}"),
+        };
     }
 }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -193,7 +194,10 @@ public sealed class DatasetStagingRunner(IArtifactStore store, IOptions<StagingO
             ["dataset"] = datasetUri,
             ["report"] = reportUri,
         };
-        return new StageResult<DatasetStaged>(completed, artifacts, metrics);
+        return new StageResult<DatasetStaged>(completed, artifacts, metrics)
+        {
+            Summary = $"{imageCount} images staged ({skippedCount} skipped, {duplicateCount} duplicates){(fromCache ? ", from the staging cache" : "")}",
+        };
     }
 
     /// <summary>Shards of an earlier, interrupted attempt of this job would mix with this one's.</summary>

@@ -104,7 +104,11 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
             ["student_backbone"] = studentUri,
             ["metrics"] = metricsUri,
         };
-        return new StageResult<TrainingCompleted>(completed, artifacts, metrics);
+        return new StageResult<TrainingCompleted>(completed, artifacts, metrics)
+        {
+            Summary = string.Create(CultureInfo.InvariantCulture,
+                $"{trainer.Epoch} epochs ({trainer.GlobalStep} steps) in {trainer.Precision.Precision.ToString().ToLowerInvariant()}, final loss {metrics.GetValueOrDefault(TrainingMetrics.Loss, double.NaN):F4}"),
+        };
     }
 
     private static TrainingSpec ReadSpec(ResolvedSpec spec)

@@ -47,6 +47,7 @@ public sealed class DistillationWorkerHostTests
             var job = await host.WaitForJobAsync(jobId, TimeSpan.FromSeconds(60));
             Assert.True(job?.Status == JobStatus.Done, $"job status {job?.Status}: {job?.ErrorReason}");
             Assert.Contains("student_ema_backbone", job!.Artifacts);
+            Assert.Matches(@"^vit_t distilled into vit_pico: 1 epochs \(\d+ steps\), final loss \d+\.\d{4}$", job.ProgressMessage);
             Assert.Contains(nameof(DistillationCompleted.StudentEmaBackboneUri), job.Completion);
             Assert.NotNull(await store.GetInfoAsync(store.JobFolder(pipelineId, jobId).Append(DistillationTrainer.StudentBackboneFileName), CancellationToken.None));
         }

@@ -105,6 +105,8 @@ public sealed class HostedInferenceTests : IAsyncLifetime
         Assert.Equal(JobStatus.Done, job.Status);
         var completed = JsonSerializer.Deserialize<InferenceCompleted>(job.Completion!)!;
         Assert.Equal(9, completed.EmbeddedCount);
+        // A finished job's status line is its result, not its last progress report.
+        Assert.StartsWith("9 of 9 images embedded (0 skipped), 32 values each", job.ProgressMessage);
         await WaitUntilAsync(() => _bed.Recorded.Completions.Any(c => c.JobId == jobId));
         await WaitUntilAsync(() => _bed.Recorded.Batches.Where(b => b.JobId == jobId).Sum(b => b.Items.Count) == 9);
         await _bed.SetPipelineStatusAsync(pipelineId, JobStatus.Done);

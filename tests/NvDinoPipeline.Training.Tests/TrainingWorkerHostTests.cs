@@ -40,6 +40,8 @@ public sealed class TrainingWorkerHostTests
             var job = await host.WaitForJobAsync(jobId, TimeSpan.FromSeconds(60));
             Assert.True(job?.Status == JobStatus.Done, $"job status {job?.Status}: {job?.ErrorReason}");
             Assert.Contains("teacher_backbone", job!.Artifacts);
+            // A finished job's status line is its result, not its last progress report.
+            Assert.Matches(@"^1 epochs \(2 steps\) in (fp32|bf16), final loss \d+\.\d{4}$", job.ProgressMessage);
             Assert.Contains(nameof(TrainingCompleted.TeacherBackboneUri), job.Completion);
             Assert.NotNull(await store.GetInfoAsync(store.JobFolder(pipelineId, jobId).Append("checkpoints/epoch_001.ckpt"), CancellationToken.None));
         }

@@ -121,7 +121,7 @@ public sealed class StageConsumer<TCommand, TCompleted>(
             }
             var completed = outbox.Publish(result.Completed, command.PipelineId);
             if (!await _resilience.RunAsync(ct => jobs.CompleteAsync(command.JobId, worker.Id, result.Completed, result.Artifacts, result.Metrics,
-                    [completed], ct), CancellationToken.None))
+                    [completed], ct, result.Summary), CancellationToken.None))
             {
                 logger.LogWarning("{Stage} job {JobId} was canceled or taken over while it finished; its result is not recorded", stage, command.JobId);
                 return;
