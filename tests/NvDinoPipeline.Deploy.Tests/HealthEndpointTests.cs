@@ -5,9 +5,12 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting;
 using NvDinoPipeline.Hosting.Health;
+using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.State;
+using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.Deploy.Tests;
@@ -49,7 +52,7 @@ public sealed class HealthEndpointTests : IDisposable
         var (liveStatus, live) = await GetAsync(port, "/healthz");
         var (readyStatus, ready) = await TestHosts.WaitForAsync(
             () => GetAsync(port, "/readyz"), r => r.Status == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "/readyz answering 200");
-        var (missingStatus, _) = await GetAsync(port, "/metrics");
+        var (missingStatus, _) = await GetAsync(port, "/nothing-here");
         await host.StopAsync();
 
         Assert.Equal(HttpStatusCode.OK, liveStatus);
@@ -264,6 +267,88 @@ public sealed class HealthEndpointTests : IDisposable
         {
             Entered.TrySetResult();
             await Release.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    [Fact]
+    public async Task Metrics_count_each_stage_job_by_its_outcome_in_prometheus_text_format()
+    {
+        var port = TestHosts.FreePort();
+        using var host = TestHosts.Build(Settings(port), pipeline => pipeline.AddStageWorker<EvaluateModel, ModelEvaluated, ScriptedEvaluation>(1));
+        await host.StartAsync();
+        try
+        {
+            var store = host.Services.GetRequiredService<IArtifactStore>();
+            var endpoint = await host.Services.GetRequiredService<MassTransit.IBus>().GetSendEndpoint(
+                NvDinoPipeline.Hosting.Messaging.Queues.Address(StageCatalog.For(PipelineStage.Evaluation).Queue));
+            var jobs = new List<Guid>();
+            foreach (var target in (string[])["score", "fail", "score"])
+            {
+                var (pipelineId, jobId) = (Guid.NewGuid(), Guid.NewGuid());
+                jobs.Add(jobId);
+                await endpoint.Send(new EvaluateModel
+                {
+                    PipelineId = pipelineId,
+                    JobId = jobId,
+                    Spec = "{}",
+                    OutputUri = store.JobFolder(pipelineId, jobId),
+                    DeployArtifactUri = new Uri("file:///nowhere/model.onnx"),
+                    Target = target,
+                    ModelMetadataUri = new Uri("file:///nowhere/model.json"),
+                    TestDatasetUri = new Uri("file:///nowhere/test/"),
+                    TrainDatasetUri = new Uri("file:///nowhere/train/"),
+                });
+            }
+            foreach (var jobId in jobs)
+                Assert.NotNull(await host.WaitForJobAsync(jobId, TimeSpan.FromSeconds(30)));
+
+            using var response = await _http.GetAsync($"http://127.0.0.1:{port}/metrics");
+            var text = await response.Content.ReadAsStringAsync();
+            var (types, samples) = PrometheusText.Parse(text);
+            double Value(string name, params (string Key, string Value)[] labels) => samples.Single(s => s.Name == name
+                && labels.All(l => s.Labels.GetValueOrDefault(l.Key) == l.Value) && s.Labels.Count == labels.Length).Value;
+
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.StartsWith("text/plain", response.Content.Headers.ContentType?.ToString());
+            Assert.Equal("counter", types["nvdino_stage_jobs_total"]);
+            Assert.Equal("histogram", types["nvdino_stage_job_duration_seconds"]);
+            Assert.Equal("gauge", types["nvdino_stage_jobs_running"]);
+            Assert.Equal(2, Value("nvdino_stage_jobs_total", ("stage", "Evaluation"), ("outcome", "done")));
+            Assert.Equal(1, Value("nvdino_stage_jobs_total", ("stage", "Evaluation"), ("outcome", "failed")));
+            Assert.Equal(2 * ScriptedEvaluation.TestImages, Value("nvdino_stage_images_total", ("stage", "Evaluation")));
+            Assert.Equal(0, Value("nvdino_stage_jobs_running", ("stage", "Evaluation")));
+            Assert.Equal(2, Value("nvdino_stage_job_duration_seconds_count", ("stage", "Evaluation"), ("outcome", "done")));
+            var buckets = samples.Where(s => s.Name == "nvdino_stage_job_duration_seconds_bucket" && s.Labels["outcome"] == "done")
+                .OrderBy(s => double.Parse(s.Labels["le"] == "+Inf" ? "Infinity" : s.Labels["le"], System.Globalization.CultureInfo.InvariantCulture))
+                .Select(s => s.Value).ToList();
+            Assert.Equal(buckets.Order(), buckets);
+            Assert.Equal(2, buckets[^1]);
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
+    /// <summary>An evaluation stand-in: "score" finishes with figures, "fail" refuses its input.</summary>
+    private sealed class ScriptedEvaluation : IStageRunner<EvaluateModel, ModelEvaluated>
+    {
+        public const int TestImages = 7;
+
+        public Task<StageResult<ModelEvaluated>> RunAsync(EvaluateModel command, StageContext context, CancellationToken cancellationToken)
+        {
+            if (command.Target == "fail")
+                throw new StageInputException("the scripted evaluation refuses this input");
+            var completed = new ModelEvaluated
+            {
+                PipelineId = command.PipelineId,
+                JobId = command.JobId,
+                EvaluationUri = context.Output("evaluation.json"),
+                Evaluated = true,
+                KnnTop1 = 0.5,
+            };
+            return Task.FromResult(new StageResult<ModelEvaluated>(completed, new Dictionary<string, Uri>(),
+                new Dictionary<string, double> { ["test_images"] = TestImages }));
         }
     }
 }

@@ -7,13 +7,15 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using NvDinoPipeline.Hosting.Observability;
 
 namespace NvDinoPipeline.Hosting.Health;
 
 /// <summary>
 /// Serves <c>/healthz</c> (the process is alive) and <c>/readyz</c> (every check tagged
 /// <see cref="HealthTags.Ready"/> passes: the bus is started and connected, the state database answers)
-/// over plain HTTP (Kestrel), for container health checks and Kubernetes probes. Registered before the bus, it
+/// over plain HTTP (Kestrel), for container health checks and Kubernetes probes, and <c>/metrics</c>
+/// (<see cref="PipelineMetrics"/>, Prometheus' text format) for scrapers. Registered before the bus, it
 /// answers from the start of the process and stops last. Answers carry each check's status only; what a failing
 /// check reported (error text, addresses) goes to the log, once each time a check changes status.
 /// </summary>
@@ -25,10 +27,12 @@ public sealed class HealthEndpoint(
     HealthCheckService checks,
     IHostApplicationLifetime lifetime,
     IOptions<HealthOptions> options,
+    PipelineMetrics metrics,
     ILogger<HealthEndpoint> logger) : IHostedService, IAsyncDisposable
 {
     public const string LivenessPath = "/healthz";
     public const string ReadinessPath = "/readyz";
+    public const string MetricsPath = "/metrics";
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HealthStatus> _lastStatus = new(StringComparer.Ordinal);
     private WebApplication? _server;
@@ -76,7 +80,7 @@ public sealed class HealthEndpoint(
                 exception);
         }
         _server = server;
-        logger.LogInformation("Health endpoints {Liveness} and {Readiness} listening on {Prefix}", LivenessPath, ReadinessPath, settings.Prefix);
+        logger.LogInformation("Health endpoints {Liveness} and {Readiness}, figures on {Metrics}, listening on {Prefix}", LivenessPath, ReadinessPath, MetricsPath, settings.Prefix);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -142,9 +146,18 @@ public sealed class HealthEndpoint(
                     var (code, body) = await ReadinessAsync();
                     await WriteAsync(context.Response, code, body, head);
                     break;
+                case MetricsPath:
+                    context.Response.StatusCode = (int)HttpStatusCode.OK;
+                    context.Response.ContentType = PipelineMetrics.ContentType;
+                    context.Response.Headers.CacheControl = "no-store";
+                    if (!head)
+                    {
+                        await metrics.WriteAsync(context.Response.Body, context.RequestAborted);
+                    }
+                    break;
                 default:
                     await WriteAsync(context.Response, HttpStatusCode.NotFound,
-                        new { status = "NotFound", paths = new[] { LivenessPath, ReadinessPath } }, head);
+                        new { status = "NotFound", paths = new[] { LivenessPath, ReadinessPath, MetricsPath } }, head);
                     break;
             }
         }

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Health;
 using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.Hosting.Observability;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.State;
 using NvDinoPipeline.Storage;
@@ -33,6 +34,7 @@ public sealed class StageConsumer<TCommand, TCompleted>(
     IOptions<ShutdownOptions> shutdownOptions,
     IHostApplicationLifetime lifetime,
     TimeProvider clock,
+    PipelineMetrics metrics,
     ILogger<StageConsumer<TCommand, TCompleted>> logger) : IConsumer<TCommand>
     where TCommand : class, IStageCommand
     where TCompleted : class, IStageCompleted
@@ -86,10 +88,31 @@ public sealed class StageConsumer<TCommand, TCompleted>(
         }
         logger.LogInformation("{Stage} job {JobId} of pipeline {PipelineId} claimed by {WorkerId}", stage, job.Id, job.PipelineId, worker.Id);
         await outbox.DeliverAsync([started], CancellationToken.None);
-        await RunClaimedAsync(context, command, stage, lease);
+        var claimed = clock.GetTimestamp();
+        var outcome = PipelineMetrics.Outcomes.Failed;
+        IReadOnlyDictionary<string, double>? figures = null;
+        using (metrics.Running(stage))
+        {
+            try
+            {
+                (outcome, figures) = await RunClaimedAsync(context, command, stage, lease);
+            }
+            catch
+            {
+                // RunClaimedAsync throws when a transient fault gives the job back for a retry (or its end could not be recorded).
+                outcome = PipelineMetrics.Outcomes.Retried;
+                throw;
+            }
+            finally
+            {
+                metrics.Finished(stage, outcome, clock.GetElapsedTime(claimed), figures);
+            }
+        }
     }
 
-    private async Task RunClaimedAsync(ConsumeContext<TCommand> context, TCommand command, PipelineStage stage, TimeSpan lease)
+    /// <returns>How the job left this worker (<see cref="PipelineMetrics.Outcomes"/>) and, when done, its figures.</returns>
+    private async Task<(string Outcome, IReadOnlyDictionary<string, double>? Figures)> RunClaimedAsync(ConsumeContext<TCommand> context,
+        TCommand command, PipelineStage stage, TimeSpan lease)
     {
         using var canceled = new CancellationTokenSource();
         using var lost = new CancellationTokenSource();
@@ -117,17 +140,18 @@ public sealed class StageConsumer<TCommand, TCompleted>(
             if (lost.IsCancellationRequested)
             {
                 logger.LogWarning("{Stage} job {JobId} finished after its claim was lost; its result is not recorded", stage, command.JobId);
-                return;
+                return (PipelineMetrics.Outcomes.Lost, null);
             }
             var completed = outbox.Publish(result.Completed, command.PipelineId);
             if (!await _resilience.RunAsync(ct => jobs.CompleteAsync(command.JobId, worker.Id, result.Completed, result.Artifacts, result.Metrics,
                     [completed], ct, result.Summary), CancellationToken.None))
             {
                 logger.LogWarning("{Stage} job {JobId} was canceled or taken over while it finished; its result is not recorded", stage, command.JobId);
-                return;
+                return (PipelineMetrics.Outcomes.Lost, null);
             }
             logger.LogInformation("{Stage} job {JobId} done", stage, command.JobId);
             await outbox.DeliverAsync([completed], CancellationToken.None);
+            return (PipelineMetrics.Outcomes.Done, result.Metrics);
         }
         catch (Exception exception)
         {
@@ -136,25 +160,26 @@ public sealed class StageConsumer<TCommand, TCompleted>(
             if (lost.IsCancellationRequested)
             {
                 logger.LogWarning("{Stage} job {JobId} stopped: its claim was lost to another worker; nothing of this run is recorded", stage, command.JobId);
+                return (PipelineMetrics.Outcomes.Lost, null);
             }
-            else if (canceled.IsCancellationRequested)
+            if (canceled.IsCancellationRequested)
             {
                 await RecordCanceledAsync(command, stage);
+                return (PipelineMetrics.Outcomes.Canceled, null);
             }
-            else if (lifetime.ApplicationStopping.IsCancellationRequested)
+            if (lifetime.ApplicationStopping.IsCancellationRequested)
             {
                 await HandBackAsync(command, stage);
+                return (PipelineMetrics.Outcomes.HandedBack, null);
             }
-            else if (StageFailures.IsTransient(exception) && context.GetRetryAttempt() < descriptor.RetryLimit)
+            if (StageFailures.IsTransient(exception) && context.GetRetryAttempt() < descriptor.RetryLimit)
             {
                 await _resilience.RunAsync(ct => jobs.ReleaseAsync(command.JobId, worker.Id, [], ct), CancellationToken.None);
                 logger.LogWarning(exception, "{Stage} job {JobId} hit a transient fault; it will be retried", stage, command.JobId);
                 throw;
             }
-            else
-            {
-                await RecordFailedAsync(command, stage, exception);
-            }
+            await RecordFailedAsync(command, stage, exception);
+            return (PipelineMetrics.Outcomes.Failed, null);
         }
     }
 

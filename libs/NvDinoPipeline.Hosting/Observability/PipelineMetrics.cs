@@ -1,0 +1,89 @@
+using NvDinoPipeline.Contracts;
+using Prometheus;
+
+namespace NvDinoPipeline.Hosting.Observability;
+
+/// <summary>
+/// The process's figures in Prometheus' text format, served on <c>/metrics</c> beside the health endpoints: the stage
+/// jobs it ran by stage and outcome, how long they took, how many run now, and the images its finished jobs processed.
+/// One registry per host, so that hosts sharing a process (tests, <c>nvdino serve</c>'s workers) count only their own.
+/// </summary>
+public sealed class PipelineMetrics
+{
+    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    /// <summary>How a stage job left this worker.</summary>
+    public static class Outcomes
+    {
+        public const string Done = "done";
+        public const string Failed = "failed";
+        public const string Canceled = "canceled";
+        public const string HandedBack = "handed_back";
+        public const string Retried = "retried";
+        public const string Lost = "lost";
+    }
+
+    private readonly CollectorRegistry registry = Metrics.NewCustomRegistry();
+    private readonly Counter jobs;
+    private readonly Histogram durations;
+    private readonly Gauge running;
+    private readonly Counter images;
+
+    public PipelineMetrics()
+    {
+        var factory = Metrics.WithCustomRegistry(registry);
+        jobs = factory.CreateCounter("nvdino_stage_jobs_total", "Stage jobs this process ran, by stage and how they ended.",
+            new CounterConfiguration { LabelNames = ["stage", "outcome"] });
+        durations = factory.CreateHistogram("nvdino_stage_job_duration_seconds", "Time from claiming a stage job to its end, by stage and outcome.",
+            new HistogramConfiguration { LabelNames = ["stage", "outcome"], Buckets = Histogram.ExponentialBuckets(0.25, 2, 18) });
+        running = factory.CreateGauge("nvdino_stage_jobs_running", "Stage jobs this process runs now, by stage.",
+            new GaugeConfiguration { LabelNames = ["stage"] });
+        images = factory.CreateCounter("nvdino_stage_images_total", "Images the finished stage jobs of this process processed (staged, embedded, evaluated), by stage.",
+            new CounterConfiguration { LabelNames = ["stage"] });
+    }
+
+    /// <summary>Counts a claimed job as running until the returned scope is disposed.</summary>
+    public IDisposable Running(PipelineStage stage)
+    {
+        var gauge = running.WithLabels(stage.ToString());
+        gauge.Inc();
+        return new Decrement(gauge);
+    }
+
+    /// <param name="figures">The job's figures: staging's <c>images</c>, inference's <c>embedded</c>, evaluation's <c>test_images</c> are counted.</param>
+    public void Finished(PipelineStage stage, string outcome, TimeSpan duration, IReadOnlyDictionary<string, double>? figures = null)
+    {
+        var name = stage.ToString();
+        jobs.WithLabels(name, outcome).Inc();
+        durations.WithLabels(name, outcome).Observe(duration.TotalSeconds);
+        if (outcome == Outcomes.Done && figures is not null && ImagesOf(stage, figures) is { } count and >= 0)
+            images.WithLabels(name).Inc(count);
+    }
+
+    /// <summary>Writes every figure in Prometheus' text exposition format.</summary>
+    public Task WriteAsync(Stream destination, CancellationToken cancellationToken) =>
+        registry.CollectAndExportAsTextAsync(destination, cancellationToken);
+
+    private static double? ImagesOf(PipelineStage stage, IReadOnlyDictionary<string, double> figures)
+    {
+        var key = stage switch
+        {
+            PipelineStage.Staging => "images",
+            PipelineStage.Inference => "embedded",
+            PipelineStage.Evaluation => "test_images",
+            _ => null,
+        };
+        return key is not null && figures.TryGetValue(key, out var value) && double.IsFinite(value) ? value : null;
+    }
+
+    private sealed class Decrement(Gauge.Child gauge) : IDisposable
+    {
+        private int disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref disposed, 1) == 0)
+                gauge.Dec();
+        }
+    }
+}
