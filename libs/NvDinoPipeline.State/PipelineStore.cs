@@ -107,6 +107,17 @@ public sealed class PipelineStore(StateDatabase database, TimeProvider clock)
             return pipelines.Select(p => (p, jobs[p.Id].ToList())).ToList();
         }, cancellationToken);
 
+    /// <summary>How many pipelines are in each status, and how many jobs of each stage are in each status.</summary>
+    public Task<StateCounts> CountAsync(CancellationToken cancellationToken) =>
+        database.ReadAsync(async db =>
+        {
+            var pipelines = await db.Pipelines.GroupBy(p => p.Status).Select(g => new { Status = g.Key, Count = g.Count() })
+                .ToListAsync(cancellationToken);
+            var jobs = await db.Jobs.GroupBy(j => new { j.Stage, j.Status }).Select(g => new { g.Key.Stage, g.Key.Status, Count = g.Count() })
+                .ToListAsync(cancellationToken);
+            return new StateCounts(pipelines.ToDictionary(p => p.Status, p => p.Count), jobs.ToDictionary(j => (j.Stage, j.Status), j => j.Count));
+        }, cancellationToken);
+
     /// <summary>Whether a pipeline record, or any job of it (a stage used on its own), exists.</summary>
     public Task<bool> KnownAsync(Guid pipelineId, CancellationToken cancellationToken) =>
         database.ReadAsync(async db => await db.Pipelines.AnyAsync(p => p.Id == pipelineId, cancellationToken)
@@ -131,3 +142,8 @@ public sealed class PipelineStore(StateDatabase database, TimeProvider clock)
         }
     }
 }
+
+/// <summary>Pipelines by status and jobs by stage and status, as the state database holds them.</summary>
+public sealed record StateCounts(
+    IReadOnlyDictionary<JobStatus, int> Pipelines,
+    IReadOnlyDictionary<(PipelineStage Stage, JobStatus Status), int> Jobs);

@@ -18,6 +18,7 @@ public static class OrchestratorExtensions
         services.AddSingleton<PipelineStateMachine>();
         services.AddSingleton(_ => NvDinoPipeline.Specs.SpecLoader.CreateDefault());
         services.AddHostedService<RecoveryService>();
+        services.AddHostedService<StateFigures>();
         services.AddSingleton<PipelineChanges>();
         pipeline.AddBus(bus =>
         {

@@ -15,25 +15,7 @@ public static class TestHosts
     public static IHost Build(IDictionary<string, string?> settings, Action<PipelineHostBuilder> configure) => EmbeddedHosts.Build(settings, configure);
 
     /// <summary>A TCP port nothing listens on right now (HttpListener cannot pick one itself).</summary>
-    public static int FreePort()
-    {
-        // Below Linux's ephemeral range (32768-60999): a port handed to a child process is not taken
-        // by an outgoing connection (broker, database) before the child binds it.
-        for (var attempt = 0; attempt < 200; attempt++)
-        {
-            var port = Random.Shared.Next(20000, 32000);
-            try
-            {
-                using var probe = new TcpListener(IPAddress.Loopback, port);
-                probe.Start();
-                return port;
-            }
-            catch (SocketException)
-            {
-            }
-        }
-        throw new InvalidOperationException("No free port found between 20000 and 32000.");
-    }
+    public static int FreePort() => EmbeddedHosts.FreePort();
 
     /// <summary>Polls until <paramref name="read"/> returns a value meeting <paramref name="condition"/>; fails with the last value seen.</summary>
     public static async Task<T> WaitForAsync<T>(Func<Task<T>> read, Func<T, bool> condition, TimeSpan timeout, string what)

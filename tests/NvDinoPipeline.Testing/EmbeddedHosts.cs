@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -59,5 +61,26 @@ public static class EmbeddedHosts
             await Task.Delay(100);
         }
         return job;
+    }
+
+    /// <summary>A TCP port nothing listens on right now (for a host's health endpoint, or a child process).</summary>
+    public static int FreePort()
+    {
+        // Below Linux's ephemeral range (32768-60999): a port handed to a child process is not taken
+        // by an outgoing connection (broker, database) before the child binds it.
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            var port = Random.Shared.Next(20000, 32000);
+            try
+            {
+                using var probe = new TcpListener(IPAddress.Loopback, port);
+                probe.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+            }
+        }
+        throw new InvalidOperationException("No free port found between 20000 and 32000.");
     }
 }

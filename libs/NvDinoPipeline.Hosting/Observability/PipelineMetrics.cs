@@ -1,4 +1,5 @@
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.State;
 using Prometheus;
 
 namespace NvDinoPipeline.Hosting.Observability;
@@ -58,6 +59,43 @@ public sealed class PipelineMetrics
         durations.WithLabels(name, outcome).Observe(duration.TotalSeconds);
         if (outcome == Outcomes.Done && figures is not null && ImagesOf(stage, figures) is { } count and >= 0)
             images.WithLabels(name).Inc(count);
+    }
+
+    /// <summary>
+    /// Reads <paramref name="read"/> before every scrape and publishes it as <c>nvdino_pipelines{status}</c> and
+    /// <c>nvdino_jobs{stage,status}</c> (every stage and status, 0 where there is none), with
+    /// <c>nvdino_state_database_up</c> 0 while the database does not answer. The orchestrator does this: its figures are
+    /// the whole deployment's.
+    /// </summary>
+    public void ObserveState(Func<CancellationToken, Task<StateCounts>> read)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        var factory = Metrics.WithCustomRegistry(registry);
+        var pipelines = factory.CreateGauge("nvdino_pipelines", "Pipelines in the state database, by status.",
+            new GaugeConfiguration { LabelNames = ["status"] });
+        var stateJobs = factory.CreateGauge("nvdino_jobs", "Stage jobs in the state database, by stage and status.",
+            new GaugeConfiguration { LabelNames = ["stage", "status"] });
+        var up = factory.CreateGauge("nvdino_state_database_up", "1 when the state database answered the last scrape's count, else 0.");
+        registry.AddBeforeCollectCallback(async cancellationToken =>
+        {
+            StateCounts counts;
+            try
+            {
+                counts = await read(cancellationToken);
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                up.Set(0);
+                return;
+            }
+            up.Set(1);
+            foreach (var status in Enum.GetValues<JobStatus>())
+            {
+                pipelines.WithLabels(status.ToString()).Set(counts.Pipelines.GetValueOrDefault(status));
+                foreach (var stage in Enum.GetValues<PipelineStage>())
+                    stateJobs.WithLabels(stage.ToString(), status.ToString()).Set(counts.Jobs.GetValueOrDefault((stage, status)));
+            }
+        });
     }
 
     /// <summary>Writes every figure in Prometheus' text exposition format.</summary>

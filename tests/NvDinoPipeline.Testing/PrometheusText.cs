@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace NvDinoPipeline.Deploy.Tests;
+namespace NvDinoPipeline.Testing;
 
 /// <summary>One sample of a scrape: metric name, labels, value.</summary>
 public sealed record PrometheusSample(string Name, IReadOnlyDictionary<string, string> Labels, double Value);
