@@ -323,6 +323,12 @@ public sealed class HealthEndpointTests : IDisposable
                 .Select(s => s.Value).ToList();
             Assert.Equal(buckets.Order(), buckets);
             Assert.Equal(2, buckets[^1]);
+            Assert.Equal(12.5, Value("nvdino_stage_images_per_second", ("stage", "Evaluation")));
+            Assert.Equal(3, Value("nvdino_stage_queue_wait_seconds_count", ("stage", "Evaluation")));
+            Assert.InRange(Value("nvdino_stage_queue_wait_seconds_sum", ("stage", "Evaluation")), 0, 3 * 30);
+            Assert.Equal("gauge", types["nvdino_worker_heartbeat_timestamp_seconds"]);
+            Assert.InRange(Value("nvdino_worker_heartbeat_timestamp_seconds"), DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeSeconds(),
+                DateTimeOffset.UtcNow.AddMinutes(1).ToUnixTimeSeconds());
         }
         finally
         {
@@ -348,7 +354,7 @@ public sealed class HealthEndpointTests : IDisposable
                 KnnTop1 = 0.5,
             };
             return Task.FromResult(new StageResult<ModelEvaluated>(completed, new Dictionary<string, Uri>(),
-                new Dictionary<string, double> { ["test_images"] = TestImages }));
+                new Dictionary<string, double> { ["test_images"] = TestImages, ["images_per_second"] = 12.5 }));
         }
     }
 }

@@ -29,6 +29,9 @@ public sealed class PipelineMetrics
     private readonly Histogram durations;
     private readonly Gauge running;
     private readonly Counter images;
+    private readonly Histogram queueWaits;
+    private readonly Gauge imagesPerSecond;
+    private readonly Gauge heartbeat;
 
     public PipelineMetrics()
     {
@@ -41,7 +44,18 @@ public sealed class PipelineMetrics
             new GaugeConfiguration { LabelNames = ["stage"] });
         images = factory.CreateCounter("nvdino_stage_images_total", "Images the finished stage jobs of this process processed (staged, embedded, evaluated), by stage.",
             new CounterConfiguration { LabelNames = ["stage"] });
+        queueWaits = factory.CreateHistogram("nvdino_stage_queue_wait_seconds", "Time from a stage job's record (or its last hand-back) to this worker's claim, by stage.",
+            new HistogramConfiguration { LabelNames = ["stage"], Buckets = Histogram.ExponentialBuckets(0.05, 2, 18) });
+        imagesPerSecond = factory.CreateGauge("nvdino_stage_images_per_second", "Throughput of the last finished job of each stage that reports one.",
+            new GaugeConfiguration { LabelNames = ["stage"] });
+        heartbeat = factory.CreateGauge("nvdino_worker_heartbeat_timestamp_seconds", "Unix time of this worker's last heartbeat recorded in the state database.");
     }
+
+    /// <summary>A job of <paramref name="stage"/> was claimed <paramref name="wait"/> after it was queued.</summary>
+    public void Claimed(PipelineStage stage, TimeSpan wait) => queueWaits.WithLabels(stage.ToString()).Observe(Math.Max(0, wait.TotalSeconds));
+
+    /// <summary>The worker's heartbeat reached the state database at <paramref name="at"/>.</summary>
+    public void HeartbeatRecorded(DateTimeOffset at) => heartbeat.Set(at.ToUnixTimeMilliseconds() / 1000.0);
 
     /// <summary>Counts a claimed job as running until the returned scope is disposed.</summary>
     public IDisposable Running(PipelineStage stage)
@@ -59,6 +73,8 @@ public sealed class PipelineMetrics
         durations.WithLabels(name, outcome).Observe(duration.TotalSeconds);
         if (outcome == Outcomes.Done && figures is not null && ImagesOf(stage, figures) is { } count and >= 0)
             images.WithLabels(name).Inc(count);
+        if (outcome == Outcomes.Done && figures is not null && figures.TryGetValue("images_per_second", out var rate) && double.IsFinite(rate))
+            imagesPerSecond.WithLabels(name).Set(rate);
     }
 
     /// <summary>

@@ -88,6 +88,8 @@ public sealed class StageConsumer<TCommand, TCompleted>(
         }
         logger.LogInformation("{Stage} job {JobId} of pipeline {PipelineId} claimed by {WorkerId}", stage, job.Id, job.PipelineId, worker.Id);
         await outbox.DeliverAsync([started], CancellationToken.None);
+        // UpdatedAt is when the job was recorded, or last handed back or rearmed: the wait of this claim.
+        metrics.Claimed(stage, clock.GetUtcNow().UtcDateTime - DateTime.SpecifyKind(job.UpdatedAt, DateTimeKind.Utc));
         var claimed = clock.GetTimestamp();
         var outcome = PipelineMetrics.Outcomes.Failed;
         IReadOnlyDictionary<string, double>? figures = null;

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using NvDinoPipeline.Hosting.Observability;
 using NvDinoPipeline.State;
 
 namespace NvDinoPipeline.Hosting.Workers;
@@ -11,6 +12,8 @@ public sealed class WorkerHeartbeatService(
     WorkerIdentity worker,
     ServedStages served,
     IOptions<WorkerOptions> options,
+    PipelineMetrics metrics,
+    TimeProvider clock,
     ILogger<WorkerHeartbeatService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -26,6 +29,7 @@ public sealed class WorkerHeartbeatService(
             try
             {
                 await workers.HeartbeatAsync(worker.Id, stages, worker.HostName, stoppingToken);
+                metrics.HeartbeatRecorded(clock.GetUtcNow());
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
             {
