@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NvDinoPipeline.Hosting.Logging;
 using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.Hosting.Observability;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.State;
 using NvDinoPipeline.Storage;
@@ -23,6 +24,7 @@ public static class PipelineHostExtensions
         NvDinoHome.AddDefaults(builder.Configuration);
         builder.AddPipelineLogging();
         builder.AddPipelineHealth();
+        builder.AddPipelineTelemetry();
         var services = builder.Services;
         services.AddPipelineState(builder.Configuration);
         services.AddArtifactStore(builder.Configuration);

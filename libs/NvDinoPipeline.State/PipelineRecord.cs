@@ -27,6 +27,9 @@ public sealed class PipelineRecord
 
     public PipelineStage? FailedStage { get; set; }
 
+    /// <summary>The W3C trace context of the pipeline's start (<c>00-trace-span-flags</c>): every stage job's span is its child.</summary>
+    public string? TraceParent { get; set; }
+
     public string? ErrorReason { get; set; }
 
     public DateTime CreatedAt { get; set; }

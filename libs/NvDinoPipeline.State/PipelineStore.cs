@@ -107,6 +107,10 @@ public sealed class PipelineStore(StateDatabase database, TimeProvider clock)
             return pipelines.Select(p => (p, jobs[p.Id].ToList())).ToList();
         }, cancellationToken);
 
+    /// <summary>The W3C trace context recorded with the pipeline's start; null for an unknown pipeline.</summary>
+    public Task<string?> TraceParentAsync(Guid pipelineId, CancellationToken cancellationToken) =>
+        database.ReadAsync(db => db.Pipelines.Where(p => p.Id == pipelineId).Select(p => p.TraceParent).FirstOrDefaultAsync(cancellationToken), cancellationToken);
+
     /// <summary>How many pipelines are in each status, and how many jobs of each stage are in each status.</summary>
     public Task<StateCounts> CountAsync(CancellationToken cancellationToken) =>
         database.ReadAsync(async db =>

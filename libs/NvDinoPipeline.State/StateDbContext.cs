@@ -39,6 +39,7 @@ public class StateDbContext : DbContext
             pipeline.Property(p => p.FailedStage).HasConversion<string>().HasMaxLength(32);
             pipeline.Property(p => p.ResultsQueue).HasMaxLength(128);
             pipeline.Property(p => p.ResultsContentType).HasMaxLength(64);
+            pipeline.Property(p => p.TraceParent).HasMaxLength(64);
             pipeline.Property(p => p.Version).IsConcurrencyToken();
             pipeline.HasIndex(p => p.CreatedAt);
         });

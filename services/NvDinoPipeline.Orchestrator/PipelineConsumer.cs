@@ -2,6 +2,7 @@ using MassTransit;
 using Microsoft.Extensions.Logging;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.Hosting.Observability;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.State;
 using LogContext = Serilog.Context.LogContext;
@@ -52,13 +53,18 @@ public sealed class PipelineConsumer(
             await resultsQueues.DeclareAsync(start.ResultsQueue, context.CancellationToken);
         }
         var contentType = PlainJson.ContentTypeOf(context);
+        using var span = PipelineTracing.StartPipeline(start.PipelineId, start.Name);
+        using var traceScope = LogContext.PushProperty("TraceId", span?.TraceId.ToString());
         var change = await pipelines.CreateAsync(start.PipelineId, PipelineChanges.Handled(context), () =>
         {
             var (state, transition) = problem is null
                 ? machine.Start(start, spec!, contentType)
                 : machine.Reject(start, problem, contentType);
+            state.Pipeline.TraceParent = PipelineTracing.TraceParentOf(span);
             return (state.Pipeline, state.Jobs, changes.Messages(state.Pipeline, transition));
         }, context.CancellationToken);
+        if (problem is not null)
+            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, problem);
         switch (change.Outcome)
         {
             case ChangeOutcome.Applied:

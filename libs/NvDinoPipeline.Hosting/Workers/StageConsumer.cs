@@ -25,6 +25,7 @@ namespace NvDinoPipeline.Hosting.Workers;
 public sealed class StageConsumer<TCommand, TCompleted>(
     IServiceScopeFactory scopes,
     JobStore jobs,
+    PipelineStore pipelines,
     IOutbox outbox,
     IBus bus,
     WorkerIdentity worker,
@@ -93,6 +94,8 @@ public sealed class StageConsumer<TCommand, TCompleted>(
         var claimed = clock.GetTimestamp();
         var outcome = PipelineMetrics.Outcomes.Failed;
         IReadOnlyDictionary<string, double>? figures = null;
+        using var span = PipelineTracing.StartStage(stage, command, worker.Id, await TraceParentAsync(command.PipelineId, token));
+        using var traceScope = LogContext.PushProperty("TraceId", span?.TraceId.ToString());
         using (metrics.Running(stage))
         {
             try
@@ -108,7 +111,24 @@ public sealed class StageConsumer<TCommand, TCompleted>(
             finally
             {
                 metrics.Finished(stage, outcome, clock.GetElapsedTime(claimed), figures);
+                span?.SetTag("nvdino.outcome", outcome);
+                if (outcome is PipelineMetrics.Outcomes.Failed)
+                    span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error);
             }
+        }
+    }
+
+    /// <summary>The pipeline's trace context; none when the job has no pipeline record or the database does not answer.</summary>
+    private async Task<string?> TraceParentAsync(Guid pipelineId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await pipelines.TraceParentAsync(pipelineId, cancellationToken);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            logger.LogDebug(exception, "The trace context of pipeline {PipelineId} could not be read; the job's span starts a trace of its own", pipelineId);
+            return null;
         }
     }
 

@@ -249,6 +249,10 @@ namespace NvDinoPipeline.State.Migrations.Postgres
                     b.Property<string>("TestDataUri")
                         .HasColumnType("text");
 
+                    b.Property<string>("TraceParent")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<string>("TrainDataUri")
                         .IsRequired()
                         .HasColumnType("text");

@@ -242,6 +242,10 @@ namespace NvDinoPipeline.State.Migrations.Sqlite
                     b.Property<string>("TestDataUri")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("TraceParent")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("TrainDataUri")
                         .IsRequired()
                         .HasColumnType("TEXT");
