@@ -1,7 +1,9 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace NvDinoPipeline.State;
@@ -27,6 +29,13 @@ public static class StateServiceCollectionExtensions
 
     public static void Configure(DbContextOptionsBuilder db, StateOptions options)
     {
+        // A refused write is how two hosts settle a race (a unique index, a stale version) and the stores handle it;
+        // EF Core would log each at error level before the store sees it. What is not handled reaches the caller as an
+        // exception and is logged there, with the job or pipeline it concerns.
+        db.ConfigureWarnings(warnings => warnings.Log(
+            (RelationalEventId.CommandError, LogLevel.Debug),
+            (CoreEventId.SaveChangesFailed, LogLevel.Debug),
+            (CoreEventId.OptimisticConcurrencyException, LogLevel.Debug)));
         switch (options.Provider)
         {
             case StateProvider.Sqlite:

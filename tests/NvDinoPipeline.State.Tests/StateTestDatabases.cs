@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using NvDinoPipeline.Testing;
 
 namespace NvDinoPipeline.State.Tests;
@@ -10,7 +11,7 @@ public sealed class StateServices : IAsyncDisposable
 {
     private readonly ServiceProvider _provider;
 
-    public StateServices(StateProvider provider, string connectionString, TimeSpan? busyTimeout = null)
+    public StateServices(StateProvider provider, string connectionString, TimeSpan? busyTimeout = null, ILoggerProvider? logs = null)
     {
         Options = new StateOptions { Provider = provider, ConnectionString = connectionString };
         var settings = new Dictionary<string, string?>
@@ -23,7 +24,12 @@ public sealed class StateServices : IAsyncDisposable
             settings["State:BusyTimeout"] = timeout.ToString();
         }
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
-        _provider = new ServiceCollection().AddPipelineState(configuration).BuildServiceProvider();
+        var services = new ServiceCollection();
+        if (logs is not null)
+        {
+            services.AddLogging(logging => logging.AddProvider(logs).SetMinimumLevel(LogLevel.Trace));
+        }
+        _provider = services.AddPipelineState(configuration).BuildServiceProvider();
     }
 
     public StateOptions Options { get; }
@@ -39,8 +45,8 @@ public sealed class StateServices : IAsyncDisposable
     /// <summary>A context straight on the database, for what a test sets up or checks beneath the stores.</summary>
     public StateDbContext Open() => _provider.GetRequiredService<IDbContextFactory<StateDbContext>>().CreateDbContext();
 
-    public static StateServices Sqlite(TempDirectory folder, string name = "state.db", TimeSpan? busyTimeout = null) =>
-        new(StateProvider.Sqlite, $"Data Source={folder.Combine(name)}", busyTimeout);
+    public static StateServices Sqlite(TempDirectory folder, string name = "state.db", TimeSpan? busyTimeout = null, ILoggerProvider? logs = null) =>
+        new(StateProvider.Sqlite, $"Data Source={folder.Combine(name)}", busyTimeout, logs);
 
     public ValueTask DisposeAsync() => _provider.DisposeAsync();
 }
