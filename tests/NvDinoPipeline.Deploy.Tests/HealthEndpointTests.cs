@@ -336,6 +336,51 @@ public sealed class HealthEndpointTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task With_a_metrics_token_metrics_need_it_as_a_bearer_token_and_the_probes_stay_open()
+    {
+        const string token = "metrics-token-0123456789abcdef";
+        var port = TestHosts.FreePort();
+        var settings = Settings(port);
+        settings["Health:MetricsToken"] = token;
+        using var host = TestHosts.Build(settings, _ => { });
+        await host.StartAsync();
+        try
+        {
+            async Task<HttpStatusCode> MetricsAsync(string? authorization)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{port}/metrics");
+                if (authorization is not null)
+                    request.Headers.TryAddWithoutValidation("Authorization", authorization);
+                using var response = await _http.SendAsync(request);
+                return response.StatusCode;
+            }
+
+            Assert.Equal(HttpStatusCode.Unauthorized, await MetricsAsync(null));
+            Assert.Equal(HttpStatusCode.Unauthorized, await MetricsAsync("Bearer " + token + "x"));
+            Assert.Equal(HttpStatusCode.Unauthorized, await MetricsAsync("Basic " + token));
+            Assert.Equal(HttpStatusCode.OK, await MetricsAsync("Bearer " + token));
+            Assert.Equal(HttpStatusCode.OK, (await GetAsync(port, "/healthz")).Status);
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
+    [Fact]
+    public void A_short_metrics_token_is_refused_at_start_without_repeating_it()
+    {
+        var settings = Settings(TestHosts.FreePort());
+        settings["Health:MetricsToken"] = "short-secret";
+        using var host = TestHosts.Build(settings, _ => { });
+
+        var refused = Assert.Throws<OptionsValidationException>(() => host.Services.GetRequiredService<IOptions<HealthOptions>>().Value);
+
+        Assert.Contains("Health:MetricsToken", refused.Message);
+        Assert.DoesNotContain("short-secret", refused.Message);
+    }
+
     /// <summary>An evaluation stand-in: "score" finishes with figures, "fail" refuses its input.</summary>
     private sealed class ScriptedEvaluation : IStageRunner<EvaluateModel, ModelEvaluated>
     {

@@ -146,6 +146,10 @@ public sealed class HealthEndpoint(
                     var (code, body) = await ReadinessAsync();
                     await WriteAsync(context.Response, code, body, head);
                     break;
+                case MetricsPath when !MayReadMetrics(request):
+                    context.Response.Headers.WWWAuthenticate = "Bearer";
+                    await WriteAsync(context.Response, HttpStatusCode.Unauthorized, new { status = "Unauthorized" }, head);
+                    break;
                 case MetricsPath:
                     context.Response.StatusCode = (int)HttpStatusCode.OK;
                     context.Response.ContentType = PipelineMetrics.ContentType;
@@ -173,6 +177,24 @@ public sealed class HealthEndpoint(
                 context.Response.StatusCode = (int)HttpStatusCode.InternalServerError;
             }
         }
+    }
+
+    /// <summary>No token configured, or the request's bearer token is it (compared in constant time).</summary>
+    private bool MayReadMetrics(HttpRequest request)
+    {
+        if (options.Value.MetricsToken is not { Length: > 0 } token)
+        {
+            return true;
+        }
+        var header = request.Headers.Authorization.ToString();
+        const string scheme = "Bearer ";
+        if (!header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+        var expected = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token));
+        var given = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(header[scheme.Length..].Trim()));
+        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(expected, given);
     }
 
     private async Task<(HttpStatusCode Code, object Body)> ReadinessAsync()

@@ -24,6 +24,12 @@ public sealed class HealthOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan CheckTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// When set, <c>/metrics</c> answers only requests carrying <c>Authorization: Bearer &lt;token&gt;</c> (the probes stay
+    /// open: they reveal a status only). Never logged. Set it where the endpoints listen beyond this host.
+    /// </summary>
+    public string? MetricsToken { get; set; }
+
     public bool Enabled => Port > 0;
 
     /// <summary>Where the endpoints answer, as a URL prefix, e.g. <c>http://+:8080/</c> (every interface).</summary>
@@ -49,6 +55,11 @@ public sealed class HealthOptions : IValidatableObject
         {
             yield return new ValidationResult(
                 $"Health:Address must be '*' (every interface), a host name or an IP address, got '{Address}'.", [nameof(Address)]);
+        }
+        if (MetricsToken is { } token && (token.Trim().Length < 16 || token.Any(char.IsWhiteSpace)))
+        {
+            // The value itself is never repeated: it is a secret.
+            yield return new ValidationResult("Health:MetricsToken must be at least 16 characters without spaces.", [nameof(MetricsToken)]);
         }
     }
 }
