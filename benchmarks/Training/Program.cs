@@ -256,7 +256,7 @@ async Task LongRunAsync(string name, double minutes)
 
 (SslTrainerOptions Options, SslDataOptions Data) Config(string name, TrainingPrecision precision)
 {
-    // knn_net: the k-NN benchmark's network; vit_s14_224: ViT-S/14 with NVDINOv2's crops (2x224 + 8x98) and TAO's
+    // knn_net: the k-NN benchmark's network; vit_l14_224: the template's default recipe; vit_s14_224: ViT-S/14 with NVDINOv2's crops (2x224 + 8x98) and TAO's
     // heads (2048 hidden, 384 bottleneck, 131072 prototypes); vit_s14_224_small_head: the same with 4096 prototypes.
     var (backbone, head, batch, global, local, locals) = name switch
     {
@@ -268,7 +268,9 @@ async Task LongRunAsync(string name, double minutes)
         "vit_s14_224_small_head" => (BackboneConfig.VitSmall(14, 224) with { DropPathRate = 0.1 },
             new SslHeadOptions { NumPrototypes = 4096 }, Int("--batch", 8), 224, 98, 8),
         "vit_b14_224" => (BackboneConfig.VitBase(14, 224) with { DropPathRate = 0.1 }, new SslHeadOptions(), Int("--batch", 4), 224, 98, 8),
-        _ => throw new ArgumentException($"unknown config '{name}'; use knn_net, vit_s14_224, vit_s14_224_small_head or vit_b14_224"),
+        // The template's recipe (specs/train.yaml): ViT-L/14 with SwiGLU and drop path 0.4, TAO's heads, NVDINOv2's crops.
+        "vit_l14_224" => (BackboneConfig.FromName("vit_l", 14, 224, FfnLayer.SwiGlu, dropPathRate: 0.4), new SslHeadOptions(), Int("--batch", 2), 224, 98, 8),
+        _ => throw new ArgumentException($"unknown config '{name}'; use knn_net, vit_s14_224, vit_s14_224_small_head, vit_b14_224 or vit_l14_224"),
     };
     var options = new SslTrainerOptions
     {
