@@ -57,21 +57,21 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
             images.Count, command.DatasetUri, spec.Trainer.Epochs, iterations, batchSize, trainer.Precision, trainer.Device.type, trainerOptions.Seed,
             command.JobId, command.PipelineId);
 
-        var startMessage = $"training from scratch in {trainer.Precision}";
+        var startMessage = "training from scratch";
         if (resume is not null)
         {
             LoadCheckpoint(trainer, resume);
-            startMessage = $"resuming {resume.Description} at epoch {trainer.Epoch} (step {trainer.GlobalStep} of {trainer.TotalSteps}) in {trainer.Precision}";
+            startMessage = $"resuming {resume.Description} at epoch {trainer.Epoch} (step {trainer.GlobalStep} of {trainer.TotalSteps})";
             logger.LogInformation("Resuming {Source} at epoch {Epoch}, step {Step}, job {JobId}", resume.Description, trainer.Epoch, trainer.GlobalStep, command.JobId);
         }
         else if (spec.PretrainedModelPath is { } pretrained)
         {
-            startMessage = await LoadPretrainedAsync(trainer, pretrained, spec.AllowPartialPretrainedLoad, scratch, cancellationToken) + $" in {trainer.Precision}";
+            startMessage = await LoadPretrainedAsync(trainer, pretrained, spec.AllowPartialPretrainedLoad, scratch, cancellationToken);
         }
 
         var jobLoop = new TrainingJobLoop(store, context, logger);
         var outcome = await jobLoop.RunAsync(trainer, images, spec, trainerOptions.Seed,
-            checkpointDirectory, resume, startMessage, settings.ProgressInterval,
+            checkpointDirectory, resume, $"{startMessage} in {trainer.Precision}", settings.ProgressInterval,
             "Lower train.optim.lr, raise train.teacher.warmup_teacher_temp_epochs or dataset.batch_size, or set train.optim.clip_grad_norm",
             cancellationToken);
         var checkpointUri = outcome.CheckpointUri;

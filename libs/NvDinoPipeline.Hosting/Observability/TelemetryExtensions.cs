@@ -16,7 +16,6 @@ public static class TelemetryExtensions
     public static IHostApplicationBuilder AddPipelineTelemetry(this IHostApplicationBuilder builder)
     {
         var settings = builder.Configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();
-        builder.Services.AddOptions<TelemetryOptions>().Bind(builder.Configuration.GetSection(TelemetryOptions.SectionName));
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(string.IsNullOrWhiteSpace(settings.ServiceName)
                 ? builder.Environment.ApplicationName is { Length: > 0 } name ? name : "nvdino"

@@ -121,6 +121,11 @@ public sealed class StageConsumer<TCommand, TCompleted>(
     /// <summary>The pipeline's trace context; none when the job has no pipeline record or the database does not answer.</summary>
     private async Task<string?> TraceParentAsync(Guid pipelineId, CancellationToken cancellationToken)
     {
+        if (!PipelineTracing.Source.HasListeners())
+        {
+            // No span is recorded: the query would be for nothing.
+            return null;
+        }
         try
         {
             return await pipelines.TraceParentAsync(pipelineId, cancellationToken);
