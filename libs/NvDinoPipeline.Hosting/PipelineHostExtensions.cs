@@ -33,6 +33,7 @@ public static class PipelineHostExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.AddSingleton<WorkerIdentity>();
+        services.AddSingleton<HostEndpoint>();
         services.AddOptions<OutboxOptions>()
             .Bind(builder.Configuration.GetSection(OutboxOptions.SectionName))
             .ValidateDataAnnotations()
@@ -44,6 +45,7 @@ public static class PipelineHostExtensions
         configure(pipeline);
         services.AddSingleton(pipeline.Served);
         services.AddHostedService<StateDatabaseInitializer>();
+        services.AddHostedService<JobLogWriter>();
         services.AddHostedService<WorkerHeartbeatService>();
         // Before the bus: hosted services stop in reverse order, so the relay outlives the consumers' last writes.
         services.AddHostedService(provider => provider.GetRequiredService<OutboxRelay>());

@@ -29,6 +29,8 @@ public class StateDbContext : DbContext
 
     public DbSet<InboxMessage> Inbox => Set<InboxMessage>();
 
+    public DbSet<JobLogRecord> JobLogs => Set<JobLogRecord>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.Entity<PipelineRecord>(pipeline =>
@@ -58,6 +60,15 @@ public class StateDbContext : DbContext
         {
             worker.ToTable("workers");
             worker.HasKey(w => w.Id);
+            worker.Property(w => w.Endpoint).HasMaxLength(256);
+        });
+        modelBuilder.Entity<JobLogRecord>(line =>
+        {
+            line.ToTable("job_logs");
+            line.HasKey(l => l.Id);
+            line.Property(l => l.Id).ValueGeneratedOnAdd();
+            line.Property(l => l.Level).HasMaxLength(16);
+            line.HasIndex(l => new { l.JobId, l.Id });
         });
         modelBuilder.Entity<OutboxMessage>(message =>
         {

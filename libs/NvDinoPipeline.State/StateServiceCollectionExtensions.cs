@@ -24,6 +24,7 @@ public static class StateServiceCollectionExtensions
         services.AddSingleton<PipelineStore>();
         services.AddSingleton<OutboxStore>();
         services.AddSingleton<WorkerStore>();
+        services.AddSingleton<JobLogStore>();
         return services;
     }
 

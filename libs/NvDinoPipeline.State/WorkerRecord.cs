@@ -9,6 +9,9 @@ public sealed class WorkerRecord
 
     public required string HostName { get; set; }
 
+    /// <summary>Where the process's HTTP API answers (<c>http://127.0.0.1:41234/</c>); null when it serves none.</summary>
+    public string? Endpoint { get; set; }
+
     public DateTime StartedAt { get; set; }
 
     public DateTime LastSeenAt { get; set; }

@@ -8,7 +8,8 @@ public sealed class WorkerStore(StateDatabase database, TimeProvider clock)
     /// <summary>A worker that has not beaten for this long is taken as gone.</summary>
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(45);
 
-    public Task HeartbeatAsync(string workerId, string stages, string hostName, CancellationToken cancellationToken)
+    /// <param name="endpoint">Where the process's HTTP API answers, if it serves one (recorded with the first beat).</param>
+    public Task HeartbeatAsync(string workerId, string stages, string hostName, CancellationToken cancellationToken, string? endpoint = null)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         return database.ReadAsync(async db =>
@@ -17,7 +18,7 @@ public sealed class WorkerStore(StateDatabase database, TimeProvider clock)
                 .ExecuteUpdateAsync(s => s.SetProperty(w => w.LastSeenAt, now), cancellationToken);
             if (updated == 0)
             {
-                db.Workers.Add(new WorkerRecord { Id = workerId, Stages = stages, HostName = hostName, StartedAt = now, LastSeenAt = now });
+                db.Workers.Add(new WorkerRecord { Id = workerId, Stages = stages, HostName = hostName, Endpoint = endpoint, StartedAt = now, LastSeenAt = now });
                 await db.SaveChangesAsync(cancellationToken);
             }
             return updated;
@@ -26,6 +27,15 @@ public sealed class WorkerStore(StateDatabase database, TimeProvider clock)
 
     public Task RemoveAsync(string workerId, CancellationToken cancellationToken) =>
         database.ReadAsync(db => db.Workers.Where(w => w.Id == workerId).ExecuteDeleteAsync(cancellationToken), cancellationToken);
+
+    /// <summary>The HTTP API of a live process serving <paramref name="role"/> (the orchestrator), newest first; null when none answers.</summary>
+    public async Task<string?> LiveEndpointAsync(string role, CancellationToken cancellationToken)
+    {
+        var since = clock.GetUtcNow().UtcDateTime - Timeout;
+        var live = await database.ReadAsync(db => db.Workers.AsNoTracking().Where(w => w.LastSeenAt > since && w.Endpoint != null)
+            .OrderByDescending(w => w.StartedAt).Select(w => new { w.Stages, w.Endpoint }).ToListAsync(cancellationToken), cancellationToken);
+        return live.FirstOrDefault(w => w.Stages.Split(',').Contains(role, StringComparer.OrdinalIgnoreCase))?.Endpoint;
+    }
 
     /// <summary>The stages (and roles such as <c>Orchestrator</c>) some live process serves.</summary>
     public async Task<IReadOnlySet<string>> LiveStagesAsync(CancellationToken cancellationToken)

@@ -14,11 +14,12 @@ public static class LoggingExtensions
 
     /// <summary>
     /// Serilog to the console, and as JSON to <c>Logging:JsonFile</c> when set. Lines logged inside a
-    /// job carry its pipeline and job ids.
+    /// job carry its pipeline and job ids, and are kept with the job in the state database (<see cref="JobLogSink"/>).
     /// </summary>
     public static IHostApplicationBuilder AddPipelineLogging(this IHostApplicationBuilder builder)
     {
         var jsonFile = builder.Configuration["Logging:JsonFile"];
+        builder.Services.AddSingleton<JobLogSink>();
         builder.Services.AddSerilog((services, logger) =>
         {
             logger
@@ -30,7 +31,8 @@ public static class LoggingExtensions
                 .ReadFrom.Configuration(builder.Configuration)
                 .Enrich.FromLogContext()
                 .Enrich.With<JobTagEnricher>()
-                .WriteTo.Console(outputTemplate: ConsoleTemplate, standardErrorFromLevel: LogEventLevel.Verbose);
+                .WriteTo.Console(outputTemplate: ConsoleTemplate, standardErrorFromLevel: LogEventLevel.Verbose)
+                .WriteTo.Sink(services.GetRequiredService<JobLogSink>(), LogEventLevel.Information);
             if (!string.IsNullOrWhiteSpace(jsonFile))
             {
                 logger.WriteTo.File(new CompactJsonFormatter(), jsonFile);

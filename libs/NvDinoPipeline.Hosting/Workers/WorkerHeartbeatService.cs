@@ -11,6 +11,7 @@ public sealed class WorkerHeartbeatService(
     WorkerStore workers,
     WorkerIdentity worker,
     ServedStages served,
+    HostEndpoint endpoint,
     IOptions<WorkerOptions> options,
     PipelineMetrics metrics,
     TimeProvider clock,
@@ -28,7 +29,7 @@ public sealed class WorkerHeartbeatService(
         {
             try
             {
-                await workers.HeartbeatAsync(worker.Id, stages, worker.HostName, stoppingToken);
+                await workers.HeartbeatAsync(worker.Id, stages, worker.HostName, stoppingToken, endpoint.Url);
                 metrics.HeartbeatRecorded(clock.GetUtcNow());
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
@@ -54,6 +55,15 @@ public sealed class WorkerHeartbeatService(
             }
         }
     }
+}
+
+/// <summary>
+/// Where this process's HTTP API answers, once it listens (before the first heartbeat, which records it so that clients
+/// find it); null when it serves none.
+/// </summary>
+public sealed class HostEndpoint
+{
+    public string? Url { get; set; }
 }
 
 /// <summary>The stages (and other roles, like the orchestrator) this process serves.</summary>

@@ -41,6 +41,36 @@ namespace NvDinoPipeline.State.Migrations.Postgres
                     b.ToTable("inbox", (string)null);
                 });
 
+            modelBuilder.Entity("NvDinoPipeline.State.JobLogRecord", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Level")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
+                    b.Property<string>("Message")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTime>("Time")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("JobId", "Id");
+
+                    b.ToTable("job_logs", (string)null);
+                });
+
             modelBuilder.Entity("NvDinoPipeline.State.JobRecord", b =>
                 {
                     b.Property<Guid>("Id")
@@ -275,6 +305,10 @@ namespace NvDinoPipeline.State.Migrations.Postgres
                 {
                     b.Property<string>("Id")
                         .HasColumnType("text");
+
+                    b.Property<string>("Endpoint")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
 
                     b.Property<string>("HostName")
                         .IsRequired()
