@@ -34,6 +34,23 @@ public sealed record StartPipeline
     /// </summary>
     public string? ResultsQueue { get; init; }
 
+    /// <summary>
+    /// One action on its own instead of the whole pipeline, by TAO's name: <c>train</c>, <c>distill</c>, <c>export</c>,
+    /// <c>gen_trt_engine</c>, <c>inference</c> or <c>evaluate</c>; null runs the pipeline. The action's inputs come from
+    /// <see cref="ParentJobId"/>'s artifacts, its spec is the parent's with <see cref="Spec"/> merged over it, and
+    /// <see cref="TrainDataUri"/> is not used (<see cref="TestDataUri"/>, when given, is staged for <c>inference</c> and
+    /// <c>evaluate</c>).
+    /// </summary>
+    public string? Action { get; init; }
+
+    /// <summary>
+    /// The finished job an <see cref="Action"/> continues from (TAO API's <c>parent_job_id</c>): a staging or training job
+    /// for <c>train</c> (a training job's model becomes <c>train.pretrained_model_path</c>), a training job for
+    /// <c>distill</c>, a training or distillation job for <c>export</c>, an export job for <c>gen_trt_engine</c>, an engine
+    /// job for <c>inference</c>, an engine or inference job for <c>evaluate</c>.
+    /// </summary>
+    public Guid? ParentJobId { get; init; }
+
     public required DateTimeOffset RequestedAt { get; init; }
 }
 
@@ -71,8 +88,8 @@ public sealed record PipelineCompleted
 {
     public required Guid PipelineId { get; init; }
 
-    /// <summary>The deployed model artifact (engine or ONNX Runtime model).</summary>
-    public required Uri DeployArtifactUri { get; init; }
+    /// <summary>The deployed model artifact (engine or ONNX Runtime model); null for a single action that deployed none.</summary>
+    public Uri? DeployArtifactUri { get; init; }
 
     /// <summary>Artifacts of the final stage: embeddings file, inference.csv; empty without inference.</summary>
     public required IReadOnlyDictionary<string, Uri> Results { get; init; }

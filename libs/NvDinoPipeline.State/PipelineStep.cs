@@ -5,7 +5,11 @@ using NvDinoPipeline.Contracts;
 namespace NvDinoPipeline.State;
 
 /// <summary>One step of a pipeline's plan: the stage it runs and the steps whose output it needs.</summary>
-public sealed record PipelineStep(string Name, PipelineStage Stage, IReadOnlyList<string> DependsOn)
+/// <param name="Reuses">
+/// A finished job, of another pipeline, whose output stands for this step: a single action (TAO's <c>parent_job_id</c>)
+/// reuses what its parent's pipeline made. Null for a step the pipeline runs itself.
+/// </param>
+public sealed record PipelineStep(string Name, PipelineStage Stage, IReadOnlyList<string> DependsOn, Guid? Reuses = null)
 {
     public const string StageTrain = "stage-train";
     public const string StageTest = "stage-test";
@@ -20,11 +24,16 @@ public sealed record PipelineStep(string Name, PipelineStage Stage, IReadOnlyLis
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         Converters = { new JsonStringEnumConverter() },
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    /// <summary>The plan as stored with the pipeline: a JSON array of <c>{"name", "stage", "depends_on"}</c>.</summary>
+    /// <summary>The plan as stored with the pipeline: a JSON array of <c>{"name", "stage", "depends_on"[, "reuses"]}</c>.</summary>
     public static string Serialize(IEnumerable<PipelineStep> plan) => JsonSerializer.Serialize(plan.ToList(), Json);
 
     /// <summary>Reads a stored plan (the JsonPlans migration converted the colon form of earlier releases).</summary>
     public static IReadOnlyList<PipelineStep> Deserialize(string plan) => JsonSerializer.Deserialize<List<PipelineStep>>(plan, Json) ?? [];
+
+    /// <summary>The jobs of other pipelines a stored plan reuses.</summary>
+    public static IReadOnlyList<Guid> ReusedJobs(string plan) =>
+        Deserialize(plan).Where(step => step.Reuses is not null).Select(step => step.Reuses!.Value).ToList();
 }

@@ -69,7 +69,7 @@ public sealed class PipelineStore(StateDatabase database, TimeProvider clock)
             {
                 return PipelineChange.None;
             }
-            var jobs = await db.Jobs.Where(j => j.PipelineId == pipelineId).ToListAsync(cancellationToken);
+            var jobs = await JobsOfAsync(db.Jobs, pipeline, cancellationToken);
             var outbox = change(pipeline, jobs);
             foreach (var job in jobs.Where(j => db.Entry(j).State == EntityState.Detached))
             {
@@ -94,8 +94,31 @@ public sealed class PipelineStore(StateDatabase database, TimeProvider clock)
             {
                 return null;
             }
-            return (pipeline, await db.Jobs.AsNoTracking().Where(j => j.PipelineId == pipelineId).ToListAsync(cancellationToken));
+            return (pipeline, await JobsOfAsync(db.Jobs.AsNoTracking(), pipeline, cancellationToken));
         }, cancellationToken);
+
+    /// <summary>One job and the pipeline it belongs to, as they are now; null when there is no such job.</summary>
+    public Task<(PipelineRecord Pipeline, List<JobRecord> Jobs, JobRecord Job)?> ReadJobAsync(Guid jobId, CancellationToken cancellationToken) =>
+        database.ReadAsync<(PipelineRecord, List<JobRecord>, JobRecord)?>(async db =>
+        {
+            var job = await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == jobId, cancellationToken);
+            var pipeline = job is null ? null : await db.Pipelines.AsNoTracking().SingleOrDefaultAsync(p => p.Id == job.PipelineId, cancellationToken);
+            if (job is null || pipeline is null)
+            {
+                return null;
+            }
+            return (pipeline, await JobsOfAsync(db.Jobs.AsNoTracking(), pipeline, cancellationToken), job);
+        }, cancellationToken);
+
+    /// <summary>A pipeline's own jobs and the jobs of other pipelines its plan reuses (<see cref="PipelineStep.Reuses"/>).</summary>
+    private static async Task<List<JobRecord>> JobsOfAsync(IQueryable<JobRecord> jobs, PipelineRecord pipeline, CancellationToken cancellationToken)
+    {
+        var id = pipeline.Id;
+        var reused = PipelineStep.ReusedJobs(pipeline.Plan);
+        return reused.Count == 0
+            ? await jobs.Where(j => j.PipelineId == id).ToListAsync(cancellationToken)
+            : await jobs.Where(j => j.PipelineId == id || reused.Contains(j.Id)).ToListAsync(cancellationToken);
+    }
 
     /// <summary>The newest <paramref name="limit"/> pipelines with their jobs.</summary>
     public Task<List<(PipelineRecord Pipeline, List<JobRecord> Jobs)>> ListAsync(int limit, CancellationToken cancellationToken) =>
@@ -103,8 +126,12 @@ public sealed class PipelineStore(StateDatabase database, TimeProvider clock)
         {
             var pipelines = await db.Pipelines.AsNoTracking().OrderByDescending(p => p.CreatedAt).Take(limit).ToListAsync(cancellationToken);
             var ids = pipelines.Select(p => p.Id).ToList();
-            var jobs = (await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.PipelineId)).ToListAsync(cancellationToken)).ToLookup(j => j.PipelineId);
-            return pipelines.Select(p => (p, jobs[p.Id].ToList())).ToList();
+            var reused = pipelines.SelectMany(p => PipelineStep.ReusedJobs(p.Plan)).Distinct().ToList();
+            var found = await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.PipelineId) || reused.Contains(j.Id)).ToListAsync(cancellationToken);
+            var own = found.ToLookup(j => j.PipelineId);
+            var byId = found.ToDictionary(j => j.Id);
+            return pipelines.Select(p => (p, own[p.Id].Concat(PipelineStep.ReusedJobs(p.Plan).Where(byId.ContainsKey).Select(id => byId[id])).ToList()))
+                .ToList();
         }, cancellationToken);
 
     /// <summary>The W3C trace context recorded with the pipeline's start; null for an unknown pipeline.</summary>

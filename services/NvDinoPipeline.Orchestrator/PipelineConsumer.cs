@@ -40,7 +40,17 @@ public sealed class PipelineConsumer(
     {
         var start = context.Message;
         using var scope = LogContext.PushProperty("PipelineId", start.PipelineId);
-        var problem = Check(ref start, out var spec);
+        ActionPlan? action = null;
+        ResolvedSpec? spec = null;
+        string? problem;
+        if (start.Action is not null)
+        {
+            (action, problem) = await PlanActionAsync(start, context.CancellationToken);
+        }
+        else
+        {
+            problem = Check(ref start, out spec);
+        }
         if (start.ResultsQueue is { } resultsQueue && ResultsQueueNames.Problem(resultsQueue) is { } queueProblem)
         {
             // Failed on the exchanges only: a name the broker may refuse is not declared.
@@ -57,16 +67,21 @@ public sealed class PipelineConsumer(
         using var traceScope = LogContext.PushProperty("TraceId", span?.TraceId.ToString());
         var change = await pipelines.CreateAsync(start.PipelineId, PipelineChanges.Handled(context), () =>
         {
-            var (state, transition) = problem is null
-                ? machine.Start(start, spec!, contentType)
-                : machine.Reject(start, problem, contentType);
+            var (state, transition) = problem is not null ? machine.Reject(start, problem, contentType)
+                : action is not null ? machine.StartAction(start, action, contentType)
+                : machine.Start(start, spec!, contentType);
             state.Pipeline.TraceParent = PipelineTracing.TraceParentOf(span);
-            return (state.Pipeline, state.Jobs, changes.Messages(state.Pipeline, transition));
+            // The jobs a single action reuses belong to other pipelines and are saved already.
+            return (state.Pipeline, state.Jobs.Where(j => j.PipelineId == state.Pipeline.Id).ToList(), changes.Messages(state.Pipeline, transition));
         }, context.CancellationToken);
         if (problem is not null)
             span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, problem);
         switch (change.Outcome)
         {
+            case ChangeOutcome.Applied when start.Action is not null:
+                logger.LogInformation("Pipeline {PipelineId} started: action {Action} after job {ParentJobId}{Problem}", start.PipelineId,
+                    start.Action, start.ParentJobId, problem is null ? "" : $"; rejected: {problem}");
+                break;
             case ChangeOutcome.Applied:
                 logger.LogInformation("Pipeline {PipelineId} started: train {TrainData}, test {TestData}{Problem}", start.PipelineId,
                     start.TrainDataUri, start.TestDataUri, problem is null ? "" : $"; rejected: {problem}");
@@ -76,6 +91,33 @@ public sealed class PipelineConsumer(
                 break;
         }
         await outbox.DeliverAsync(change.Outbox, context.CancellationToken);
+    }
+
+    /// <summary>A single action's plan, or what makes it impossible (an unknown parent, a parent of the wrong stage, an invalid spec).</summary>
+    private async Task<(ActionPlan? Plan, string? Problem)> PlanActionAsync(StartPipeline start, CancellationToken cancellationToken)
+    {
+        if (start.ParentJobId is not { } parentJobId)
+        {
+            return (null, $"The action '{start.Action}' names no parent job: give ParentJobId, the finished job it continues from.");
+        }
+        if (await pipelines.ReadJobAsync(parentJobId, cancellationToken) is not { } parent)
+        {
+            return (null, $"parent_job_id: no job {parentJobId} in the state database.");
+        }
+        if (start.TestDataUri is { } test && (!test.IsAbsoluteUri || test.Scheme is not ("file" or "s3")))
+        {
+            return (null, $"The test data URI '{test}' is not a file:// or s3:// URI.");
+        }
+        try
+        {
+            return (SingleActions.Plan(start.Action!, new PipelineState(parent.Pipeline, parent.Jobs), parent.Job, start.Spec, start.TestDataUri, specs), null);
+        }
+        catch (ActionRequestException exception)
+        {
+            return (null, exception.Field.Contains('.') || exception.Message.StartsWith("The spec", StringComparison.Ordinal)
+                ? exception.Message
+                : $"{exception.Field}: {exception.Message}");
+        }
     }
 
     /// <summary>What makes a start request impossible to run, checked before any stage is asked to work.</summary>

@@ -97,6 +97,38 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         return (state, advance with { Publish = [started, .. advance.Publish] });
     }
 
+    /// <summary>
+    /// A single action (<see cref="StartPipeline.Action"/>) that <see cref="SingleActions.Plan"/> planned: a pipeline of
+    /// the steps it reuses from its parent's pipeline and the ones it runs.
+    /// </summary>
+    public (PipelineState State, Transition Transition) StartAction(StartPipeline start, ActionPlan plan, string? resultsContentType = null)
+    {
+        var now = Now;
+        var pipeline = new PipelineRecord
+        {
+            Id = start.PipelineId,
+            Name = start.Name,
+            Status = JobStatus.Running,
+            Plan = Serialize(plan.Steps),
+            Spec = plan.Spec.ToJson(),
+            TrainDataUri = plan.TrainDataUri,
+            TestDataUri = plan.TestDataUri,
+            ResultsQueue = start.ResultsQueue,
+            ResultsContentType = resultsContentType,
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        var state = new PipelineState(pipeline, [.. plan.Reused]);
+        var started = new PipelineStarted
+        {
+            PipelineId = pipeline.Id,
+            Stages = plan.Steps.Where(s => s.Reuses is null).Select(s => s.Stage).Distinct().ToList(),
+            StartedAt = clock.GetUtcNow(),
+        };
+        var advance = Advance(state);
+        return (state, advance with { Publish = [started, .. advance.Publish] });
+    }
+
     /// <summary>A start request that cannot run (invalid spec, unsupported data URI): recorded as failed.</summary>
     public (PipelineState State, Transition Transition) Reject(StartPipeline start, string reason, string? resultsContentType = null)
     {
@@ -282,7 +314,8 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
 
     private PipelineCompleted Completed(PipelineState state)
     {
-        var engine = Output<EngineGenerated>(state, Engine);
+        // A single action may end before any engine exists (train, distill, export).
+        var engine = state.Plan.Any(s => s.Name == Engine) ? Output<EngineGenerated>(state, Engine) : null;
         var results = new Dictionary<string, Uri>();
         if (state.Plan.Any(s => s.Name == Inference))
         {
@@ -298,7 +331,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         return new PipelineCompleted
         {
             PipelineId = state.Pipeline.Id,
-            DeployArtifactUri = engine.ArtifactUri,
+            DeployArtifactUri = engine?.ArtifactUri,
             Results = results,
             CompletedAt = clock.GetUtcNow(),
         };
@@ -369,7 +402,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
                     return (distilled.JobId, new ExportModel
                     {
                         PipelineId = pipeline.Id, JobId = jobId, ParentJobId = distilled.JobId, Spec = spec, OutputUri = output,
-                        SourceStage = PipelineStage.Distillation, CheckpointsUri = artifacts.JobFolder(pipeline.Id, distilled.JobId),
+                        SourceStage = PipelineStage.Distillation, CheckpointsUri = FolderOf(state, Distill),
                         BackboneUri = distilled.StudentEmaBackboneUri, ValidationDatasetUri = validation,
                     });
                 }
@@ -377,7 +410,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
                 return (teacher.JobId, new ExportModel
                 {
                     PipelineId = pipeline.Id, JobId = jobId, ParentJobId = teacher.JobId, Spec = spec, OutputUri = output,
-                    SourceStage = PipelineStage.Training, CheckpointsUri = artifacts.JobFolder(pipeline.Id, teacher.JobId),
+                    SourceStage = PipelineStage.Training, CheckpointsUri = FolderOf(state, Train),
                     BackboneUri = teacher.TeacherBackboneUri, ValidationDatasetUri = validation,
                 });
             case Engine:
@@ -412,6 +445,11 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
                 throw new InvalidOperationException($"Pipeline {pipeline.Id} has an unknown step '{step.Name}'.");
         }
     }
+
+    /// <summary>The folder of a step's job: under its own pipeline, which for a reused step is another one.</summary>
+    private Uri FolderOf(PipelineState state, string step) =>
+        state.Latest(step) is { } job ? artifacts.JobFolder(job.PipelineId, job.Id)
+            : throw new InvalidOperationException($"Step '{step}' of pipeline {state.Pipeline.Id} has no job.");
 
     private static T Output<T>(PipelineState state, string step) where T : class
     {
