@@ -11,6 +11,9 @@ public static class CheckpointNames
     /// <summary>The folder of a job's artifact folder its checkpoints are uploaded to.</summary>
     public const string Folder = "checkpoints/";
 
+    /// <summary>The file of a job's artifact folder that holds one line of figures per epoch (read by the API and dashboard).</summary>
+    public const string MetricsFile = "metrics.jsonl";
+
     public static string FileName(int epoch, long? step = null) =>
         step is null
             ? string.Create(CultureInfo.InvariantCulture, $"epoch_{epoch:D3}.ckpt")

@@ -16,7 +16,7 @@ public sealed record ResumePoint(string Path, TrainingState State, string Descri
 public static class JobCheckpoints
 {
     public const string CheckpointsFolder = CheckpointNames.Folder;
-    public const string MetricsFileName = "metrics.jsonl";
+    public const string MetricsFileName = CheckpointNames.MetricsFile;
 
     /// <summary>
     /// Where a job continues from: its own newest checkpoint (see <see cref="FindNewestAsync"/>) when it ran before, else the

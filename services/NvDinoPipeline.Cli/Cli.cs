@@ -1,3 +1,4 @@
+using NvDinoPipeline.Orchestrator.Api;
 using Microsoft.Extensions.DependencyInjection;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Contracts;

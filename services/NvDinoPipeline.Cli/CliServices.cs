@@ -1,3 +1,4 @@
+using NvDinoPipeline.Orchestrator.Api;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;

@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting;
+using NvDinoPipeline.Orchestrator.Api;
 
 namespace NvDinoPipeline.Orchestrator;
 
@@ -17,6 +18,12 @@ public static class OrchestratorExtensions
             .ValidateOnStart();
         services.AddSingleton<PipelineStateMachine>();
         services.AddSingleton(_ => NvDinoPipeline.Specs.SpecLoader.CreateDefault());
+        services.AddOptions<ApiOptions>()
+            .Bind(pipeline.Configuration.GetSection(ApiOptions.SectionName))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        // Before the heartbeat, which records where the API listens.
+        services.AddHostedService<ApiServer>();
         services.AddHostedService<RecoveryService>();
         services.AddHostedService<StateFigures>();
         services.AddSingleton<PipelineChanges>();

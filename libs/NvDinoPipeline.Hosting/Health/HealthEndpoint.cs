@@ -53,7 +53,7 @@ public sealed class HealthEndpoint(
             kestrel.Limits.MaxRequestBodySize = 0;
             kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
             kestrel.Limits.MaxConcurrentConnections = 64;
-            if (ListenAddresses(settings) is { } addresses)
+            if (ListenAddresses.Resolve(settings.Address, "Health:Address") is { } addresses)
             {
                 foreach (var address in addresses)
                 {
@@ -97,31 +97,6 @@ public sealed class HealthEndpoint(
         {
             await _server.DisposeAsync();
             _server = null;
-        }
-    }
-
-    /// <summary>Null for every interface (a wildcard), else the addresses the configured IP address or host name stands for.</summary>
-    private static IReadOnlyList<IPAddress>? ListenAddresses(HealthOptions settings)
-    {
-        var address = settings.Address.Trim();
-        if (address is "*" or "+" or "0.0.0.0" or "::" or "[::]")
-        {
-            return null;
-        }
-        if (IPAddress.TryParse(address.Trim('[', ']'), out var ip))
-        {
-            return [ip];
-        }
-        try
-        {
-            var resolved = Dns.GetHostAddresses(address);
-            return resolved.Length > 0
-                ? resolved
-                : throw new InvalidOperationException($"Health:Address '{settings.Address}' resolves to no address.");
-        }
-        catch (System.Net.Sockets.SocketException exception)
-        {
-            throw new InvalidOperationException($"Health:Address '{settings.Address}' cannot be resolved: {exception.Message}", exception);
         }
     }
 
@@ -180,22 +155,8 @@ public sealed class HealthEndpoint(
     }
 
     /// <summary>No token configured, or the request's bearer token is it (compared in constant time).</summary>
-    private bool MayReadMetrics(HttpRequest request)
-    {
-        if (options.Value.MetricsToken is not { Length: > 0 } token)
-        {
-            return true;
-        }
-        var header = request.Headers.Authorization.ToString();
-        const string scheme = "Bearer ";
-        if (!header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))
-        {
-            return false;
-        }
-        var expected = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token));
-        var given = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(header[scheme.Length..].Trim()));
-        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(expected, given);
-    }
+    private bool MayReadMetrics(HttpRequest request) =>
+        options.Value.MetricsToken is not { Length: > 0 } token || BearerTokens.Same(BearerTokens.Of(request), token);
 
     private async Task<(HttpStatusCode Code, object Body)> ReadinessAsync()
     {

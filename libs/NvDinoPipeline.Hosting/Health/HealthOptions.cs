@@ -56,7 +56,7 @@ public sealed class HealthOptions : IValidatableObject
             yield return new ValidationResult(
                 $"Health:Address must be '*' (every interface), a host name or an IP address, got '{Address}'.", [nameof(Address)]);
         }
-        if (MetricsToken is { } token && (token.Trim().Length < 16 || token.Any(char.IsWhiteSpace)))
+        if (MetricsToken is { } token && !BearerTokens.WellFormed(token))
         {
             // The value itself is never repeated: it is a secret.
             yield return new ValidationResult("Health:MetricsToken must be at least 16 characters without spaces.", [nameof(MetricsToken)]);

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Orchestrator.Api;
 using System.CommandLine;
 using System.Text.Json;
 using MassTransit;
@@ -102,41 +103,14 @@ public static class PipelineCommands
         || (!a.Contains("://", StringComparison.Ordinal) && !b.Contains("://", StringComparison.Ordinal)
             && string.Equals(Path.GetFullPath(a).TrimEnd('/'), Path.GetFullPath(b).TrimEnd('/'), StringComparison.Ordinal));
 
-    /// <summary>
-    /// Refuses, before anything is sent, data and spec inputs outside the locations this deployment reads (with this
-    /// client's settings; every worker checks again with its own). Names relative to a job's folder are the workers' to check.
-    /// </summary>
+    /// <summary>Refuses, before anything is sent, data and spec inputs outside the locations this deployment reads (with this client's settings).</summary>
     private static void EnsureReadable(ArtifactAccessPolicy access, StartPipeline start, ResolvedSpec spec)
     {
-        var problems = new List<string>();
-        void Check(string input, Uri location)
-        {
-            try
-            {
-                access.EnsureReadable(location);
-            }
-            catch (ArtifactAccessDeniedException exception)
-            {
-                problems.Add($"{input}: {exception.Message}");
-            }
-        }
-
-        Check("--train", start.TrainDataUri!);
-        if (start.TestDataUri is { } test)
-        {
-            Check("--test", test);
-        }
-        foreach (var (key, value) in SpecLoader.CreateDefault().InputLocations(spec))
-        {
-            if (ArtifactUriExtensions.TryParseLocation(value, out var location))
-            {
-                Check(key, location);
-            }
-        }
+        var problems = StartChecks.Unreadable(access, SpecLoader.CreateDefault(), spec, ("--train", start.TrainDataUri), ("--test", start.TestDataUri));
         if (problems.Count > 0)
         {
             throw new CliException($"the pipeline would read where this deployment does not allow; nothing was started.{Environment.NewLine}  "
-                + string.Join(Environment.NewLine + "  ", problems));
+                + string.Join(Environment.NewLine + "  ", problems.Select(p => $"{p.Input}: {p.Reason}")));
         }
     }
 

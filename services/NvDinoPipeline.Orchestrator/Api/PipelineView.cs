@@ -1,10 +1,9 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.State;
 
-namespace NvDinoPipeline.Cli;
+namespace NvDinoPipeline.Orchestrator.Api;
 
 public sealed record StepView(
     string Step,
@@ -21,7 +20,8 @@ public sealed record StepView(
     string? Error,
     string? Waiting,
     DateTime? StartedAt,
-    DateTime? CompletedAt);
+    DateTime? CompletedAt,
+    Guid? ReusedFromPipeline = null);
 
 public sealed record PipelineView(
     Guid Id,
@@ -33,7 +33,8 @@ public sealed record PipelineView(
     string? TestData,
     DateTime CreatedAt,
     DateTime? CompletedAt,
-    IReadOnlyList<StepView> Steps)
+    IReadOnlyList<StepView> Steps,
+    string? Action = null)
 {
     public static readonly JsonSerializerOptions Json = new()
     {
@@ -45,7 +46,7 @@ public sealed record PipelineView(
     public bool Finished => Status is JobStatus.Done or JobStatus.Error or JobStatus.Canceled;
 }
 
-/// <summary>Reads pipelines from the state database: status, list and watch need no running host.</summary>
+/// <summary>Reads pipelines from the state database, for the API and for the CLI (status, list and watch need no running host).</summary>
 public sealed class PipelineReader(PipelineStore pipelines, WorkerStore workers)
 {
     public async Task<PipelineView?> ReadAsync(Guid pipelineId, CancellationToken cancellationToken)
@@ -60,11 +61,13 @@ public sealed class PipelineReader(PipelineStore pipelines, WorkerStore workers)
     public async Task<IReadOnlyList<PipelineView>> ListAsync(int limit, CancellationToken cancellationToken) =>
         (await pipelines.ListAsync(limit, cancellationToken)).Select(p => View(p.Pipeline, p.Jobs, null)).ToList();
 
-    private static PipelineView View(PipelineRecord pipeline, List<JobRecord> jobs, IReadOnlySet<string>? served)
+    internal static PipelineView View(PipelineRecord pipeline, List<JobRecord> jobs, IReadOnlySet<string>? served)
     {
         var steps = PipelineStep.Deserialize(pipeline.Plan).Select(step =>
         {
-            var job = jobs.Where(j => j.Step == step.Name).OrderByDescending(j => j.Attempt).FirstOrDefault();
+            var job = step.Reuses is { } reused
+                ? jobs.FirstOrDefault(j => j.Id == reused)
+                : jobs.Where(j => j.Step == step.Name && j.PipelineId == pipeline.Id).OrderByDescending(j => j.Attempt).FirstOrDefault();
             string? waiting = null;
             if (served is not null && pipeline.Status == JobStatus.Running)
             {
@@ -79,56 +82,14 @@ public sealed class PipelineReader(PipelineStore pipelines, WorkerStore workers)
             }
             return new StepView(step.Name, step.Stage, job?.Id, job?.ParentJobId, job?.Attempt ?? 0, job?.Status, job?.Progress,
                 job?.ProgressMessage, Parse<double>(job?.Metrics), Parse<string>(job?.Artifacts), job?.WorkerId,
-                job?.ErrorReason, waiting, job?.StartedAt, job?.CompletedAt);
+                job?.ErrorReason, waiting, job?.StartedAt, job?.CompletedAt, step.Reuses is null ? null : job?.PipelineId);
         }).ToList();
+        var plan = PipelineStep.Deserialize(pipeline.Plan);
+        var action = plan.Any(s => s.Reuses is not null) ? SingleActions.NameOf(plan[^1].Stage) : null;
         return new PipelineView(pipeline.Id, pipeline.Name, pipeline.Status, pipeline.FailedStage, pipeline.ErrorReason,
-            pipeline.TrainDataUri, pipeline.TestDataUri, pipeline.CreatedAt, pipeline.CompletedAt, steps);
+            pipeline.TrainDataUri, pipeline.TestDataUri, pipeline.CreatedAt, pipeline.CompletedAt, steps, action);
     }
 
-    private static IReadOnlyDictionary<string, T> Parse<T>(string? json) =>
+    internal static IReadOnlyDictionary<string, T> Parse<T>(string? json) =>
         string.IsNullOrEmpty(json) ? new Dictionary<string, T>() : JsonSerializer.Deserialize<Dictionary<string, T>>(json) ?? [];
-}
-
-public static class PipelineRendering
-{
-    public static string Render(PipelineView view, bool bars)
-    {
-        var text = new StringBuilder();
-        text.AppendLine($"pipeline {view.Id}{(view.Name is null ? "" : $" ({view.Name})")}: {view.Status}");
-        if (view.Error is not null)
-        {
-            text.AppendLine($"  reason: {(view.FailedStage is null ? "" : $"{view.FailedStage}: ")}{view.Error}");
-        }
-        foreach (var step in view.Steps)
-        {
-            var status = step.Status?.ToString() ?? "-";
-            var line = new StringBuilder($"  {step.Step,-12} {status,-9}");
-            if (bars)
-            {
-                line.Append(' ').Append(Bar(step.Status == JobStatus.Done ? 1.0 : step.Progress ?? 0));
-            }
-            else if (step.Progress is { } progress && step.Status == JobStatus.Running)
-            {
-                line.Append($" {progress,4:P0}");
-            }
-            var detail = step.Error ?? step.Waiting ?? step.Message;
-            if (detail is not null)
-            {
-                line.Append("  ").Append(detail);
-            }
-            if (step.JobId is { } jobId)
-            {
-                line.Append($"  [job {jobId}{(step.Attempt > 1 ? $", attempt {step.Attempt}" : "")}]");
-            }
-            text.AppendLine(line.ToString());
-        }
-        return text.ToString();
-    }
-
-    private static string Bar(double fraction)
-    {
-        const int width = 20;
-        var filled = (int)Math.Round(Math.Clamp(fraction, 0, 1) * width);
-        return $"[{new string('#', filled)}{new string('.', width - filled)}] {fraction,4:P0}";
-    }
 }
