@@ -203,6 +203,53 @@ public sealed class PipelineCommandsTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task With_a_host_running_the_CLI_goes_through_its_API_which_refuses_bad_input_and_runs_single_actions()
+    {
+        using var serve = _nvdino.Start("serve");
+        try
+        {
+            string[] spec = [.. Commands.DemoDataset.SpecOverrides.SelectMany(o => new[] { "--set", o })];
+            var started = await _nvdino.RunAsync(["pipeline", "start", "--train", _home.Combine("images"), "--wait", .. spec]);
+            Assert.True(started.ExitCode == 0, started.Output + started.Error);
+            var id = Guid.Parse(started.Output.Split('\n')[0].Trim());
+            var status = await WaitForStatusAsync(id, json => json.GetProperty("status").GetString() == "Done");
+            var train = status.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("step").GetString() == "train").GetProperty("job_id").GetString()!;
+
+            // Refused by the host's API, naming the key, before anything is started (the database inbox would start it and fail it).
+            var refused = await _nvdino.RunAsync("job", "run", "export", "--parent", train, "--set", "export.opset=17");
+            Assert.Equal(2, refused.ExitCode);
+            Assert.Contains("The job was not started", refused.Error);
+            Assert.Contains("export.opset: unknown key", refused.Error);
+            var stage = status.GetProperty("steps")[0].GetProperty("job_id").GetString()!;
+            var wrongParent = await _nvdino.RunAsync("job", "run", "export", "--parent", stage);
+            Assert.Equal(2, wrongParent.ExitCode);
+            Assert.Contains("parent_job_id", wrongParent.Error);
+
+            var export = await _nvdino.RunAsync("job", "run", "export", "--parent", train, "--set", "export.opset_version=17", "--wait");
+            Assert.True(export.ExitCode == 0, export.Output + export.Error);
+            Assert.Contains("reused from pipeline " + id, export.Output);
+
+            var logs = await _nvdino.RunAsync("job", "logs", train);
+            Assert.Equal(0, logs.ExitCode);
+            Assert.Contains("Epoch 1/", logs.Output);
+            var artifacts = await _nvdino.RunAsync("job", "artifacts", train);
+            Assert.Contains("metrics.jsonl", artifacts.Output);
+            var copy = _home.Combine("metrics-copy.jsonl");
+            var download = await _nvdino.RunAsync("job", "download", train, "metrics.jsonl", "--out", copy);
+            Assert.Equal(0, download.ExitCode);
+            Assert.Contains("\"epoch\"", File.ReadAllLines(copy)[0]);
+            var escape = await _nvdino.RunAsync("job", "download", train, "../../state.db", "--out", _home.Combine("stolen.db"));
+            Assert.Equal(2, escape.ExitCode);
+            Assert.False(File.Exists(_home.Combine("stolen.db")));
+        }
+        finally
+        {
+            serve.Kill(entireProcessTree: true);
+            await serve.WaitForExitAsync();
+        }
+    }
+
     private async Task<JsonElement> WaitForStatusAsync(Guid id, Func<JsonElement, bool> condition)
     {
         var deadline = Stopwatch.StartNew();

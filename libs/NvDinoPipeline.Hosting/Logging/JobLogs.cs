@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using NvDinoPipeline.State;
 using Serilog.Core;
 using Serilog.Events;
+using Serilog.Formatting.Display;
 
 namespace NvDinoPipeline.Hosting.Logging;
 
@@ -15,6 +16,9 @@ namespace NvDinoPipeline.Hosting.Logging;
 public sealed class JobLogSink : ILogEventSink
 {
     public const int Capacity = 10_000;
+
+    // As the console shows it: strings without quotes.
+    private static readonly MessageTemplateTextFormatter Message = new("{Message:lj}");
 
     private readonly Channel<JobLogRecord> _lines = Channel.CreateBounded<JobLogRecord>(
         new BoundedChannelOptions(Capacity) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
@@ -28,7 +32,9 @@ public sealed class JobLogSink : ILogEventSink
         {
             return;
         }
-        var message = logEvent.RenderMessage();
+        using var text = new StringWriter();
+        Message.Format(logEvent, text);
+        var message = text.ToString();
         if (logEvent.Exception is { } exception)
         {
             message += Environment.NewLine + exception.GetType().FullName + ": " + exception.Message;

@@ -14,10 +14,13 @@ namespace NvDinoPipeline.Orchestrator.Api;
 
 /// <summary>A pipeline to start: the same fields as the <see cref="StartPipeline"/> message, in snake_case.</summary>
 /// <param name="Spec">Only the keys that differ from the templates (a JSON object of nested sections or dotted keys, or YAML text).</param>
-public sealed record StartPipelineRequest(string? TrainData, string? TestData, JsonElement? Spec, string? Name, string? ResultsQueue);
+/// <param name="PipelineId">The id to give the pipeline, chosen by the client so that a request sent again starts nothing more; null: a new one.</param>
+public sealed record StartPipelineRequest(string? TrainData, string? TestData, JsonElement? Spec, string? Name, string? ResultsQueue, Guid? PipelineId = null);
 
 /// <summary>One action on its own, after a finished job (TAO API's <c>parent_job_id</c>); its spec keys merge over the parent's.</summary>
-public sealed record StartJobRequest(string? Action, Guid? ParentJobId, JsonElement? Spec, string? TestData, string? Name, string? ResultsQueue);
+/// <param name="PipelineId">The id to give the pipeline that runs it, chosen by the client so that a request sent again starts nothing more.</param>
+public sealed record StartJobRequest(string? Action, Guid? ParentJobId, JsonElement? Spec, string? TestData, string? Name, string? ResultsQueue,
+    Guid? PipelineId = null);
 
 public sealed record CancelRequest(string? Reason);
 
@@ -145,7 +148,7 @@ public static class ApiEndpoints
             }
             var start = new StartPipeline
             {
-                PipelineId = NewId.NextGuid(), TrainDataUri = train, TestDataUri = test, Spec = text, Name = request.Name,
+                PipelineId = request.PipelineId ?? NewId.NextGuid(), TrainDataUri = train, TestDataUri = test, Spec = text, Name = request.Name,
                 ResultsQueue = request.ResultsQueue, RequestedAt = DateTimeOffset.UtcNow,
             };
             await SendAsync(start, cancellationToken);
@@ -228,7 +231,7 @@ public static class ApiEndpoints
             }
             var start = new StartPipeline
             {
-                PipelineId = NewId.NextGuid(), TestDataUri = test, Spec = text, Name = request.Name, ResultsQueue = request.ResultsQueue,
+                PipelineId = request.PipelineId ?? NewId.NextGuid(), TestDataUri = test, Spec = text, Name = request.Name, ResultsQueue = request.ResultsQueue,
                 Action = plan.Action, ParentJobId = request.ParentJobId, RequestedAt = DateTimeOffset.UtcNow,
             };
             await SendAsync(start, cancellationToken);
