@@ -95,8 +95,9 @@ t_build=$((SECONDS - t_build))
 
 # Debian packages the tests use: Fashion-MNIST (/usr/share/datasets/fashion-mnist) and the onnx
 # reference implementation, whose checker validates every exported model; libjpeg-turbo, which
-# the staging worker decodes JPEGs with when it is installed; pika, the AMQP client of the Python example.
-test_packages=(dataset-fashion-mnist python3-onnx python3-pika docker-compose libturbojpeg0)
+# the staging worker decodes JPEGs with when it is installed; pika, the AMQP client of the Python example;
+# chromium, the browser the dashboard tests drive (Playwright is given its path: it downloads no browser).
+test_packages=(dataset-fashion-mnist python3-onnx python3-pika docker-compose libturbojpeg0 chromium)
 ensure_test_packages() {
   local missing=() package
   for package in "${test_packages[@]}"; do

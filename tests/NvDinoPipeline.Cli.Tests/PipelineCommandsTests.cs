@@ -16,7 +16,7 @@ public sealed class PipelineCommandsTests : IDisposable
         Directory.CreateDirectory(_home.Combine("images"));
         for (var i = 0; i < 32; i++)
         {
-            File.WriteAllBytes(_home.Combine("images", $"img{i}.png"), Commands.Png.Encode(28, 28, (x, y) => ((byte)(x * i), (byte)(y * 9), (byte)(i * 7))));
+            File.WriteAllBytes(_home.Combine("images", $"img{i}.png"), NvDinoPipeline.Datasets.Images.PngEncoder.Encode(28, 28, (x, y) => ((byte)(x * i), (byte)(y * 9), (byte)(i * 7))));
         }
     }
 

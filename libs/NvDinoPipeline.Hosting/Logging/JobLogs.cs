@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 using NvDinoPipeline.State;
 using Serilog.Core;
 using Serilog.Events;
-using Serilog.Formatting.Display;
+using Serilog.Parsing;
 
 namespace NvDinoPipeline.Hosting.Logging;
 
@@ -16,9 +16,6 @@ namespace NvDinoPipeline.Hosting.Logging;
 public sealed class JobLogSink : ILogEventSink
 {
     public const int Capacity = 10_000;
-
-    // As the console shows it: strings without quotes.
-    private static readonly MessageTemplateTextFormatter Message = new("{Message:lj}");
 
     private readonly Channel<JobLogRecord> _lines = Channel.CreateBounded<JobLogRecord>(
         new BoundedChannelOptions(Capacity) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
@@ -33,7 +30,19 @@ public sealed class JobLogSink : ILogEventSink
             return;
         }
         using var text = new StringWriter();
-        Message.Format(logEvent, text);
+        foreach (var token in logEvent.MessageTemplate.Tokens)
+        {
+            // As the console shows it: strings without quotes.
+            if (token is PropertyToken property && logEvent.Properties.TryGetValue(property.PropertyName, out var propertyValue)
+                && propertyValue is ScalarValue { Value: string literal })
+            {
+                text.Write(literal);
+            }
+            else
+            {
+                token.Render(logEvent.Properties, text);
+            }
+        }
         var message = text.ToString();
         if (logEvent.Exception is { } exception)
         {

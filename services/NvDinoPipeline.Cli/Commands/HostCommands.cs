@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using MassTransit;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Cli.Commands;
@@ -120,7 +121,7 @@ public static class DemoDataset
             for (var i = 0; i < count; i++)
             {
                 var kind = i % 4;
-                var png = Png.Encode(48, 48, Draw(kind, random));
+                var png = PngEncoder.Encode(48, 48, Draw(kind, random));
                 var entry = new PaxTarEntry(TarEntryType.RegularFile, $"images/class{kind}/img{i:D5}.png") { DataStream = new MemoryStream(png) };
                 tar.WriteEntry(entry);
             }
@@ -143,68 +144,5 @@ public static class DemoDataset
             2 => (x, _) => x / period % 2 == 0 ? color : background,
             _ => (_, y) => y / period % 2 == 0 ? color : background,
         };
-    }
-}
-
-/// <summary>A minimal PNG encoder (8-bit RGB, no filtering).</summary>
-public static class Png
-{
-    private static readonly uint[] CrcTable = Enumerable.Range(0, 256).Select(n =>
-    {
-        var c = (uint)n;
-        for (var k = 0; k < 8; k++)
-        {
-            c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        }
-        return c;
-    }).ToArray();
-
-    public static byte[] Encode(int width, int height, Func<int, int, (byte R, byte G, byte B)> pixel)
-    {
-        var raw = new byte[height * (1 + width * 3)];
-        for (var y = 0; y < height; y++)
-        {
-            var row = y * (1 + width * 3);
-            for (var x = 0; x < width; x++)
-            {
-                var (r, g, b) = pixel(x, y);
-                raw[row + 1 + x * 3] = r;
-                raw[row + 2 + x * 3] = g;
-                raw[row + 3 + x * 3] = b;
-            }
-        }
-        using var compressed = new MemoryStream();
-        using (var zlib = new ZLibStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
-        {
-            zlib.Write(raw);
-        }
-        using var png = new MemoryStream();
-        png.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
-        var header = new byte[13];
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header, width);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4), height);
-        header[8] = 8;
-        header[9] = 2;
-        Chunk(png, "IHDR", header);
-        Chunk(png, "IDAT", compressed.ToArray());
-        Chunk(png, "IEND", []);
-        return png.ToArray();
-    }
-
-    private static void Chunk(Stream png, string type, byte[] data)
-    {
-        Span<byte> number = stackalloc byte[4];
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(number, data.Length);
-        png.Write(number);
-        var typeBytes = System.Text.Encoding.ASCII.GetBytes(type);
-        png.Write(typeBytes);
-        png.Write(data);
-        var crc = 0xFFFFFFFFu;
-        foreach (var b in typeBytes.Concat(data))
-        {
-            crc = CrcTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
-        }
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(number, crc ^ 0xFFFFFFFFu);
-        png.Write(number);
     }
 }

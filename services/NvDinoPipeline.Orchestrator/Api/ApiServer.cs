@@ -75,6 +75,7 @@ public sealed class ApiServer(IServiceProvider services, IOptions<ApiOptions> op
         var server = builder.Build();
         server.Use((context, next) => AuthorizeAsync(context, next, settings));
         ApiEndpoints.Map(server, services);
+        DashboardEndpoints.Map(server, services);
         server.MapOpenApi(OpenApiPath);
         try
         {
@@ -119,6 +120,14 @@ public sealed class ApiServer(IServiceProvider services, IOptions<ApiOptions> op
     private static async Task AuthorizeAsync(HttpContext context, RequestDelegate next, ApiOptions settings)
     {
         ApiAccess? access = settings.Tokens.Count == 0 ? ApiAccess.Control : null;
+        if (access is null && DashboardEndpoints.IsPublic(context.Request.Path))
+        {
+            // The dashboard's page and scripts: they ask for a token and hold no data themselves.
+            access = ApiAccess.Read;
+            context.Items[AccessItem] = ApiAccess.Read;
+            await next(context);
+            return;
+        }
         if (access is null && BearerTokens.Of(context.Request) is { } given)
         {
             // Every configured token is compared, so the time taken does not say which one nearly matched.
