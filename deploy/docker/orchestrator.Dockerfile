@@ -27,10 +27,11 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build-cpu /app ./
 ENV Health__Port=8080 \
+    Api__Port=8090 \
     Workers__ScratchDirectory=/var/lib/nvdino/scratch
 RUN mkdir -p /var/lib/nvdino/scratch && chown -R $APP_UID /var/lib/nvdino
 USER $APP_UID
-EXPOSE 8080
+EXPOSE 8080 8090
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
 ENTRYPOINT ["dotnet", "NvDinoPipeline.Orchestrator.dll"]
