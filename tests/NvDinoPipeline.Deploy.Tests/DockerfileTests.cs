@@ -62,7 +62,10 @@ public sealed class DockerfileTests
             // The image serves its health endpoints on loopback (its own HEALTHCHECK); Kubernetes opens them to probes.
             Assert.False(environment.ContainsKey("Health__Address"), $"{stage.Name} sets Health__Address; the endpoints stay on loopback unless a deployment says otherwise.");
             Assert.Equal("/var/lib/nvdino/scratch", environment["Workers__ScratchDirectory"]);
-            Assert.Contains(port, stage.All("EXPOSE"));
+            var exposed = stage.All("EXPOSE").SelectMany(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToList();
+            Assert.Contains(port, exposed);
+            if (environment.TryGetValue("Api__Port", out var apiPort))
+                Assert.Contains(apiPort, exposed);
             var healthCheck = stage.Last("HEALTHCHECK") ?? throw new Xunit.Sdk.XunitException($"Stage {stage.Name} has no HEALTHCHECK.");
             Assert.Contains($"http://127.0.0.1:{port}/readyz", healthCheck);
             Assert.Matches(new Regex(@"^\S"), stage.Last("USER") ?? "");
