@@ -333,6 +333,33 @@ public sealed class ApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_dashboards_calls_refuse_what_they_cannot_answer_and_its_page_is_served()
+    {
+        var unknown = Guid.NewGuid();
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"api/v1/pipelines/{unknown}/neighbours")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"api/v1/pipelines/{unknown}/images/0")).StatusCode);
+
+        var release = new TaskCompletionSource();
+        _standIns.Before[PipelineStage.Inference] = (_, cancellationToken) => release.Task.WaitAsync(cancellationToken);
+        var id = await StartPipelineAsync();
+        await WaitForAsync(_host, id, (_, jobs) => jobs.Any(j => j.Step == "inference" && j.Status == JobStatus.Running));
+        Assert.Equal(HttpStatusCode.Conflict, (await _http.GetAsync($"api/v1/pipelines/{id}/neighbours")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await _http.GetAsync($"api/v1/pipelines/{id}/neighbours?queries=0")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await _http.GetAsync($"api/v1/pipelines/{id}/images/0?size=4096")).StatusCode);
+        release.SetResult();
+        await WaitForPipelineAsync(id, "Done");
+        // The stand-ins' outputs name files nobody wrote: gone from the store is 404.
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"api/v1/pipelines/{id}/neighbours")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"api/v1/pipelines/{id}/images/0")).StatusCode);
+
+        var page = await _http.GetAsync("");
+        Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("/dashboard/dashboard.js", await page.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("dashboard/dashboard.js")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync("dashboard/..%2Fsecret.txt")).StatusCode);
+    }
+
+    [Fact]
     public async Task The_OpenAPI_document_describes_every_endpoint()
     {
         var document = await _http.GetFromJsonAsync<JsonObject>("api/v1/openapi.json");
@@ -342,6 +369,7 @@ public sealed class ApiTests : IAsyncLifetime
         {
             "/api/v1/pipelines", "/api/v1/pipelines/{id}", "/api/v1/pipelines/{id}/cancel", "/api/v1/pipelines/{id}/resume", "/api/v1/jobs",
             "/api/v1/jobs/{id}", "/api/v1/jobs/{id}/logs", "/api/v1/jobs/{id}/artifacts", "/api/v1/jobs/{id}/artifacts/{path}", "/api/v1/jobs/{id}/metrics",
+            "/api/v1/pipelines/{id}/neighbours", "/api/v1/pipelines/{id}/images/{index}",
         })
         {
             Assert.Contains(path, paths);
@@ -382,6 +410,8 @@ public sealed class ApiTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.Unauthorized, await Send(HttpMethod.Get, "api/v1/openapi.json", null));
             Assert.Equal(HttpStatusCode.Unauthorized, await Send(HttpMethod.Post, "api/v1/pipelines", null, start));
             Assert.Equal(HttpStatusCode.OK, await Send(HttpMethod.Get, "api/v1/pipelines", ReadToken));
+            Assert.Equal(HttpStatusCode.OK, await Send(HttpMethod.Get, "", null));
+            Assert.Equal(HttpStatusCode.Unauthorized, await Send(HttpMethod.Get, $"api/v1/pipelines/{Guid.NewGuid()}/neighbours", null));
             Assert.Equal(HttpStatusCode.Forbidden, await Send(HttpMethod.Post, "api/v1/pipelines", ReadToken, start));
             Assert.Equal(HttpStatusCode.Forbidden, await Send(HttpMethod.Post, "api/v1/jobs", ReadToken, new { action = "export", parent_job_id = Guid.NewGuid() }));
             Assert.Equal(HttpStatusCode.Forbidden, await Send(HttpMethod.Post, $"api/v1/pipelines/{Guid.NewGuid()}/cancel", ReadToken, new { }));

@@ -73,6 +73,23 @@ public sealed class ApiServer(IServiceProvider services, IOptions<ApiOptions> op
         }));
         builder.Services.AddProblemDetails();
         var server = builder.Build();
+        server.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context);
+            }
+            catch (Exception exception) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                // The API's own host logs nothing: what went wrong goes to this process's log, the client gets a 500.
+                logger.LogError(exception, "API request {Method} {Path} failed", context.Request.Method, context.Request.Path.Value);
+                if (!context.Response.HasStarted)
+                {
+                    await Results.Problem(statusCode: StatusCodes.Status500InternalServerError, title: "Internal Server Error",
+                        detail: "The request failed; the host's log says why.").ExecuteAsync(context);
+                }
+            }
+        });
         server.Use((context, next) => AuthorizeAsync(context, next, settings));
         ApiEndpoints.Map(server, services);
         DashboardEndpoints.Map(server, services);

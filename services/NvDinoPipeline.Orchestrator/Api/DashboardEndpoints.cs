@@ -48,11 +48,24 @@ public static class DashboardEndpoints
         app.MapGet("/dashboard/{file}", (string file) => Page(file)).ExcludeFromDescription();
         var read = app.MapGroup(ApiEndpoints.Prefix);
         read.MapGet("/pipelines/{id:guid}/neighbours", (Guid id, int? queries, int? k, CancellationToken cancellationToken) =>
-                NeighboursAsync(services, id, queries ?? 8, k ?? 5, cancellationToken))
+                Missing(() => NeighboursAsync(services, id, queries ?? 8, k ?? 5, cancellationToken)))
             .WithName("GetNeighbours").WithSummary("A finished pipeline's test images, each with its nearest test images by cosine of the embeddings.");
         read.MapGet("/pipelines/{id:guid}/images/{index:int}", (Guid id, int index, int? size, CancellationToken cancellationToken) =>
-                ImageAsync(services, id, index, size ?? 96, cancellationToken))
+                Missing(() => ImageAsync(services, id, index, size ?? 96, cancellationToken)))
             .WithName("GetTestImage").WithSummary("One staged test image of the pipeline, scaled to at most 'size' pixels a side, as PNG.");
+    }
+
+    /// <summary>A stage's output that is gone from the store, or is not what it should be, is 404, not an error of the API.</summary>
+    private static async Task<IResult> Missing(Func<Task<IResult>> answer)
+    {
+        try
+        {
+            return await answer();
+        }
+        catch (Exception exception) when (exception is ArtifactNotFoundException or InvalidDataException)
+        {
+            return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "Not Found", detail: exception.Message);
+        }
     }
 
     private static IResult Page(string file)
