@@ -48,7 +48,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         await context.ReportNowAsync(new StageProgress(0, $"opening the dataset {command.DatasetUri}"), cancellationToken);
         using var images = await JobInputs.OpenDatasetAsync(store, command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
         var batchSize = spec.Training.Data.BatchSize;
-        var iterations = JobInputs.StepsPerEpoch(images, command.DatasetUri, batchSize);
+        var iterations = JobInputs.StepsPerEpoch(images, command.DatasetUri, batchSize, spec.Training.NumGpus);
 
         var resume = await JobCheckpoints.FindResumePointAsync(store, jobFolder, checkpointDirectory, scratch, command.PreviousAttempts, cancellationToken);
         var recipe = spec.Trainer.Trainer with { Device = string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device };
