@@ -3,6 +3,7 @@ using NvDinoPipeline.Model.Weights;
 using NvDinoPipeline.Ssl.Losses;
 using NvDinoPipeline.Testing;
 using NvDinoPipeline.Training.Core;
+using NvDinoPipeline.Training.Core.Checkpoints;
 using NvDinoPipeline.Training.Core.Data;
 using NvDinoPipeline.Training.Jobs;
 using TorchSharp;
@@ -124,6 +125,8 @@ public sealed class DataParallelTests
         using (var one = TensorCheckpoint.Open(onePath))
             Assert.Equal(one.Entries.Keys.Order(), two.Entries.Keys.Order());
 
+        Assert.Equal(total, TrainingCheckpointFile.ReadState(path).BatchSize);
+
         using var resumed = new SslTrainer(Options(1, perReplica: total), loader.IterationsPerEpoch);
         Assert.Equal(1, resumed.LoadCheckpoint(path).GlobalStep);
         for (var step = 1; step < 3; step++)
@@ -132,6 +135,20 @@ public sealed class DataParallelTests
             var loss = resumed.Step(batch)[TrainingMetrics.Loss];
             Assert.True(Math.Abs(loss - continued[step - 1]) <= 1e-5 * Math.Abs(loss) + 1e-6, $"step {step}: resumed on one device {loss:R}, two replicas {continued[step - 1]:R}");
         }
+    }
+
+    [Fact]
+    public void Bf16_replicas_compute_in_bfloat16_and_follow_one_bf16_device_to_bfloat16_rounding()
+    {
+        var loader = new SslBatchLoader(TestImages.Blocks(8), TinyTraining.Data(batchSize: 4), seed: 7);
+        using var parallel = new SslTrainer(Options(2) with { Precision = TrainingPrecision.Bf16 }, loader.IterationsPerEpoch);
+        using var single = new SslTrainer(Options(1, perReplica: 4) with { Precision = TrainingPrecision.Bf16 }, loader.IterationsPerEpoch);
+        using var batch = loader.Build(0, 0);
+        var expected = single.Step(batch)[TrainingMetrics.Loss];
+        var actual = parallel.Step(batch)[TrainingMetrics.Loss];
+        Assert.True(Math.Abs(actual - expected) <= 2e-2 * Math.Abs(expected), $"two bf16 replicas {actual:R}, one bf16 device {expected:R}");
+        Assert.All(parallel.Student.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+        Assert.All(parallel.Student.parameters().Where(p => p.grad is not null), p => Assert.Equal(ScalarType.Float32, p.grad!.dtype));
     }
 
     [Fact]
