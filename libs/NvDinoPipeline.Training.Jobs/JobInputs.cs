@@ -37,6 +37,13 @@ public static class JobInputs
         }
     }
 
+    /// <summary>" on N GPUs (cuda:0, cuda:1, …)" for a data-parallel job, for its start message; nothing for one device.</summary>
+    public static string DevicesText(IReadOnlyList<TorchSharp.torch.Device> devices)
+    {
+        ArgumentNullException.ThrowIfNull(devices);
+        return devices.Count > 1 ? $" on {devices.Count} devices ({string.Join(", ", devices)})" : "";
+    }
+
     /// <summary>The staged dataset's shards as images (downloaded into <paramref name="scratch"/> when on S3); an empty or unreadable dataset fails the job naming it.</summary>
     public static async Task<ShardImageSource> OpenDatasetAsync(IArtifactStore store, Uri datasetUri, string scratch, CancellationToken cancellationToken)
     {

@@ -92,7 +92,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
 
         var jobLoop = new TrainingJobLoop(store, context, logger);
         var outcome = await jobLoop.RunAsync(trainer, images, spec.Training, recipe.Seed,
-            checkpointDirectory, resume, startMessage, settings.ProgressInterval, "Lower train.optim.lr or raise dataset.batch_size", cancellationToken);
+            checkpointDirectory, resume, startMessage + JobInputs.DevicesText(trainer.Devices), settings.ProgressInterval, "Lower train.optim.lr or raise dataset.batch_size", cancellationToken);
         var checkpointUri = outcome.CheckpointUri;
 
         var studentUri = jobFolder.Append(DistillationTrainer.StudentBackboneFileName);

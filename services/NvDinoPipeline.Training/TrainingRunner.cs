@@ -71,7 +71,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
 
         var jobLoop = new TrainingJobLoop(store, context, logger);
         var outcome = await jobLoop.RunAsync(trainer, images, spec, trainerOptions.Seed,
-            checkpointDirectory, resume, $"{startMessage} in {trainer.Precision}", settings.ProgressInterval,
+            checkpointDirectory, resume, $"{startMessage} in {trainer.Precision}{JobInputs.DevicesText(trainer.Devices)}", settings.ProgressInterval,
             "Lower train.optim.lr, raise train.teacher.warmup_teacher_temp_epochs or dataset.batch_size, or set train.optim.clip_grad_norm",
             cancellationToken);
         var checkpointUri = outcome.CheckpointUri;
