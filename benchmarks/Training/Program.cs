@@ -233,14 +233,20 @@ void Replicas()
     double? baseline = null;
     foreach (var count in counts)
     {
-        var onGpus = count <= gpus;
+        if (gpus > 0 && count > gpus)
+        {
+            Console.WriteLine($"| {count} | this host has {gpus} CUDA device(s) | - | - | - | - | - | - | - |");
+            continue;
+        }
+        var onGpus = gpus > 0;
         var (options, data) = Config(name, TrainingPrecision.Fp32);
         var total = perReplica * count;
         data = data with { BatchSize = total };
         var images = Synthetic(total * (steps + 1), 64);
         var loader = new SslBatchLoader(images, data, seed: 3);
-        var parallel = Time(options with { BatchSize = perReplica, DataParallelReplicas = count, ReplicasOnCpu = !onGpus }, loader, steps, out var devices);
-        var single = Time(options with { BatchSize = total }, loader, steps, out _);
+        // The two layouts take turns step by step, so that a burst of load on the shared machine hits both alike.
+        var (parallel, single, devices) = Time(options with { BatchSize = perReplica, DataParallelReplicas = count, ReplicasOnCpu = !onGpus },
+            options with { BatchSize = total }, loader, steps);
         var imagesPerSecond = total / parallel.Best;
         if (count == 1)
             baseline = imagesPerSecond;
@@ -249,19 +255,29 @@ void Replicas()
     }
     Console.WriteLine($"load average {LoadAverage()}");
 
-    static (double Best, double Median) Time(SslTrainerOptions options, SslBatchLoader loader, int steps, out string devices)
+    static ((double Best, double Median) Parallel, (double Best, double Median) Single, string Devices) Time(
+        SslTrainerOptions parallelOptions, SslTrainerOptions singleOptions, SslBatchLoader loader, int steps)
     {
-        using var trainer = new SslTrainer(options with { Epochs = 1 }, loader.IterationsPerEpoch);
-        devices = string.Join(" ", trainer.Devices.Select(d => d.ToString()));
-        var times = new List<double>();
+        using var parallel = new SslTrainer(parallelOptions with { Epochs = 1 }, loader.IterationsPerEpoch);
+        using var single = new SslTrainer(singleOptions with { Epochs = 1 }, loader.IterationsPerEpoch);
+        var parallelTimes = new List<double>();
+        var singleTimes = new List<double>();
         for (var i = 0; i <= steps; i++)
         {
             using var batch = loader.Build(0, i);
-            var clock = Stopwatch.StartNew();
-            trainer.Step(batch);
-            if (i > 0)
-                times.Add(clock.Elapsed.TotalSeconds);
+            foreach (var (trainer, times) in new[] { (parallel, parallelTimes), (single, singleTimes) })
+            {
+                var clock = Stopwatch.StartNew();
+                trainer.Step(batch);
+                if (i > 0)
+                    times.Add(clock.Elapsed.TotalSeconds);
+            }
         }
+        return (Summary(parallelTimes), Summary(singleTimes), string.Join(" ", parallel.Devices.Select(d => d.ToString())));
+    }
+
+    static (double Best, double Median) Summary(List<double> times)
+    {
         times.Sort();
         return (times[0], times[times.Count / 2]);
     }
