@@ -12,6 +12,7 @@ using static TorchSharp.torch;
 // NVDINOv2 self-supervised training benchmarks.
 //   dotnet run -c Release --project benchmarks/Training -- knn [--epochs 4] [--train-images 30000] [--batch 64] [--prototypes 256] [--student] ...
 //   dotnet run -c Release --project benchmarks/Training -- throughput [--configs knn_net,vit_s14_224] [--precision fp32,bf16] [--steps 4] [--long-minutes 5]
+//   dotnet run -c Release --project benchmarks/Training -- replicas [--config knn_net] [--replicas 1,2,4] [--batch 16] [--steps 4]
 //   dotnet run -c Release --project benchmarks/Training -- soak [--minutes 30] [--gc-pressure] [--embed-images 2000] [the knn options]
 //   dotnet run -c Release --project benchmarks/Training -- scalars [--seconds 60]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -29,6 +30,9 @@ switch (mode)
     case "throughput":
         await ThroughputAsync();
         break;
+    case "replicas":
+        Replicas();
+        break;
     case "soak":
         RunSoak();
         break;
@@ -38,7 +42,7 @@ switch (mode)
         ScalarRace.Run(TimeSpan.FromSeconds(Double("--seconds", 60)));
         break;
     default:
-        Console.Error.WriteLine("usage: knn | throughput | soak | scalars (see the comments at the top of Program.cs for options)");
+        Console.Error.WriteLine("usage: knn | throughput | replicas | soak | scalars (see the comments at the top of Program.cs for options)");
         return 2;
 }
 return 0;
@@ -211,6 +215,74 @@ async Task ThroughputAsync()
     var minutes = Double("--long-minutes", 0);
     if (minutes > 0)
         await LongRunAsync(Arg("--long-config") ?? "knn_net", minutes);
+}
+
+// Data-parallel steps: N replicas, each on --batch images, against one device on the whole batch of N·batch. On CUDA
+// hosts with N devices the replicas run on GPUs; elsewhere on the CPU device, where they share the same cores and
+// the figure only shows what splitting, threads, copies and the gradient averaging cost.
+void Replicas()
+{
+    var steps = Int("--steps", 4);
+    var name = Arg("--config") ?? "knn_net";
+    var perReplica = Int("--batch", 16);
+    var counts = (Arg("--replicas") ?? "1,2,4").Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToList();
+    var gpus = torch.cuda.is_available() ? torch.cuda.device_count() : 0;
+    Console.WriteLine($"{name}, {perReplica} images per replica, best and median of {steps} timed steps after one warm-up step, loader excluded; load average {LoadAverage()}");
+    Console.WriteLine("| replicas | devices | total batch | best s / step | median s / step | images/s (best) | one device on the total batch, best s / step | replicas / one device | images/s vs 1 replica |");
+    Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+    double? baseline = null;
+    foreach (var count in counts)
+    {
+        if (gpus > 0 && count > gpus)
+        {
+            Console.WriteLine($"| {count} | this host has {gpus} CUDA device(s) | - | - | - | - | - | - | - |");
+            continue;
+        }
+        var onGpus = gpus > 0;
+        var (options, data) = Config(name, TrainingPrecision.Fp32);
+        var total = perReplica * count;
+        data = data with { BatchSize = total };
+        var images = Synthetic(total * (steps + 1), 64);
+        var loader = new SslBatchLoader(images, data, seed: 3);
+        // The two layouts take turns step by step, so that a burst of load on the shared machine hits both alike.
+        var (parallel, single, devices) = Time(options with { BatchSize = perReplica, DataParallelReplicas = count, ReplicasOnCpu = !onGpus },
+            options with { BatchSize = total }, loader, steps);
+        var imagesPerSecond = total / parallel.Best;
+        if (count == 1)
+            baseline = imagesPerSecond;
+        Console.WriteLine($"| {count} | {devices} | {total} | {parallel.Best:F3} | {parallel.Median:F3} | {imagesPerSecond:F1} | {single.Best:F3} | {parallel.Best / single.Best:F2} | " +
+                          $"{(baseline is { } one ? $"{imagesPerSecond / one:F2}x" : "-")} |");
+    }
+    Console.WriteLine($"load average {LoadAverage()}");
+
+    static ((double Best, double Median) Parallel, (double Best, double Median) Single, string Devices) Time(
+        SslTrainerOptions parallelOptions, SslTrainerOptions singleOptions, SslBatchLoader loader, int steps)
+    {
+        using var parallel = new SslTrainer(parallelOptions with { Epochs = 1 }, loader.IterationsPerEpoch);
+        using var single = new SslTrainer(singleOptions with { Epochs = 1 }, loader.IterationsPerEpoch);
+        var parallelTimes = new List<double>();
+        var singleTimes = new List<double>();
+        for (var i = 0; i <= steps; i++)
+        {
+            using var batch = loader.Build(0, i);
+            foreach (var (trainer, times) in new[] { (parallel, parallelTimes), (single, singleTimes) })
+            {
+                var clock = Stopwatch.StartNew();
+                trainer.Step(batch);
+                if (i > 0)
+                    times.Add(clock.Elapsed.TotalSeconds);
+            }
+        }
+        return (Summary(parallelTimes), Summary(singleTimes), string.Join(" ", parallel.Devices.Select(d => d.ToString())));
+    }
+
+    static (double Best, double Median) Summary(List<double> times)
+    {
+        times.Sort();
+        return (times[0], times[times.Count / 2]);
+    }
+
+    static string LoadAverage() => string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
 }
 
 async Task LongRunAsync(string name, double minutes)

@@ -29,6 +29,7 @@ public sealed record TrainingState
 
     public required long IterationsPerEpoch { get; init; }
 
+    /// <summary>Images per step over all data-parallel replicas (the same for a run on one device or on several).</summary>
     public required int BatchSize { get; init; }
 
     /// <summary>The run's seed; with the step it determines data order, crops, masks and drop-path draws.</summary>

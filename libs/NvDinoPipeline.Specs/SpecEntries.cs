@@ -18,6 +18,8 @@ internal sealed class SpecEntries(Dictionary<string, SpecEntry> entries)
 
     public IEnumerable<string> Strings(string key) => entries[key].Value.Items.Select(item => item.String ?? "");
 
+    public IReadOnlyList<double> Numbers(string key) => entries[key].Value.Items.Select(item => item.Number).ToList();
+
     public string Source(string key) => entries[key].Source;
 
     /// <summary>An error about <paramref name="key"/> that ends with where its value came from.</summary>

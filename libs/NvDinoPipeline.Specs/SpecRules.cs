@@ -58,9 +58,11 @@ internal static class SpecRules
         K("dataset.transform.local_crops_size").AtLeast(1),
 
         K("train.num_epochs").AtLeast(1),
-        K("train.num_gpus").AtLeast(1).AtMost(1)
-            .Because("training runs on one device; data-parallel training over several GPUs is not available"),
-        K("train.num_nodes").AtLeast(1).AtMost(1).Because("training runs on one host; multi-node training is not available"),
+        K("train.num_gpus").AtLeast(1),
+        K("train.gpu_ids").Of(SpecType.NumberList).Must(AreGpuIds, "a list of distinct CUDA device numbers (0 or more)"),
+        K("train.num_nodes").AtLeast(1).AtMost(1).Because(
+            "one training or distillation job runs on the GPUs of one host (train.num_gpus, train.gpu_ids); what scales across "
+            + "hosts is the pipelines and AutoML trials, spread over many training workers, not one job over several nodes"),
         K("train.checkpoint_interval").AtLeast(1),
         K("train.checkpoint_interval_minutes").NullableOf(SpecType.Float).Above(0),
         K("train.pretrained_model_path").NullableOf(SpecType.String).Input(),
@@ -175,7 +177,6 @@ internal static class SpecRules
         ("inference.results_dir", "every stage writes to its job's output location in the artifact store"),
         ("gen_trt_engine.results_dir", "every stage writes to its job's output location in the artifact store"),
         ("wandb", "metrics are reported with each job, not to Weights & Biases"),
-        ("train.gpu_ids", "the device is chosen automatically (CUDA when available)"),
         ("inference.gpu_ids", "the device is chosen automatically (CUDA when available)"),
         ("export.gpu_id", "the device is chosen automatically (CUDA when available)"),
         ("gen_trt_engine.gpu_id", "the device is chosen automatically (CUDA when available)"),
@@ -223,6 +224,7 @@ internal static class SpecRules
         new(["pipeline.deploy.target", "gen_trt_engine.batch_size", "gen_trt_engine.tensorrt.max_batch_size", "inference.batch_size"],
             InferenceBatchFitsEngine),
         new(["dataset.batch_size", "train.loss.koleo_loss_weight"], KoLeoNeedsTwoImages),
+        new(["train.num_gpus", "train.gpu_ids"], OneGpuIdPerGpu),
         new(["train.loss.dino_loss_weight", "train.loss.ibot_loss_weight"], SomethingToLearn),
         new(["model.backbone.teacher_type", "model.backbone.student_type", "model.distill.enable"], StudentMatchesTeacherWithoutDistillation),
         new(["train.optim.lr", "train.optim.min_lr"], MinLrBelowLr),
@@ -274,6 +276,12 @@ internal static class SpecRules
         return text is "latest" or "best"
             || (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var epoch) && epoch >= 1)
             || text.IndexOfAny(['/', '\\', '.']) >= 0;
+    }
+
+    private static bool AreGpuIds(SpecValue value)
+    {
+        var ids = value.Items.Select(item => item.Number).ToList();
+        return ids.All(id => id >= 0 && id == Math.Floor(id) && id < int.MaxValue) && ids.Distinct().Count() == ids.Count;
     }
 
     private static bool IsBatchOrDynamic(SpecValue value) => value.Int == -1 || value.Int >= 1;
@@ -329,6 +337,14 @@ internal static class SpecRules
                 $"{spec.Int("dataset.batch_size")} is too small while train.loss.koleo_loss_weight is "
                 + $"{SpecValue.FormatFloat(spec.Number("train.loss.koleo_loss_weight"))}: the KoLeo loss needs at least 2 images "
                 + "per batch (it is NaN for 1); use batch_size >= 2 or set train.loss.koleo_loss_weight=0");
+    }
+
+    private static IEnumerable<SpecError> OneGpuIdPerGpu(SpecEntries spec)
+    {
+        var (gpus, ids) = (spec.Int("train.num_gpus"), spec.Numbers("train.gpu_ids"));
+        if (ids.Count > 0 && ids.Count != gpus)
+            yield return spec.Error("train.gpu_ids",
+                $"lists {ids.Count} GPU(s) but train.num_gpus is {gpus}; list one CUDA device per GPU, or leave it empty for 0 to {gpus - 1}");
     }
 
     private static IEnumerable<SpecError> SomethingToLearn(SpecEntries spec)

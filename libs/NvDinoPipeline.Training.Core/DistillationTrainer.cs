@@ -79,6 +79,13 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
     private readonly SslObjective objective;
     private readonly ScheduledAdamW optimizer;
     private readonly List<(string Name, Parameter Parameter)> optimizerParameters;
+    private readonly IReadOnlyList<Device> devices;
+    private readonly SslNetwork[] teacherReplicas;
+    private readonly SslNetwork[] studentReplicas;
+    private readonly Linear?[] projectionReplicas;
+    private readonly ReplicaParameters trainedParameters = new();
+    private readonly ReplicaParameters teacherParameters = new();
+    private bool teacherChanged = true;
 
     public DistillationTrainer(DistillationTrainerOptions options, long iterationsPerEpoch, ILogger? logger = null)
     {
@@ -93,7 +100,8 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         this.logger = logger ?? NullLogger.Instance;
         IterationsPerEpoch = iterationsPerEpoch;
         schedules = SslSchedules.Create(recipe.ScheduleOptions(), iterationsPerEpoch);
-        Device = TrainingDevice.Resolve(recipe.Device);
+        devices = TrainingDevice.ResolveReplicas(recipe);
+        Device = devices[0];
 
         using (TorchRandom.Seeded(TrainingSeeds.ForTorch(recipe.Seed, -1)))
         {
@@ -102,6 +110,10 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
             studentEma = new SslNetwork(options.Student, recipe.Head, "student_ema");
             if ((options.ClsFeatureWeight > 0 || options.PatchFeatureWeight > 0) && options.Student.EmbedDim != recipe.Backbone.EmbedDim)
                 featureProjection = torch.nn.Linear(options.Student.EmbedDim, recipe.Backbone.EmbedDim);
+            // Replica 0 computes with the networks above; the others get copies, overwritten from them before each step.
+            teacherReplicas = [teacher, .. devices.Skip(1).Select((_, i) => new SslNetwork(recipe.Backbone, recipe.Head, $"teacher_replica{i + 1}"))];
+            studentReplicas = [student, .. devices.Skip(1).Select((_, i) => new SslNetwork(options.Student, recipe.Head, $"student_replica{i + 1}"))];
+            projectionReplicas = [featureProjection, .. devices.Skip(1).Select(_ => featureProjection is null ? null : torch.nn.Linear(options.Student.EmbedDim, recipe.Backbone.EmbedDim))];
         }
         teacher.to(Device);
         student.to(Device);
@@ -110,6 +122,21 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         TeacherEma.CopyFrom(studentEma, student);
         foreach (var parameter in teacher.parameters().Concat(studentEma.parameters()))
             parameter.requires_grad = false;
+
+        for (var r = 1; r < devices.Count; r++)
+        {
+            teacherReplicas[r].to(devices[r]);
+            studentReplicas[r].to(devices[r]);
+            projectionReplicas[r]?.to(devices[r]);
+            foreach (var parameter in teacherReplicas[r].parameters())
+                parameter.requires_grad = false;
+            teacherReplicas[r].eval();
+            studentReplicas[r].train();
+        }
+        teacherParameters.Add(teacher, teacherReplicas);
+        trainedParameters.Add(student, studentReplicas);
+        if (featureProjection is not null)
+            trainedParameters.Add(featureProjection, projectionReplicas.Select(p => (torch.nn.Module)p!).ToArray());
 
         objective = new SslObjective(recipe.Head.NumPrototypes, recipe.Loss, Device);
         (optimizer, optimizerParameters) = TrainerSteps.BuildOptimizer(TrainedParts(), options.Student.Depth, recipe.Optim);
@@ -121,7 +148,11 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
 
     public DistillationTrainerOptions Options => options;
 
+    /// <summary>The device of the master weights, the optimizer and replica 0.</summary>
     public Device Device { get; }
+
+    /// <summary>The device of each data-parallel replica, replica 0 first.</summary>
+    public IReadOnlyList<Device> Devices => devices;
 
     public long IterationsPerEpoch { get; }
 
@@ -139,6 +170,12 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
     public SslNetwork Student => student;
 
     public SslNetwork StudentEma => studentEma;
+
+    /// <summary>The DINO loss and its center, updated from the frozen teacher's outputs.</summary>
+    public DinoLoss DinoLoss => objective.Dino;
+
+    /// <summary>The iBOT loss and its center.</summary>
+    public IbotPatchLoss IbotLoss => objective.Ibot;
 
     public IReadOnlyDictionary<string, double> LastEpochMetrics { get; private set; } = new Dictionary<string, double>();
 
@@ -206,9 +243,15 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         if (!heads)
             logger.LogWarning("The teacher checkpoint {Path} holds no DINO/iBOT heads: the teacher uses freshly initialised heads", path);
         teacher.eval();
+        teacherChanged = true;
         return new TeacherSource(path, report, heads, centers);
     }
 
+    /// <summary>
+    /// One step on <paramref name="batch"/> (<see cref="SslTrainerOptions.BatchSize"/> images per replica): every replica
+    /// runs the frozen teacher and the student on its share, the loss centers are updated from all replicas' teacher
+    /// outputs, the gradients are averaged onto the master, which clips and steps; the student EMA follows.
+    /// </summary>
     public TrainingStepResult Step(SslBatch batch)
     {
         TrainerSteps.CheckBatch(batch, GlobalStep, TotalSteps);
@@ -218,56 +261,78 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         using var random = TorchRandom.Seeded(TrainingSeeds.ForTorch(recipe.Seed, step));
         using var scope = torch.NewDisposeScope();
 
+        // The frozen teacher reaches the replicas once (and again after LoadTeacher); the trained networks every step.
+        if (teacherChanged)
+        {
+            teacherParameters.Broadcast();
+            teacherChanged = false;
+        }
+        trainedParameters.Broadcast();
         optimizer.ApplySchedules(values.Lr, values.WeightDecay, values.LastLayerLr);
-        foreach (var parameter in TrainedParts().SelectMany(p => p.Module.parameters()))
-            parameter.grad = null;
+        trainedParameters.ClearGradients();
 
-        var global = batch.GlobalCrops.to(Device);
-        var local = batch.LocalCrops?.to(Device);
-        Tensor masks, maskIndices, masksWeight;
-        if (options.DisableMasking)
+        var shares = BatchShare.Split(batch, devices.Count);
+        var replicas = ReplicaGroup.Run(devices, r => TrainingSeeds.ForReplica(recipe.Seed, step, r), replica =>
         {
-            // The crops' own patch grid: global crops (224) are usually smaller than img_size (518).
-            var patchSize = options.Student.PatchSize;
-            var patches = global.shape[2] / patchSize * (global.shape[3] / patchSize);
-            masks = torch.ones([global.shape[0], patches], ScalarType.Bool, Device);
-            maskIndices = HeldScalars.Range(global.shape[0] * patches, ScalarType.Int64, Device);
-            masksWeight = IbotPatchLoss.MaskWeights(masks);
-        }
-        else
-        {
-            masks = batch.Masks.Masks.to(Device);
-            maskIndices = batch.Masks.MaskIndices.to(Device);
-            masksWeight = batch.Masks.MasksWeight.to(Device);
-        }
+            var r = replica.Index;
+            var device = replica.Device;
+            var share = shares[r];
+            var global = share.GlobalCrops.to(device);
+            var local = share.LocalCrops?.to(device);
+            Tensor masks, maskIndices, masksWeight;
+            if (options.DisableMasking)
+            {
+                // The crops' own patch grid: global crops (224) are usually smaller than img_size (518).
+                var patchSize = options.Student.PatchSize;
+                var patches = global.shape[2] / patchSize * (global.shape[3] / patchSize);
+                masks = torch.ones([global.shape[0], patches], ScalarType.Bool, device);
+                maskIndices = HeldScalars.Range(global.shape[0] * patches, ScalarType.Int64, device);
+                masksWeight = IbotPatchLoss.MaskWeights(masks);
+            }
+            else
+            {
+                masks = share.Masks.to(device);
+                maskIndices = share.MaskIndices.to(device);
+                masksWeight = share.MasksWeight.to(device);
+            }
 
-        var targets = objective.Teach(teacher, global, maskIndices, values.TeacherTemp);
-        var terms = objective.Learn(student, global, local, options.DisableMasking ? null : masks, masks, maskIndices, masksWeight, targets);
-        var clsMatch = options.ClsFeatureWeight > 0
-            ? CosineDistance(Project(terms.Global.ClsToken), targets.Features.ClsToken)
-            : torch.zeros([], ScalarType.Float32, Device);
-        var patchMatch = options.PatchFeatureWeight > 0
-            ? CosineDistance(Project(terms.Global.PatchTokens), targets.Features.PatchTokens)
-            : torch.zeros([], ScalarType.Float32, Device);
-        var total = terms.Total(recipe.Loss).Plus(clsMatch.Times(options.ClsFeatureWeight)).Plus(patchMatch.Times(options.PatchFeatureWeight));
+            var scores = SslObjective.Score(teacherReplicas[r], global, maskIndices);
+            var targets = replica.Exchange(scores, all => objective.Targets(all, values.TeacherTemp));
+            var terms = objective.Learn(studentReplicas[r], global, local, options.DisableMasking ? null : masks, masks, maskIndices, masksWeight, targets);
+            var clsMatch = options.ClsFeatureWeight > 0
+                ? CosineDistance(Project(r, terms.Global.ClsToken), targets.Features.ClsToken)
+                : torch.zeros([], ScalarType.Float32, device);
+            var patchMatch = options.PatchFeatureWeight > 0
+                ? CosineDistance(Project(r, terms.Global.PatchTokens), targets.Features.PatchTokens)
+                : torch.zeros([], ScalarType.Float32, device);
+            var total = terms.Total(recipe.Loss).Plus(clsMatch.Times(options.ClsFeatureWeight)).Plus(patchMatch.Times(options.PatchFeatureWeight));
 
-        var totalValue = total.item<float>();
-        if (!float.IsFinite(totalValue))
+            var totalValue = total.item<float>();
+            if (!float.IsFinite(totalValue))
+                return new ReplicaFigures(totalValue, [], terms.Describe());
+            total.backward();
+            var figures = terms.Metrics(totalValue, values, 0, maskIndices.shape[0]);
+            figures[DistillationMetrics.ClsFeatureLoss] = clsMatch.item<float>();
+            figures[DistillationMetrics.PatchFeatureLoss] = patchMatch.item<float>();
+            figures[TrainingMetrics.TeacherEntropy] = targets.Entropy();
+            return new ReplicaFigures(totalValue, figures, null);
+        });
+
+        if (replicas.FirstOrDefault(r => r.Divergence is not null) is { } diverged)
             throw new TrainingDivergedException(step,
-                $"The distillation loss is {totalValue} at step {step} (epoch {epoch}): {terms.Describe()}, lr {values.Lr:G4}. The weights are left as they were before this step.");
+                $"The distillation loss is {diverged.Total} at step {step} (epoch {epoch}): {diverged.Divergence}, lr {values.Lr:G4}. The weights are left as they were before this step.");
 
-        total.backward();
+        trainedParameters.AverageGradientsOntoMaster();
         var gradNorm = ClipGradients();
         LastLayerFreeze.CancelGradients(student.named_parameters(), epoch, recipe.Optim.FreezeLastLayerEpochs);
         optimizer.Step();
         TeacherEma.Update(studentEma, student, values.TeacherMomentum);
         GlobalStep = step + 1;
 
-        var metrics = terms.Metrics(totalValue, values, gradNorm, maskIndices.shape[0]);
-        metrics[DistillationMetrics.ClsFeatureLoss] = clsMatch.item<float>();
-        metrics[DistillationMetrics.PatchFeatureLoss] = patchMatch.item<float>();
+        var metrics = ReplicaFigures.Mean(replicas);
+        metrics[TrainingMetrics.GradNorm] = gradNorm;
+        metrics[TrainingMetrics.MaskedPatches] = replicas.Sum(r => r.Metrics[TrainingMetrics.MaskedPatches]);
         metrics[DistillationMetrics.EmaMomentum] = values.TeacherMomentum;
-        metrics[TrainingMetrics.TeacherEntropy] = targets.Entropy();
         return new TrainingStepResult(step, epoch, batch.Images, metrics);
     }
 
@@ -304,6 +369,10 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
         student.Dispose();
         studentEma.Dispose();
         featureProjection?.Dispose();
+        foreach (var replica in teacherReplicas.Skip(1).Concat(studentReplicas.Skip(1)))
+            replica.Dispose();
+        foreach (var projection in projectionReplicas.Skip(1))
+            projection?.Dispose();
         objective.Dispose();
     }
 
@@ -330,7 +399,8 @@ public sealed class DistillationTrainer : ITrainableModel, IDisposable
             yield return center;
     }
 
-    private Tensor Project(Tensor studentTokens) => featureProjection is null ? studentTokens : featureProjection.forward(studentTokens);
+    private Tensor Project(int replica, Tensor studentTokens) =>
+        projectionReplicas[replica] is { } projection ? projection.forward(studentTokens) : studentTokens;
 
     private static Tensor CosineDistance(Tensor student, Tensor teacher) =>
         torch.nn.functional.cosine_similarity(student, teacher, dim: -1).SubtractedFrom(1).mean();

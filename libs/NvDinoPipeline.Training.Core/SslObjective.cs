@@ -13,6 +13,9 @@ internal sealed record TeacherTargets(BackboneOutput Features, Tensor Dino, Tens
     public double Entropy() => -(Dino * Dino.ClampedMin(1e-12).log()).sum(-1).mean().item<float>();
 }
 
+/// <summary>The teacher's features of the global crops and its float32 DINO (class token) and iBOT (masked patch) head scores.</summary>
+internal sealed record TeacherScores(BackboneOutput Features, Tensor Dino, Tensor? Ibot);
+
 /// <summary>The student's side of one step: its features of the global crops and its DINO, KoLeo and iBOT terms.</summary>
 internal sealed record StudentTerms(BackboneOutput Global, DinoLossTerms Dino, Tensor Koleo, Tensor Ibot)
 {
@@ -72,19 +75,37 @@ internal sealed class SslObjective : IDisposable
         yield return ("ibot_patch_loss.center", Ibot.Center);
     }
 
-    /// <summary>The teacher's targets, without gradients; no iBOT targets when <paramref name="patchIndices"/> is empty.</summary>
-    public TeacherTargets Teach(SslNetwork teacher, Tensor global, Tensor patchIndices, double teacherTemp)
+    /// <summary>The teacher's features and float32 DINO and iBOT head scores, without gradients; no iBOT scores when <paramref name="patchIndices"/> is empty.</summary>
+    public static TeacherScores Score(SslNetwork teacher, Tensor global, Tensor patchIndices)
     {
         using var noGrad = torch.no_grad();
         var features = teacher.Backbone.forward_features(global);
-        var dino = Dino.TeacherTargets(Float32(teacher.DinoHead.forward(features.ClsToken)), teacherTemp, loss.Centering, loss.SinkhornIterations);
+        var dino = Float32(teacher.DinoHead.forward(features.ClsToken));
         Tensor? ibot = null;
         if (patchIndices.shape[0] > 0)
+            ibot = Float32(teacher.IbotHead.forward(features.PatchTokens.flatten(0, 1).index_select(0, patchIndices)));
+        return new TeacherScores(features, dino, ibot);
+    }
+
+    /// <summary>
+    /// The teacher's targets from the scores of every data-parallel replica of the step (one for a single device), each
+    /// on its replica's device: softmax centering with the centers updated from the mean over all replicas, or
+    /// Sinkhorn-Knopp over all of them, as DINOv2's all-reduces do; no iBOT targets for a replica without masked patches.
+    /// </summary>
+    public TeacherTargets[] Targets(IReadOnlyList<TeacherScores> scores, double teacherTemp)
+    {
+        ArgumentNullException.ThrowIfNull(scores);
+        using var noGrad = torch.no_grad();
+        var dino = Dino.TeacherTargets(scores.Select(s => s.Dino).ToArray(), teacherTemp, loss.Centering, loss.SinkhornIterations);
+        var ibot = new Tensor?[scores.Count];
+        if (scores.Any(s => s.Ibot is not null))
         {
-            var patches = features.PatchTokens.flatten(0, 1).index_select(0, patchIndices);
-            ibot = Ibot.TeacherTargets(Float32(teacher.IbotHead.forward(patches)), teacherTemp, loss.Centering, loss.SinkhornIterations);
+            var parts = scores.Select(s => s.Ibot ?? torch.empty([0, s.Dino.shape[1]], ScalarType.Float32, s.Dino.device)).ToArray();
+            var targets = Ibot.TeacherTargets(parts, teacherTemp, loss.Centering, loss.SinkhornIterations);
+            for (var r = 0; r < scores.Count; r++)
+                ibot[r] = scores[r].Ibot is null ? null : targets[r];
         }
-        return new TeacherTargets(features, dino, ibot);
+        return scores.Select((s, r) => new TeacherTargets(s.Features, dino[r], ibot[r])).ToArray();
     }
 
     /// <summary>

@@ -39,8 +39,11 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     private readonly SslObjective objective;
     private readonly ScheduledAdamW optimizer;
     private readonly List<(string Name, Parameter Parameter)> optimizerParameters;
-    private readonly List<(Parameter Master, Parameter Compute)> computePairs = [];
-    private readonly List<(Parameter Master, Parameter Compute)> teacherComputePairs = [];
+    private readonly IReadOnlyList<Device> devices;
+    private readonly SslNetwork[] studentReplicas;
+    private readonly SslNetwork[] teacherReplicas;
+    private readonly ReplicaParameters studentParameters = new();
+    private readonly ReplicaParameters teacherParameters = new();
     private readonly ScalarType computeType;
 
     public SslTrainer(SslTrainerOptions options, long iterationsPerEpoch, ILogger? logger = null)
@@ -53,7 +56,8 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
         this.logger = logger ?? NullLogger.Instance;
         IterationsPerEpoch = iterationsPerEpoch;
         schedules = SslSchedules.Create(options.ScheduleOptions(), iterationsPerEpoch);
-        Device = TrainingDevice.Resolve(options.Device);
+        devices = TrainingDevice.ResolveReplicas(options);
+        Device = devices[0];
         Precision = TrainingPrecisions.Resolve(options.Precision, Device);
         computeType = Precision.Precision == TrainingPrecision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
 
@@ -71,6 +75,9 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
                 studentCompute = new SslNetwork(options.Backbone, options.Head, "student_compute");
                 teacherCompute = new SslNetwork(options.Backbone, options.Head, "teacher_compute");
             }
+            // Replica 0 computes with the networks above; the others get copies, overwritten from the master every step.
+            studentReplicas = [studentCompute, .. devices.Skip(1).Select((_, i) => new SslNetwork(options.Backbone, options.Head, $"student_replica{i + 1}"))];
+            teacherReplicas = [teacherCompute, .. devices.Skip(1).Select((_, i) => new SslNetwork(options.Backbone, options.Head, $"teacher_replica{i + 1}"))];
         }
         student.to(Device);
         teacher.to(Device);
@@ -83,9 +90,18 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
             teacherCompute.to(computeType).to(Device);
             foreach (var parameter in teacherCompute.parameters())
                 parameter.requires_grad = false;
-            computePairs.AddRange(Pair(student, studentCompute));
-            teacherComputePairs.AddRange(Pair(teacher, teacherCompute));
         }
+        for (var r = 1; r < devices.Count; r++)
+        {
+            studentReplicas[r].to(computeType).to(devices[r]);
+            teacherReplicas[r].to(computeType).to(devices[r]);
+            foreach (var parameter in teacherReplicas[r].parameters())
+                parameter.requires_grad = false;
+            studentReplicas[r].train();
+            teacherReplicas[r].eval();
+        }
+        studentParameters.Add(student, studentReplicas);
+        teacherParameters.Add(teacher, teacherReplicas);
 
         objective = new SslObjective(options.Head.NumPrototypes, options.Loss, Device);
         (optimizer, optimizerParameters) = TrainerSteps.BuildOptimizer(student.Parts(), options.Backbone.Depth, options.Optim);
@@ -98,7 +114,11 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
 
     public SslTrainerOptions Options => options;
 
+    /// <summary>The device of the master weights, the optimizer and replica 0.</summary>
     public Device Device { get; }
+
+    /// <summary>The device of each data-parallel replica, replica 0 first.</summary>
+    public IReadOnlyList<Device> Devices => devices;
 
     /// <summary>The precision the steps compute in (train.precision, or what <c>auto</c> chose on this device).</summary>
     public PrecisionChoice Precision { get; }
@@ -129,6 +149,11 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
     /// <summary>Metrics of the last completed epoch, saved with the next checkpoint.</summary>
     public IReadOnlyDictionary<string, double> LastEpochMetrics { get; private set; } = new Dictionary<string, double>();
 
+    /// <summary>
+    /// One step on <paramref name="batch"/> (<see cref="SslTrainerOptions.BatchSize"/> images per replica): every replica
+    /// runs the teacher and the student on its share, the loss centers are updated from all replicas' teacher outputs,
+    /// the gradients are averaged onto the master, which clips and steps; the teacher follows by EMA.
+    /// </summary>
     public TrainingStepResult Step(SslBatch batch)
     {
         TrainerSteps.CheckBatch(batch, GlobalStep, TotalSteps);
@@ -138,37 +163,49 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
         using var random = TorchRandom.Seeded(TrainingSeeds.ForTorch(options.Seed, step));
         using var scope = torch.NewDisposeScope();
 
-        SyncComputeCopies();
+        studentParameters.Broadcast();
+        teacherParameters.Broadcast();
         optimizer.ApplySchedules(values.Lr, values.WeightDecay, values.LastLayerLr);
-        ClearGradients();
+        studentParameters.ClearGradients();
 
-        var global = batch.GlobalCrops.to(Device).to(computeType);
-        var local = batch.LocalCrops?.to(Device).to(computeType);
-        var masks = batch.Masks.Masks.to(Device);
-        var maskIndices = batch.Masks.MaskIndices.to(Device);
-        var masksWeight = batch.Masks.MasksWeight.to(Device);
+        var shares = BatchShare.Split(batch, devices.Count);
+        var replicas = ReplicaGroup.Run(devices, r => TrainingSeeds.ForReplica(options.Seed, step, r), replica =>
+        {
+            var share = shares[replica.Index];
+            var global = share.GlobalCrops.to(replica.Device).to(computeType);
+            var local = share.LocalCrops?.to(replica.Device).to(computeType);
+            var masks = share.Masks.to(replica.Device);
+            var maskIndices = share.MaskIndices.to(replica.Device);
+            var masksWeight = share.MasksWeight.to(replica.Device);
 
-        var targets = objective.Teach(teacherCompute, global, maskIndices, values.TeacherTemp);
-        var teacherEntropy = targets.Entropy();
-        var terms = objective.Learn(studentCompute, global, local, masks, masks, maskIndices, masksWeight, targets);
-        var total = terms.Total(options.Loss);
+            var scores = SslObjective.Score(teacherReplicas[replica.Index], global, maskIndices);
+            var targets = replica.Exchange(scores, all => objective.Targets(all, values.TeacherTemp));
+            var terms = objective.Learn(studentReplicas[replica.Index], global, local, masks, masks, maskIndices, masksWeight, targets);
+            var total = terms.Total(options.Loss);
+            var totalValue = total.item<float>();
+            if (!float.IsFinite(totalValue))
+                return new ReplicaFigures(totalValue, [], terms.Describe());
+            total.backward();
+            var figures = terms.Metrics(totalValue, values, 0, share.MaskIndices.shape[0]);
+            figures[TrainingMetrics.TeacherEntropy] = targets.Entropy();
+            return new ReplicaFigures(totalValue, figures, null);
+        });
 
-        var totalValue = total.item<float>();
-        if (!float.IsFinite(totalValue))
+        if (replicas.FirstOrDefault(r => r.Divergence is not null) is { } diverged)
             throw new TrainingDivergedException(step,
-                $"The loss is {totalValue} at step {step} (epoch {epoch}): {terms.Describe()}, lr {values.Lr:G4}. The step was not applied to the weights.");
+                $"The loss is {diverged.Total} at step {step} (epoch {epoch}): {diverged.Divergence}, lr {values.Lr:G4}. The step was not applied to the weights.");
 
-        total.backward();
-        CopyGradientsToMaster();
+        studentParameters.AverageGradientsOntoMaster();
         var gradNorm = ClipGradients();
         LastLayerFreeze.CancelGradients(student.named_parameters(), epoch, options.Optim.FreezeLastLayerEpochs);
         optimizer.Step();
         TeacherEma.Update(teacher, student, values.TeacherMomentum);
         GlobalStep = step + 1;
 
-        var metrics = terms.Metrics(totalValue, values, gradNorm, batch.Masks.MaskedPatchCount);
+        var metrics = ReplicaFigures.Mean(replicas);
+        metrics[TrainingMetrics.GradNorm] = gradNorm;
+        metrics[TrainingMetrics.MaskedPatches] = batch.Masks.MaskedPatchCount;
         metrics[TrainingMetrics.TeacherMomentum] = values.TeacherMomentum;
-        metrics[TrainingMetrics.TeacherEntropy] = teacherEntropy;
         return new TrainingStepResult(step, epoch, batch.Images, metrics);
     }
 
@@ -234,6 +271,8 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
             studentCompute.Dispose();
         if (!ReferenceEquals(teacherCompute, teacher))
             teacherCompute.Dispose();
+        foreach (var replica in studentReplicas.Skip(1).Concat(teacherReplicas.Skip(1)))
+            replica.Dispose();
         student.Dispose();
         teacher.Dispose();
         objective.Dispose();
@@ -251,44 +290,9 @@ public sealed class SslTrainer : ITrainableModel, IDisposable
 
     private List<(string Name, AdamW.State State)> OptimizerStates() => TrainerSteps.OptimizerStates(optimizer, optimizerParameters);
 
-    // DINOv2 zeroes with set_to_none: a parameter that receives no gradient this step (the iBOT head without masked
-    // patches, a frozen last layer) is skipped by AdamW instead of being decayed and moved by stale momentum.
-    private void ClearGradients()
-    {
-        foreach (var parameter in student.parameters())
-            parameter.grad = null;
-        if (!ReferenceEquals(studentCompute, student))
-        {
-            foreach (var parameter in studentCompute.parameters())
-                parameter.grad = null;
-        }
-    }
-
-    private void SyncComputeCopies()
-    {
-        if (computePairs.Count == 0)
-            return;
-        using var noGrad = torch.no_grad();
-        foreach (var (master, compute) in computePairs)
-            compute.copy_(master);
-        foreach (var (master, compute) in teacherComputePairs)
-            compute.copy_(master);
-    }
-
-    private void CopyGradientsToMaster()
-    {
-        foreach (var (master, compute) in computePairs)
-            master.grad = compute.grad?.to(ScalarType.Float32);
-    }
-
     // DINOv2 clips each part of the student (backbone, DINO head, iBOT head) on its own.
     private double ClipGradients() => TrainerSteps.ClipPerPart(student.Parts(), options.Optim.ClipGradNorm);
 
-    private static IEnumerable<(Parameter Master, Parameter Compute)> Pair(SslNetwork master, SslNetwork compute)
-    {
-        var byName = compute.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        return master.named_parameters().Select(p => (p.parameter, byName[p.name]));
-    }
 }
 
 /// <summary>The loss became NaN or infinite; the step was not applied.</summary>

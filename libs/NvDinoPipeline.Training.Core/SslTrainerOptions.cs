@@ -119,11 +119,24 @@ public sealed record SslTrainerOptions
 
     public required int Epochs { get; init; }
 
-    /// <summary>Images per step on this device (<c>dataset.batch_size</c>).</summary>
+    /// <summary>Images per step on each replica (<c>dataset.batch_size</c>, per GPU as in TAO).</summary>
     public required int BatchSize { get; init; }
 
-    /// <summary>Devices sharing the total batch (<c>train.num_gpus · train.num_nodes</c>); only scales the learning rate.</summary>
+    /// <summary>
+    /// Replicas of the networks, one per device, that share each step's batch (<c>train.num_gpus</c>): a step's batch
+    /// holds <see cref="BatchSize"/> images per replica, their gradients are averaged, and the learning rate scales with
+    /// the total batch.
+    /// </summary>
     public int DataParallelReplicas { get; init; } = 1;
+
+    /// <summary><c>train.gpu_ids</c>: the CUDA devices of the replicas; empty uses 0 … <see cref="DataParallelReplicas"/> − 1.</summary>
+    public IReadOnlyList<int> GpuIds { get; init; } = [];
+
+    /// <summary>
+    /// Runs every replica on the CPU device, so that data parallelism can be tested and measured on hosts without GPUs
+    /// (tests and benchmarks). The workers never set it: several replicas there need as many CUDA devices.
+    /// </summary>
+    public bool ReplicasOnCpu { get; init; }
 
     /// <summary>Source of every random number of the run (non-negative).</summary>
     public long Seed { get; init; }
@@ -165,6 +178,10 @@ public sealed record SslTrainerOptions
         if (Epochs < 1) throw new ArgumentException($"Epochs must be at least 1, got {Epochs}.");
         if (BatchSize < 1) throw new ArgumentException($"BatchSize must be at least 1, got {BatchSize}.");
         if (DataParallelReplicas < 1) throw new ArgumentException($"DataParallelReplicas must be at least 1, got {DataParallelReplicas}.");
+        if (GpuIds.Count > 0 && GpuIds.Count != DataParallelReplicas)
+            throw new ArgumentException($"train.gpu_ids lists {GpuIds.Count} GPU(s) but train.num_gpus is {DataParallelReplicas}.");
+        if (GpuIds.Any(id => id < 0) || GpuIds.Distinct().Count() != GpuIds.Count)
+            throw new ArgumentException($"train.gpu_ids must list distinct CUDA device numbers (0 or more), got [{string.Join(", ", GpuIds)}].");
         if (Seed < 0) throw new ArgumentException($"Seed must not be negative, got {Seed}.");
         if (Head.NumLayers < 1 || Head.HiddenDim < 1 || Head.BottleneckDim < 1 || Head.NumPrototypes < 1)
             throw new ArgumentException($"Head sizes must be positive, got {Head}.");

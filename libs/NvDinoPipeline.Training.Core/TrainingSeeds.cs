@@ -8,6 +8,7 @@ public enum SeedPurpose
     Crops = 3,
     Masks = 4,
     Step = 5,
+    ReplicaStep = 6,
 }
 
 /// <summary>
@@ -24,6 +25,10 @@ public static class TrainingSeeds
     /// <summary>A seed for torch's generator (drop-path draws) at a training step.</summary>
     public static long ForTorch(long seed, long step) =>
         (long)(Mix(seed, SeedPurpose.Step, step, 0) >> 1);
+
+    /// <summary>A seed for the generator of data-parallel replica <paramref name="replica"/>'s stochastic depth at a training step.</summary>
+    public static long ForReplica(long seed, long step, int replica) =>
+        (long)(Mix(seed, SeedPurpose.ReplicaStep, step, replica) >> 1);
 
     /// <summary>A seed chosen from the clock, for runs whose spec leaves the seed unfixed (train.seed = -1).</summary>
     public static long Fresh() => System.Random.Shared.NextInt64(0, int.MaxValue);

@@ -25,6 +25,7 @@ public sealed record TrainingSpec
     /// <summary><c>train.num_threads</c>; 0 keeps libtorch's default.</summary>
     public required int NumThreads { get; init; }
 
+    /// <summary><c>train.num_gpus</c>: data-parallel replicas, one per GPU (<see cref="SslTrainerOptions.DataParallelReplicas"/>).</summary>
     public required int NumGpus { get; init; }
 
     public required int NumNodes { get; init; }
@@ -155,6 +156,7 @@ public sealed record TrainingSpec
 
         var numGpus = r.Get<int>("train.num_gpus");
         var numNodes = r.Get<int>("train.num_nodes");
+        var gpuIds = r.Get<IReadOnlyList<double>>("train.gpu_ids")?.Select(id => (int)id).ToArray() ?? [];
         var checkpointInterval = r.Get<int>("train.checkpoint_interval");
         var checkpointMinutes = r.Get<double?>("train.checkpoint_interval_minutes");
         var numThreads = r.Get<int>("train.num_threads");
@@ -173,13 +175,16 @@ public sealed record TrainingSpec
             Loss = loss,
             Epochs = epochs,
             BatchSize = batchSize,
-            DataParallelReplicas = Math.Max(numGpus, 1) * Math.Max(numNodes, 1),
+            // One job runs on one host (the spec rules refuse train.num_nodes above 1): a replica per GPU.
+            DataParallelReplicas = Math.Max(numGpus, 1),
+            GpuIds = gpuIds,
             Seed = seed,
             Precision = precision,
         };
+        // dataset.batch_size is per GPU, as in TAO: a step draws it for every replica.
         var data = new SslDataOptions
         {
-            BatchSize = batchSize,
+            BatchSize = batchSize * Math.Max(numGpus, 1),
             Crops = crops!,
             PatchSize = patchSize,
             MaskRatioMin = maskRatio is { Count: 2 } ? maskRatio[0] : 0.1,

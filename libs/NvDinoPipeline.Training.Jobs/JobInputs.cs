@@ -10,21 +10,38 @@ namespace NvDinoPipeline.Training.Jobs;
 public static class JobInputs
 {
     /// <summary>
-    /// Refuses a device this worker does not have as unavailable here (another worker may have it), naming the setting.
-    /// Several GPUs or nodes never reach a worker: the spec rules refuse them when the pipeline starts.
+    /// Refuses a device this worker does not have as unavailable here (another worker may have it), naming the setting:
+    /// the device of <paramref name="deviceSetting"/>, or the GPUs <c>train.num_gpus</c> and <c>train.gpu_ids</c> ask for.
+    /// Several nodes never reach a worker: the spec rules refuse them when the pipeline starts.
     /// <paramref name="work"/> is "train" or "distil", <paramref name="deviceSetting"/> the configuration key of <paramref name="device"/>.
     /// </summary>
     public static void CheckHardware(TrainingSpec spec, string? device, string deviceSetting, string work)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        var requested = string.IsNullOrWhiteSpace(device) ? null : device;
         try
         {
-            TrainingDevice.Resolve(string.IsNullOrWhiteSpace(device) ? null : device);
+            TrainingDevice.Resolve(requested);
         }
         catch (ArgumentException exception)
         {
             throw new StageUnavailableException($"{deviceSetting} is '{device}': {exception.Message}", exception);
         }
+        try
+        {
+            TrainingDevice.ResolveReplicas(spec.Trainer with { Device = requested });
+        }
+        catch (ArgumentException exception)
+        {
+            throw new StageUnavailableException($"This worker cannot {work} on the GPUs the spec asks for: {exception.Message}", exception);
+        }
+    }
+
+    /// <summary>" on N GPUs (cuda:0, cuda:1, …)" for a data-parallel job, for its start message; nothing for one device.</summary>
+    public static string DevicesText(IReadOnlyList<TorchSharp.torch.Device> devices)
+    {
+        ArgumentNullException.ThrowIfNull(devices);
+        return devices.Count > 1 ? $" on {devices.Count} devices ({string.Join(", ", devices)})" : "";
     }
 
     /// <summary>The staged dataset's shards as images (downloaded into <paramref name="scratch"/> when on S3); an empty or unreadable dataset fails the job naming it.</summary>
@@ -49,13 +66,16 @@ public static class JobInputs
     }
 
     /// <summary>Steps per epoch over <paramref name="images"/> at <paramref name="batchSize"/> (the last partial batch dropped); a dataset smaller than one batch fails the job.</summary>
-    public static long StepsPerEpoch(IImageSource images, Uri datasetUri, int batchSize)
+    /// <param name="gpus"><c>train.num_gpus</c>: <paramref name="batchSize"/> is the total over them.</param>
+    public static long StepsPerEpoch(IImageSource images, Uri datasetUri, int batchSize, int gpus = 1)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.Count < batchSize)
-            throw new StageInputException(
-                $"dataset.batch_size: {batchSize} is larger than the dataset {datasetUri}, which holds {images.Count} images; " +
-                $"lower dataset.batch_size to at most {images.Count}.");
+            throw new StageInputException(gpus > 1
+                ? $"dataset.batch_size: {batchSize / gpus} images on each of train.num_gpus {gpus} GPUs make a batch of {batchSize}, larger than the dataset {datasetUri}, " +
+                  $"which holds {images.Count} images; lower dataset.batch_size to at most {images.Count / gpus}."
+                : $"dataset.batch_size: {batchSize} is larger than the dataset {datasetUri}, which holds {images.Count} images; " +
+                  $"lower dataset.batch_size to at most {images.Count}.");
         return images.Count / batchSize;
     }
 }

@@ -48,7 +48,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
         await context.ReportNowAsync(new StageProgress(0, $"opening the dataset {command.DatasetUri}"), cancellationToken);
         using var images = await JobInputs.OpenDatasetAsync(store, command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
         var batchSize = spec.Training.Data.BatchSize;
-        var iterations = JobInputs.StepsPerEpoch(images, command.DatasetUri, batchSize);
+        var iterations = JobInputs.StepsPerEpoch(images, command.DatasetUri, batchSize, spec.Training.NumGpus);
 
         var resume = await JobCheckpoints.FindResumePointAsync(store, jobFolder, checkpointDirectory, scratch, command.PreviousAttempts, cancellationToken);
         var recipe = spec.Trainer.Trainer with { Device = string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device };
@@ -92,7 +92,7 @@ public sealed class DistillationRunner(IArtifactStore store, IOptions<Distillati
 
         var jobLoop = new TrainingJobLoop(store, context, logger);
         var outcome = await jobLoop.RunAsync(trainer, images, spec.Training, recipe.Seed,
-            checkpointDirectory, resume, startMessage, settings.ProgressInterval, "Lower train.optim.lr or raise dataset.batch_size", cancellationToken);
+            checkpointDirectory, resume, startMessage + JobInputs.DevicesText(trainer.Devices), settings.ProgressInterval, "Lower train.optim.lr or raise dataset.batch_size", cancellationToken);
         var checkpointUri = outcome.CheckpointUri;
 
         var studentUri = jobFolder.Append(DistillationTrainer.StudentBackboneFileName);

@@ -43,7 +43,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         await context.ReportNowAsync(new StageProgress(0, $"opening the dataset {command.DatasetUri}"), cancellationToken);
         using var images = await JobInputs.OpenDatasetAsync(store, command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
         var batchSize = spec.Data.BatchSize;
-        var iterations = JobInputs.StepsPerEpoch(images, command.DatasetUri, batchSize);
+        var iterations = JobInputs.StepsPerEpoch(images, command.DatasetUri, batchSize, spec.NumGpus);
 
         var resume = await FindResumeCheckpointAsync(jobFolder, checkpointDirectory, spec, scratch, command.PreviousAttempts, cancellationToken);
         var trainerOptions = spec.Trainer with { Device = string.IsNullOrWhiteSpace(settings.Device) ? null : settings.Device };
@@ -54,7 +54,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         logger.LogInformation(
             "Training {Backbone} ({Parameters} parameters, patch {Patch}) on {Images} images of {DatasetUri}: {Epochs} epochs of {Iterations} steps, batch {Batch}, {Precision} on {Device}, seed {Seed}, job {JobId} of pipeline {PipelineId}",
             spec.Trainer.Backbone.EmbedDim + "/" + spec.Trainer.Backbone.Depth, trainer.Student.Backbone.ParameterCount, spec.Trainer.Backbone.PatchSize,
-            images.Count, command.DatasetUri, spec.Trainer.Epochs, iterations, batchSize, trainer.Precision, trainer.Device.type, trainerOptions.Seed,
+            images.Count, command.DatasetUri, spec.Trainer.Epochs, iterations, batchSize, trainer.Precision, string.Join(", ", trainer.Devices), trainerOptions.Seed,
             command.JobId, command.PipelineId);
 
         var startMessage = "training from scratch";
@@ -71,7 +71,7 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
 
         var jobLoop = new TrainingJobLoop(store, context, logger);
         var outcome = await jobLoop.RunAsync(trainer, images, spec, trainerOptions.Seed,
-            checkpointDirectory, resume, $"{startMessage} in {trainer.Precision}", settings.ProgressInterval,
+            checkpointDirectory, resume, $"{startMessage} in {trainer.Precision}{JobInputs.DevicesText(trainer.Devices)}", settings.ProgressInterval,
             "Lower train.optim.lr, raise train.teacher.warmup_teacher_temp_epochs or dataset.batch_size, or set train.optim.clip_grad_norm",
             cancellationToken);
         var checkpointUri = outcome.CheckpointUri;

@@ -85,7 +85,7 @@ public sealed class PipelineCommandsTests : IDisposable
     [InlineData("train.precision=16-mixed", "train.precision: 'fp16' is not supported")]
     [InlineData("dataset.transform.n_global_crops=4", "dataset.transform.n_global_crops: 4 is not an allowed value")]
     [InlineData("model.backbone.interpolate_antialias=true", "model.backbone.interpolate_antialias: true is not valid")]
-    [InlineData("train.num_gpus=2", "train.num_gpus: 2 is out of range")]
+    [InlineData("train.num_nodes=2", "train.num_nodes: 2 is out of range")]
     [InlineData("train.validation_interval=5", "train.validation_interval")]
     public async Task Start_refuses_what_a_worker_would_fail_on_later_and_sends_nothing(string setting, string expected)
     {

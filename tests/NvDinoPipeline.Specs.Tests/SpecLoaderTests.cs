@@ -401,8 +401,11 @@ public sealed class SpecLoaderTests : IDisposable
     [InlineData("train.precision=fp16", "train.precision", "allowed values: auto, fp32, bf16")]
     [InlineData("dataset.transform.n_global_crops=3", "dataset.transform.n_global_crops", "3 is not an allowed value; allowed values: 2 (DINOv2's multi-crop objective")]
     [InlineData("model.backbone.interpolate_antialias=true", "model.backbone.interpolate_antialias", "true is not valid; expected false (antialiased position-embedding interpolation has no matching ONNX Resize mode")]
-    [InlineData("train.num_gpus=2", "train.num_gpus", "2 is out of range; allowed: in [1, 1] (training runs on one device")]
-    [InlineData("train.num_nodes=2", "train.num_nodes", "multi-node training is not available")]
+    [InlineData("train.num_nodes=2", "train.num_nodes", "2 is out of range; allowed: in [1, 1] (one training or distillation job runs on the GPUs of one host")]
+    [InlineData("train.num_nodes=2", "train.num_nodes", "what scales across hosts is the pipelines and AutoML trials, spread over many training workers, not one job over several nodes")]
+    [InlineData("train.gpu_ids=[0, 1]", "train.gpu_ids", "lists 2 GPU(s) but train.num_gpus is 1")]
+    [InlineData("train.gpu_ids=[1, 1]", "train.gpu_ids", "a list of distinct CUDA device numbers")]
+    [InlineData("train.gpu_ids=[-1]", "train.gpu_ids", "a list of distinct CUDA device numbers")]
     [InlineData("export.opset_version=22", "export.opset_version", "22 is out of range; allowed: in [17, 21] (the ONNX writer supports opsets 17 to 21)")]
     [InlineData("gen_trt_engine.tensorrt.data_type=fp16", "gen_trt_engine.tensorrt.data_type", "'fp16' needs pipeline.deploy.target=tensorrt")]
     [InlineData("gen_trt_engine.tensorrt.layers_precision=[\"/head:int8\"]", "gen_trt_engine.tensorrt.layers_precision", "'/head:int8' asks for int8 but gen_trt_engine.tensorrt.data_type is fp32")]
@@ -415,6 +418,17 @@ public sealed class SpecLoaderTests : IDisposable
         var error = Assert.Single(exception.Errors);
         Assert.Equal(key, error.Key);
         Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void Several_gpus_of_one_host_are_accepted_with_or_without_their_device_numbers()
+    {
+        var spec = Loader.Resolve(Array.Empty<string>(), ["train.num_gpus=4"]);
+        Assert.Equal(4, spec.Get<int>("train.num_gpus"));
+        Assert.Empty(spec.Get<IReadOnlyList<double>>("train.gpu_ids"));
+
+        var listed = Loader.Resolve(Array.Empty<string>(), ["train.num_gpus=2", "train.gpu_ids=[2, 3]"]);
+        Assert.Equal([2.0, 3.0], listed.Get<IReadOnlyList<double>>("train.gpu_ids"));
     }
 
     [Fact]

@@ -74,7 +74,10 @@ public sealed class Block : nn.Module<Tensor, Tensor>
         var shape = new long[residual.dim()];
         Array.Fill(shape, 1L);
         shape[0] = residual.shape[0];
-        var mask = empty(shape, residual.dtype, residual.device).bernoulli_(keep).DividedByInPlace(keep);
+        // A thread generator is a CPU generator: the few numbers are drawn on the CPU and copied to the device.
+        var mask = TorchRandom.ThreadGenerator is { } generator
+            ? empty(shape, ScalarType.Float32, CPU).bernoulli_(keep, generator).to(residual.dtype, residual.device).DividedByInPlace(keep)
+            : empty(shape, residual.dtype, residual.device).bernoulli_(keep).DividedByInPlace(keep);
         return residual * mask;
     }
 
@@ -84,7 +87,9 @@ public sealed class Block : nn.Module<Tensor, Tensor>
     {
         var batch = x.shape[0];
         var subsetSize = Math.Max((long)(batch * (1.0 - DropPathRate)), 1L);
-        var subset = randperm(batch, device: x.device).slice(0, 0, subsetSize, 1);
+        var subset = TorchRandom.ThreadGenerator is { } generator
+            ? randperm(batch, device: CPU, generator: generator).slice(0, 0, subsetSize, 1).to(x.device)
+            : randperm(batch, device: x.device).slice(0, 0, subsetSize, 1);
         var residual = residualFunction(x.index_select(0, subset));
         var scale = (double)batch / subsetSize;
         return x.flatten(1)

@@ -57,6 +57,53 @@ public sealed class DinoLoss : nn.Module
     }
 
     /// <summary>
+    /// center ← m·center + (1 − m)·mean over the rows of every part: DINOv2's update after its all-reduce of the batch
+    /// sums, with the parts being the data-parallel replicas' teacher scores of one step (on any devices).
+    /// </summary>
+    public void UpdateCenter(IReadOnlyList<Tensor> teacherOutputs)
+    {
+        ArgumentNullException.ThrowIfNull(teacherOutputs);
+        if (teacherOutputs.Count == 1)
+        {
+            UpdateCenter(teacherOutputs[0]);
+            return;
+        }
+        foreach (var part in teacherOutputs)
+            CheckScores(part, nameof(teacherOutputs));
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var center = Center;
+        var batchCenter = ReplicaSums.MeanOverRows(teacherOutputs, center.device).view(1, -1);
+        center.TimesInPlace(CenterMomentum).PlusInPlace(batchCenter, 1 - CenterMomentum);
+    }
+
+    /// <summary>
+    /// Teacher targets for the teacher scores of every data-parallel replica of one step, each on its own device: as
+    /// <see cref="TeacherTargets(Tensor, double, TeacherCentering, int)"/> on all their rows together, which is what
+    /// DINOv2's all-reduces compute (the center update from the mean over every replica's rows; Sinkhorn-Knopp's sums
+    /// over every replica).
+    /// </summary>
+    public Tensor[] TeacherTargets(IReadOnlyList<Tensor> teacherOutputs, double teacherTemp, TeacherCentering centering, int sinkhornIterations = 3)
+    {
+        ArgumentNullException.ThrowIfNull(teacherOutputs);
+        if (teacherOutputs.Count == 1)
+            return [TeacherTargets(teacherOutputs[0], teacherTemp, centering, sinkhornIterations)];
+        switch (centering)
+        {
+            case TeacherCentering.Softmax:
+                var targets = teacherOutputs.Select(part => SoftmaxCenterTeacher(part, teacherTemp)).ToArray();
+                UpdateCenter(teacherOutputs);
+                return targets;
+            case TeacherCentering.SinkhornKnopp:
+                foreach (var part in teacherOutputs)
+                    CheckScores(part, nameof(teacherOutputs));
+                return SinkhornKnopp.Normalize(teacherOutputs, teacherTemp, sinkhornIterations);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(centering), centering, "unknown teacher centering");
+        }
+    }
+
+    /// <summary>
     /// Teacher targets [B, K] for teacher scores [B, K]. With <see cref="TeacherCentering.Softmax"/> the
     /// center is used and then updated from these scores; Sinkhorn-Knopp leaves the center untouched.
     /// </summary>

@@ -60,6 +60,56 @@ public sealed class IbotPatchLoss : nn.Module
     }
 
     /// <summary>
+    /// center ← m·center + (1 − m)·mean over the masked patches of every part (the data-parallel replicas' masked teacher
+    /// patch scores of one step, on any devices). DINOv2 all-reduces the sum and divides by its own rank's count times
+    /// the number of ranks, which is this mean when every rank masks as many patches; the mean over all patches is what
+    /// one replica on the whole batch computes.
+    /// </summary>
+    public void UpdateCenter(IReadOnlyList<Tensor> maskedTeacherPatchTokens)
+    {
+        ArgumentNullException.ThrowIfNull(maskedTeacherPatchTokens);
+        if (maskedTeacherPatchTokens.Count == 1)
+        {
+            UpdateCenter(maskedTeacherPatchTokens[0]);
+            return;
+        }
+        foreach (var part in maskedTeacherPatchTokens)
+            CheckMasked(part, nameof(maskedTeacherPatchTokens));
+        if (maskedTeacherPatchTokens.Sum(part => part.shape[0]) == 0)
+            throw new ArgumentException("has no masked patches; the center is a mean over masked patches", nameof(maskedTeacherPatchTokens));
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var center = Center;
+        var batchCenter = ReplicaSums.MeanOverRows(maskedTeacherPatchTokens, center.device).view(1, 1, -1);
+        center.TimesInPlace(CenterMomentum).PlusInPlace(batchCenter, 1 - CenterMomentum);
+    }
+
+    /// <summary>
+    /// Teacher targets for the masked patch scores of every data-parallel replica of one step, as
+    /// <see cref="TeacherTargets(Tensor, double, TeacherCentering, int)"/> on all their patches together (DINOv2's
+    /// all-reduced center update and Sinkhorn-Knopp sums). A part may hold no patches.
+    /// </summary>
+    public Tensor[] TeacherTargets(IReadOnlyList<Tensor> maskedTeacherPatchTokens, double teacherTemp, TeacherCentering centering, int sinkhornIterations = 3)
+    {
+        ArgumentNullException.ThrowIfNull(maskedTeacherPatchTokens);
+        if (maskedTeacherPatchTokens.Count == 1)
+            return [TeacherTargets(maskedTeacherPatchTokens[0], teacherTemp, centering, sinkhornIterations)];
+        foreach (var part in maskedTeacherPatchTokens)
+            CheckMasked(part, nameof(maskedTeacherPatchTokens));
+        switch (centering)
+        {
+            case TeacherCentering.Softmax:
+                var targets = maskedTeacherPatchTokens.Select(part => SoftmaxCenterTeacher(part, teacherTemp)).ToArray();
+                UpdateCenter(maskedTeacherPatchTokens);
+                return targets;
+            case TeacherCentering.SinkhornKnopp:
+                return SinkhornKnopp.Normalize(maskedTeacherPatchTokens, teacherTemp, sinkhornIterations);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(centering), centering, "unknown teacher centering");
+        }
+    }
+
+    /// <summary>
     /// Teacher targets [M, K] for masked teacher patch scores [M, K]. With <see cref="TeacherCentering.Softmax"/>
     /// the center is used and then updated; Sinkhorn-Knopp normalises over the M masked patches.
     /// </summary>

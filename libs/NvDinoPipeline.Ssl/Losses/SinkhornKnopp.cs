@@ -39,4 +39,43 @@ public static class SinkhornKnopp
         q = q.Times(b);
         return q.t().contiguous().MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// <see cref="Normalize(Tensor, double, int)"/> over the rows of every part together, each part on its own device:
+    /// DINOv2's <c>sinkhorn_knopp_teacher</c> with the sums it all-reduces over ranks (the total, and each prototype's
+    /// weight) summed over the parts, and the per-sample normalisation done within each part. Returns each part's
+    /// assignments on its device; a part may have no rows.
+    /// </summary>
+    public static Tensor[] Normalize(IReadOnlyList<Tensor> parts, double teacherTemp, int iterations = 3)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        if (parts.Count == 0) throw new ArgumentException("needs at least one part", nameof(parts));
+        if (parts.Any(part => part is null || part.dim() != 2))
+            throw new ArgumentException("every part must be [samples, prototypes]", nameof(parts));
+        if (parts.Select(part => part.shape[1]).Distinct().Count() != 1)
+            throw new ArgumentException("every part must have the same number of prototypes", nameof(parts));
+        if (!(teacherTemp > 0)) throw new ArgumentOutOfRangeException(nameof(teacherTemp), teacherTemp, "must be positive");
+        if (iterations < 0) throw new ArgumentOutOfRangeException(nameof(iterations), iterations, "must not be negative");
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var home = parts[0].device;
+        var scores = parts.Select(part => part.to(ScalarType.Float32).DividedBy(teacherTemp)).ToArray();
+        var nonEmpty = scores.Where(part => part.shape[0] > 0).ToArray();
+        if (nonEmpty.Length == 0)
+            return scores.Select(part => part.clone().MoveToOuterDisposeScope()).ToArray();
+        var max = torch.stack(nonEmpty.Select(part => part.max().to(home)).ToArray()).max();
+        var q = scores.Select(part => (part - max.to(part.device)).exp().t()).ToArray();
+        var b = q.Sum(part => part.shape[1]);
+        var k = q[0].shape[0];
+        var total = ReplicaSums.Sum(q.Select(part => part.sum()).ToArray(), home);
+        q = q.Select(part => part / total.to(part.device)).ToArray();
+        for (var it = 0; it < iterations; it++)
+        {
+            var rows = ReplicaSums.Sum(q.Select(part => part.sum(1, keepdim: true)).ToArray(), home);
+            q = q.Select(part => (part / rows.to(part.device)).DividedBy(k)).ToArray();
+            q = q.Select(part => (part / part.sum(dim: 0, keepdim: true)).DividedBy(b)).ToArray();
+        }
+        return q.Select(part => part.Times(b).t().contiguous().MoveToOuterDisposeScope()).ToArray();
+    }
 }

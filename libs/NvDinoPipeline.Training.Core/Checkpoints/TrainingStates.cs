@@ -16,7 +16,7 @@ public static class TrainingStates
             Epoch = (int)(globalStep / iterationsPerEpoch),
             Epochs = recipe.Epochs,
             IterationsPerEpoch = iterationsPerEpoch,
-            BatchSize = recipe.BatchSize,
+            BatchSize = recipe.BatchSize * recipe.DataParallelReplicas,
             Seed = recipe.Seed,
             Precision = recipe.Precision.ToString().ToLowerInvariant(),
             OptimizerParameters = [],
