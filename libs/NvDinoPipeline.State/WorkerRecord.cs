@@ -12,6 +12,9 @@ public sealed class WorkerRecord
     /// <summary>Where the process's HTTP API answers (<c>http://127.0.0.1:41234/</c>); null when it serves none.</summary>
     public string? Endpoint { get; set; }
 
+    /// <summary>The CUDA devices the process can train on (0 on a CPU host): what <c>train.num_gpus</c> is checked against.</summary>
+    public int Gpus { get; set; }
+
     public DateTime StartedAt { get; set; }
 
     public DateTime LastSeenAt { get; set; }

@@ -9,7 +9,8 @@ public sealed class WorkerStore(StateDatabase database, TimeProvider clock)
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(45);
 
     /// <param name="endpoint">Where the process's HTTP API answers, if it serves one (recorded with the first beat).</param>
-    public Task HeartbeatAsync(string workerId, string stages, string hostName, CancellationToken cancellationToken, string? endpoint = null)
+    /// <param name="gpus">The CUDA devices the process can train on (recorded with the first beat).</param>
+    public Task HeartbeatAsync(string workerId, string stages, string hostName, CancellationToken cancellationToken, string? endpoint = null, int gpus = 0)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         return database.ReadAsync(async db =>
@@ -18,7 +19,7 @@ public sealed class WorkerStore(StateDatabase database, TimeProvider clock)
                 .ExecuteUpdateAsync(s => s.SetProperty(w => w.LastSeenAt, now), cancellationToken);
             if (updated == 0)
             {
-                db.Workers.Add(new WorkerRecord { Id = workerId, Stages = stages, HostName = hostName, Endpoint = endpoint, StartedAt = now, LastSeenAt = now });
+                db.Workers.Add(new WorkerRecord { Id = workerId, Stages = stages, HostName = hostName, Endpoint = endpoint, Gpus = gpus, StartedAt = now, LastSeenAt = now });
                 await db.SaveChangesAsync(cancellationToken);
             }
             return updated;
@@ -44,5 +45,17 @@ public sealed class WorkerStore(StateDatabase database, TimeProvider clock)
         var stages = await database.ReadAsync(db => db.Workers.AsNoTracking().Where(w => w.LastSeenAt > since).Select(w => w.Stages)
             .ToListAsync(cancellationToken), cancellationToken);
         return stages.SelectMany(s => s.Split(',')).ToHashSet(StringComparer.OrdinalIgnoreCase);
+    }
+
+    /// <summary>
+    /// The GPUs of each live process that serves <paramref name="stage"/>, one entry per process (0 for a CPU host); empty
+    /// when none serves it.
+    /// </summary>
+    public async Task<IReadOnlyList<int>> LiveGpusAsync(string stage, CancellationToken cancellationToken)
+    {
+        var since = clock.GetUtcNow().UtcDateTime - Timeout;
+        var live = await database.ReadAsync(db => db.Workers.AsNoTracking().Where(w => w.LastSeenAt > since).Select(w => new { w.Stages, w.Gpus })
+            .ToListAsync(cancellationToken), cancellationToken);
+        return live.Where(w => w.Stages.Split(',').Contains(stage, StringComparer.OrdinalIgnoreCase)).Select(w => w.Gpus).ToList();
     }
 }

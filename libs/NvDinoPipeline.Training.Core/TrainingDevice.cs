@@ -56,6 +56,17 @@ public static class TrainingDevice
         return ids.Select(id => torch.device(DeviceType.CUDA, id)).ToArray();
     }
 
+    /// <summary>
+    /// The GPUs a worker whose configured device is <paramref name="configuredDevice"/> can give one job's data-parallel
+    /// replicas (<see cref="ResolveReplicas"/>): every CUDA device libtorch sees, unless the worker is pinned to one device
+    /// (<c>cpu</c>, <c>cuda:N</c>), which leaves it none.
+    /// </summary>
+    public static int DataParallelGpus(string? configuredDevice)
+    {
+        var pinned = configuredDevice?.Trim().ToLowerInvariant() is { Length: > 0 } name && name != "cuda";
+        return pinned || !torch.cuda.is_available() ? 0 : torch.cuda.device_count();
+    }
+
     private static string GpuIdsText(SslTrainerOptions options) =>
         options.GpuIds.Count > 0 ? $" (train.gpu_ids [{string.Join(", ", options.GpuIds)}])" : "";
 

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting;
+using NvDinoPipeline.Training.Core;
 
 namespace NvDinoPipeline.Distillation;
 
@@ -14,6 +15,9 @@ public static class DistillationWorkerExtensions
             .Bind(pipeline.Configuration.GetSection(DistillationOptions.SectionName))
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        var device = pipeline.Configuration.GetSection(DistillationOptions.SectionName)[nameof(DistillationOptions.Device)];
+        var others = pipeline.Served.CountGpus;
+        pipeline.Served.CountGpus = () => Math.Max(others?.Invoke() ?? 0, TrainingDevice.DataParallelGpus(device));
         return pipeline.AddStageWorker<DistillModel, DistillationCompleted, DistillationRunner>(defaultConcurrentJobs: 1);
     }
 }

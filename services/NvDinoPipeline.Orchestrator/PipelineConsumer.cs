@@ -20,6 +20,7 @@ public sealed class PipelineConsumer(
     IOutbox outbox,
     IResultsQueues resultsQueues,
     SpecLoader specs,
+    WorkerStore workers,
     ILogger<PipelineConsumer> logger) :
     IConsumer<StartPipeline>,
     IConsumer<CancelPipeline>,
@@ -50,6 +51,11 @@ public sealed class PipelineConsumer(
         else
         {
             problem = Check(ref start, out spec);
+        }
+        if (problem is null && (action?.Spec ?? spec) is { } gpuSpec)
+        {
+            var stages = action is not null ? action.Steps.Where(s => s.Reuses is null).Select(s => s.Stage) : GpuDemand.PipelineStages(gpuSpec);
+            problem = await GpuDemand.ProblemAsync(workers, gpuSpec, stages, context.CancellationToken);
         }
         if (start.ResultsQueue is { } resultsQueue && ResultsQueueNames.Problem(resultsQueue) is { } queueProblem)
         {

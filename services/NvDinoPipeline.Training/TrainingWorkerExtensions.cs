@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting;
+using NvDinoPipeline.Training.Core;
 
 namespace NvDinoPipeline.Training;
 
@@ -14,6 +15,9 @@ public static class TrainingWorkerExtensions
             .Bind(pipeline.Configuration.GetSection(TrainingOptions.SectionName))
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        var device = pipeline.Configuration.GetSection(TrainingOptions.SectionName)[nameof(TrainingOptions.Device)];
+        var others = pipeline.Served.CountGpus;
+        pipeline.Served.CountGpus = () => Math.Max(others?.Invoke() ?? 0, TrainingDevice.DataParallelGpus(device));
         return pipeline.AddStageWorker<TrainModel, TrainingCompleted, TrainingRunner>(defaultConcurrentJobs: 1);
     }
 }

@@ -24,12 +24,13 @@ public sealed class WorkerHeartbeatService(
             return;
         }
         var stages = string.Join(',', served.Names);
+        var gpus = CountGpus();
         using var timer = new PeriodicTimer(options.Value.HeartbeatInterval);
         do
         {
             try
             {
-                await workers.HeartbeatAsync(worker.Id, stages, worker.HostName, stoppingToken, endpoint.Url);
+                await workers.HeartbeatAsync(worker.Id, stages, worker.HostName, stoppingToken, endpoint.Url, gpus);
                 metrics.HeartbeatRecorded(clock.GetUtcNow());
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
@@ -38,6 +39,26 @@ public sealed class WorkerHeartbeatService(
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>The GPUs this process offers its training stages, logged once; 0 when it cannot tell.</summary>
+    private int CountGpus()
+    {
+        if (served.CountGpus is not { } count)
+        {
+            return 0;
+        }
+        try
+        {
+            var gpus = count();
+            logger.LogInformation("This worker offers {Gpus} CUDA device(s) to {Stages}", gpus, string.Join(", ", served.Names));
+            return gpus;
+        }
+        catch (Exception exception)
+        {
+            logger.LogWarning(exception, "Could not count the CUDA devices; this worker offers none");
+            return 0;
+        }
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -73,4 +94,10 @@ public sealed class ServedStages
     public const string Orchestrator = "Orchestrator";
 
     public List<string> Names { get; } = [];
+
+    /// <summary>
+    /// Counts the CUDA devices the stages of this process can train on, set by the training and distillation workers;
+    /// the heartbeat records the count, and a pipeline whose <c>train.num_gpus</c> no live worker offers is refused.
+    /// </summary>
+    public Func<int>? CountGpus { get; set; }
 }

@@ -99,6 +99,17 @@ public static class ApiEndpoints
         private JobLogStore Logs => services.GetRequiredService<JobLogStore>();
         private IArtifactStore Artifacts => services.GetRequiredService<IArtifactStore>();
         private SpecLoader Specs => services.GetRequiredService<SpecLoader>();
+        private WorkerStore Workers => services.GetRequiredService<WorkerStore>();
+
+        /// <summary>Refuses a start whose GPUs no live training worker has, under the key that asks for them.</summary>
+        private async Task CheckGpusAsync(ResolvedSpec spec, IEnumerable<PipelineStage> stages, Dictionary<string, string[]> errors,
+            CancellationToken cancellationToken)
+        {
+            if (await GpuDemand.ProblemAsync(Workers, spec, stages, cancellationToken) is { } problem)
+            {
+                errors[GpuDemand.Key(spec)] = [problem];
+            }
+        }
 
         public async Task<IResult> ListPipelines(int? limit, CancellationToken cancellationToken)
         {
@@ -141,6 +152,7 @@ public static class ApiEndpoints
                 {
                     errors[input] = [reason];
                 }
+                await CheckGpusAsync(spec, GpuDemand.PipelineStages(spec), errors, cancellationToken);
             }
             if (errors.Count > 0)
             {
@@ -225,6 +237,7 @@ public static class ApiEndpoints
             {
                 errors[input] = [reason];
             }
+            await CheckGpusAsync(plan.Spec, plan.Steps.Where(s => s.Reuses is null).Select(s => s.Stage), errors, cancellationToken);
             if (errors.Count > 0)
             {
                 return Results.ValidationProblem(errors, detail: "The job was not started.");

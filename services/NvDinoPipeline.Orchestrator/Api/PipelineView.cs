@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using NvDinoPipeline.Contracts;
+using NvDinoPipeline.Specs;
 using NvDinoPipeline.State;
 
 namespace NvDinoPipeline.Orchestrator.Api;
@@ -61,6 +62,17 @@ public sealed class PipelineReader(PipelineStore pipelines, WorkerStore workers)
     public async Task<IReadOnlyList<PipelineView>> ListAsync(int limit, CancellationToken cancellationToken) =>
         (await pipelines.ListAsync(limit, cancellationToken)).Select(p => View(p.Pipeline, p.Jobs, null)).ToList();
 
+    /// <summary>What a waiting training or distillation job needs of the worker it waits for, when it asks for several GPUs.</summary>
+    private static string GpusWanted(PipelineRecord pipeline, PipelineStage stage)
+    {
+        if (!GpuDemand.Stages.Contains(stage))
+        {
+            return "";
+        }
+        var spec = ResolvedSpec.FromJson(pipeline.Spec);
+        return GpuDemand.Needed(spec) is var needed and > 0 ? $" ({GpuDemand.Asking(spec)}: it needs one on a host with {needed} GPUs)" : "";
+    }
+
     internal static PipelineView View(PipelineRecord pipeline, List<JobRecord> jobs, IReadOnlySet<string>? served)
     {
         var steps = PipelineStep.Deserialize(pipeline.Plan).Select(step =>
@@ -77,7 +89,7 @@ public sealed class PipelineReader(PipelineStore pipelines, WorkerStore workers)
                 }
                 else if (job.Status == JobStatus.Pending && !served.Contains(step.Stage.ToString()))
                 {
-                    waiting = $"waiting for a worker: no {step.Stage} worker is running";
+                    waiting = $"waiting for a worker: no {step.Stage} worker is running{GpusWanted(pipeline, step.Stage)}";
                 }
             }
             return new StepView(step.Name, step.Stage, job?.Id, job?.ParentJobId, job?.Attempt ?? 0, job?.Status, job?.Progress,

@@ -310,6 +310,9 @@ namespace NvDinoPipeline.State.Migrations.Postgres
                         .HasMaxLength(256)
                         .HasColumnType("character varying(256)");
 
+                    b.Property<int>("Gpus")
+                        .HasColumnType("integer");
+
                     b.Property<string>("HostName")
                         .IsRequired()
                         .HasColumnType("text");

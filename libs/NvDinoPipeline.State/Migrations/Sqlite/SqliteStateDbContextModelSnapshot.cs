@@ -301,6 +301,9 @@ namespace NvDinoPipeline.State.Migrations.Sqlite
                         .HasMaxLength(256)
                         .HasColumnType("TEXT");
 
+                    b.Property<int>("Gpus")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("HostName")
                         .IsRequired()
                         .HasColumnType("TEXT");
