@@ -15,6 +15,9 @@ public static class LoggingExtensions
     /// <summary>
     /// Serilog to the console, and as JSON to <c>Logging:JsonFile</c> when set. Lines logged inside a
     /// job carry its pipeline and job ids, and are kept with the job in the state database (<see cref="JobLogSink"/>).
+    /// Each host has its own logger, never the static <c>Serilog.Log.Logger</c>: with several hosts in one process (the
+    /// tests, an embedded host beside a CLI), one host's lines stay in its own sinks and job logs, and a host that stops
+    /// does not silence the others.
     /// </summary>
     public static IHostApplicationBuilder AddPipelineLogging(this IHostApplicationBuilder builder)
     {
@@ -37,7 +40,7 @@ public static class LoggingExtensions
             {
                 logger.WriteTo.File(new CompactJsonFormatter(), jsonFile);
             }
-        });
+        }, preserveStaticLogger: true);
         return builder;
     }
 
