@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
+using NvDinoPipeline.Benchmarks.Harness;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Inference;
@@ -17,91 +18,85 @@ using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 using StbImageWriteSharp;
 
-// Images/s of the inference worker end to end (read + decode + pre-process + model + write + publish) next to
-// raw ONNX Runtime running the same model on ready-made input tensors, on this machine, rounds interleaved.
-//   dotnet run -c Release --project benchmarks/Inference [-- --model vit_s] [--side 224] [--images 256] [--batch 16]
-//       [--rounds 3] [--source shards|png] [--rabbitmq amqp://guest:guest@127.0.0.1:5672/]
+// Images/s of the inference worker end to end (read + decode + pre-process + model + write + publish) next to a raw
+// ONNX Runtime session running the same model on ready-made input tensors, and both next to the same-run reference
+// GEMM (benchmarks/Harness) and, with --peer, the same forward in Debian's PyTorch (scripts/benchmark-peers.sh installs
+// it): all take turns, round after round, medians of at least 5 timed rounds after a warm-up.
+//   dotnet run -c Release --project benchmarks/Inference [-- --model vit_s] [--side 224] [--images 2000] [--batch 16]
+//       [--repetitions 5] [--gemm-side 2048] [--source shards|png] [--overlap] [--peer] [--rabbitmq amqp://guest:guest@127.0.0.1:5672/]
+//   dotnet run -c Release --project benchmarks/Inference -- reference    (the reference alone: record a quiet value)
+
 var modelName = Arg("--model") ?? "vit_s";
 var side = int.Parse(Arg("--side") ?? "224", CultureInfo.InvariantCulture);
-var imageCount = int.Parse(Arg("--images") ?? "256", CultureInfo.InvariantCulture);
+var imageCount = int.Parse(Arg("--images") ?? "2000", CultureInfo.InvariantCulture);
 var batch = int.Parse(Arg("--batch") ?? "16", CultureInfo.InvariantCulture);
-var rounds = int.Parse(Arg("--rounds") ?? "3", CultureInfo.InvariantCulture);
+var repetitions = int.Parse(Arg("--repetitions") ?? "5", CultureInfo.InvariantCulture);
 var sourceKind = Arg("--source") ?? "shards";
 var rabbit = Arg("--rabbitmq");
+var gemmSide = int.Parse(Arg("--gemm-side") ?? "2048", CultureInfo.InvariantCulture);
+Console.WriteLine($"Machine: {Machine.Describe()}; ONNX Runtime {OrtEnv.Instance().GetVersionString()} ({string.Join(", ", OrtEnv.Instance().GetAvailableProviders())})");
+if (args.Contains("reference"))
+{
+    using var alone = new Interleaved(Math.Max(repetitions, 7), gemmSide: gemmSide);
+    var measured = await alone.RunAsync();
+    measured.PrintMedians();
+    Console.WriteLine($"Quiet value to record in benchmarks/Harness/quiet-reference.json when the load average above was near 0:");
+    Console.WriteLine(QuietReference.Entry(alone.Gemm.Side, measured.ReferenceGflops));
+    return;
+}
 var folder = Path.Combine(Path.GetTempPath(), $"nvdino-inference-bench-{Environment.ProcessId}");
 Directory.CreateDirectory(folder);
 
 try
 {
-    var (modelPath, metadataPath, dimension) = RandomBackbone.Export(modelName, side, Path.Combine(folder, "model"));
+    var (modelPath, metadataPath, dimension, imageFlops) = RandomBackbone.Export(modelName, side, Path.Combine(folder, "model"));
     var dataset = await MakeDatasetAsync(Path.Combine(folder, "test"), imageCount, sourceKind);
-    Console.WriteLine($"Inference benchmark: {modelName} ({dimension}-float embeddings) at {side}x{side}, {imageCount} images of 384x288 ({sourceKind}), batch {batch}, " +
-        $"{Environment.ProcessorCount} cores, ONNX Runtime {OrtEnv.Instance().GetVersionString()} ({string.Join(", ", OrtEnv.Instance().GetAvailableProviders())}), " +
-        $"results over {(rabbit is null ? "MassTransit in-memory transport" : "RabbitMQ")}");
+    Console.WriteLine($"Inference benchmark: {modelName} ({dimension}-float embeddings, {imageFlops / 1e9:F2} GFLOP per image) at {side}x{side}, " +
+        $"{imageCount} images of 384x288 ({sourceKind}), batch {batch}, results over {(rabbit is null ? "MassTransit in-memory transport" : "RabbitMQ")}");
 
     await using var worker = await WorkerBench.StartAsync(folder, rabbit);
-    var raw = new List<double>();
-    var modes = new[] { OverlapMode.Never, OverlapMode.Always };
-    var steady = modes.ToDictionary(m => m, _ => new List<double>());
-    var job = modes.ToDictionary(m => m, _ => new List<double>());
-    for (var round = 0; round <= rounds; round++)
+    using var raw = new RawSession(modelPath, side, batch);
+    using var bench = new Interleaved(repetitions, gemmSide: gemmSide);
+    bench.Add("raw ORT session", "images/s", () => raw.ImagesPerSecond(imageCount));
+    bench.Add("inference worker, whole job", "images/s", async () => (await worker.RunAsync(modelPath, metadataPath, dataset, batch, imageCount, OverlapMode.Auto)).JobRate);
+    using var peer = args.Contains("--peer")
+        ? PythonPeer.TryStart("vit_forward.py", string.Create(CultureInfo.InvariantCulture,
+            $"--dim {dimension} --depth {RandomBackbone.Depth(modelName)} --heads {dimension / 64} --side {side} --batch {batch} --threads {Environment.ProcessorCount}"))
+        : null;
+    if (peer is not null)
     {
-        // The better of ONNX Runtime's defaults (spinning threads) and the worker's session settings (no spinning).
-        var rawRate = Math.Max(RawOnnxRuntime(modelPath, side, imageCount, batch, spinning: true),
-            RawOnnxRuntime(modelPath, side, imageCount, batch, spinning: false));
-        var line = string.Create(CultureInfo.InvariantCulture, $"  {(round == 0 ? "warm-up" : $"round {round}")}: raw ORT {rawRate:F1} images/s");
-        foreach (var mode in modes)
-        {
-            var (jobRate, steadyRate, delivered) = await worker.RunAsync(modelPath, metadataPath, dataset, batch, imageCount, mode);
-            line += string.Create(CultureInfo.InvariantCulture,
-                $" | worker, overlap {mode}: {steadyRate:F1} images/s (whole job {jobRate:F1}, {delivered} delivered)");
-            if (round > 0)
-            {
-                steady[mode].Add(steadyRate);
-                job[mode].Add(jobRate);
-            }
-        }
-        Console.WriteLine(line);
-        if (round > 0)
-        {
-            raw.Add(rawRate);
-        }
+        Console.WriteLine($"Peer: the same ViT forward in Debian's PyTorch ({peer.Description}), on ready-made tensors like the raw session.");
+        bench.Add("peer PyTorch forward", "images/s", () => peer.ImagesPerSecond(imageCount));
     }
-    var rawMedian = Median(raw);
+    if (args.Contains("--overlap"))
+    {
+        bench.Add("inference worker overlapped, whole job", "images/s",
+            async () => (await worker.RunAsync(modelPath, metadataPath, dataset, batch, imageCount, OverlapMode.Always)).JobRate);
+    }
+    var result = await bench.RunAsync();
+    result.PrintMedians();
+
+    var rawRate = result.Median("raw ORT session");
+    var rawGflops = rawRate * imageFlops / 1e9;
+    var sessionRatio = rawGflops / result.ReferenceGflops;
+    var workerRatio = result.Median("inference worker, whole job") / rawRate;
     Console.WriteLine();
-    Console.WriteLine("| model | side | batch | images | input | raw ORT images/s | worker: pre-processing overlapped | worker: taking turns (auto on CPU) | whole job (turns) |");
-    Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
-    string Cell(double rate) => string.Create(CultureInfo.InvariantCulture, $"{rate:F1} ({(1 - rate / rawMedian) * 100:F1}% overhead)");
+    Console.WriteLine("| figure | ratio | target | verdict |");
+    Console.WriteLine("|---|---|---|---|");
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"| {modelName} | {side} | {batch} | {imageCount} | {sourceKind} | {rawMedian:F1} | {Cell(Median(steady[OverlapMode.Always]))} | {Cell(Median(steady[OverlapMode.Never]))} | {Median(job[OverlapMode.Never]):F1} |"));
+        $"| raw session {rawGflops:F1} GFLOP/s / reference GEMM {result.ReferenceGflops:F1} GFLOP/s | {sessionRatio:F3} | ≥ 0.85 | {result.Verdict(sessionRatio, 0.85)} |"));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"| inference worker (whole job) / raw session | {workerRatio:F3} | ≥ 0.95 on ≥ 2 000 images | " +
+        $"{(imageCount < 2000 ? $"no verdict: {imageCount} images" : result.Verdict(workerRatio, 0.95))} |"));
+    if (peer is not null)
+    {
+        var peerRatio = rawRate / result.Median("peer PyTorch forward");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| raw session / peer PyTorch forward | {peerRatio:F2} | (a peer, no target) | |"));
+    }
 }
 finally
 {
     Directory.Delete(folder, recursive: true);
-}
-
-// Raw ONNX Runtime: the same model and batch on pre-filled tensors.
-static double RawOnnxRuntime(string modelPath, int side, int images, int batch, bool spinning)
-{
-    using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-    options.AddSessionConfigEntry("session.intra_op.allow_spinning", spinning ? "1" : "0");
-    using var session = new InferenceSession(modelPath, options);
-    var input = new float[batch * 3 * side * side];
-    var rng = new Random(3);
-    for (var i = 0; i < input.Length; i++)
-    {
-        input[i] = rng.NextSingle() * 4 - 2;
-    }
-    using var value = OrtValue.CreateTensorValueFromMemory(input, [batch, 3, side, side]);
-    using var runOptions = new RunOptions();
-    session.Run(runOptions, ["input"], [value], ["output"]).Dispose();
-    var runs = (images + batch - 1) / batch;
-    var clock = Stopwatch.StartNew();
-    for (var r = 0; r < runs; r++)
-    {
-        using var outputs = session.Run(runOptions, ["input"], [value], ["output"]);
-    }
-    return runs * batch / clock.Elapsed.TotalSeconds;
 }
 
 static async Task<string> MakeDatasetAsync(string folder, int count, string kind)
@@ -142,16 +137,50 @@ static async Task<string> MakeDatasetAsync(string folder, int count, string kind
     return new Uri(folder + "/").AbsoluteUri;
 }
 
-static double Median(List<double> values)
-{
-    var sorted = values.Order().ToList();
-    return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-}
-
 string? Arg(string name)
 {
     var index = Array.IndexOf(args, name);
     return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+}
+
+/// <summary>Raw ONNX Runtime: the same model and batch on pre-filled tensors, with ONNX Runtime's defaults (threads spin).</summary>
+internal sealed class RawSession : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly OrtValue _input;
+    private readonly int _batch;
+
+    public RawSession(string modelPath, int side, int batch)
+    {
+        _batch = batch;
+        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        _session = new InferenceSession(modelPath, options);
+        var input = new float[batch * 3 * side * side];
+        var rng = new Random(3);
+        for (var i = 0; i < input.Length; i++)
+        {
+            input[i] = rng.NextSingle() * 4 - 2;
+        }
+        _input = OrtValue.CreateTensorValueFromMemory(input, [batch, 3, side, side]);
+    }
+
+    public double ImagesPerSecond(int images)
+    {
+        using var runOptions = new RunOptions();
+        var runs = (images + _batch - 1) / _batch;
+        var clock = Stopwatch.StartNew();
+        for (var r = 0; r < runs; r++)
+        {
+            using var outputs = _session.Run(runOptions, ["input"], [_input], ["output"]);
+        }
+        return runs * _batch / clock.Elapsed.TotalSeconds;
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _input.Dispose();
+    }
 }
 
 /// <summary>The inference runner with a file artifact store and a real MassTransit bus whose consumer counts the delivered results.</summary>

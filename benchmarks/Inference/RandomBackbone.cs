@@ -5,7 +5,9 @@ using NvDinoPipeline.Testing;
 /// <summary>A DINOv2 backbone with random weights (trained at 518, patch 14, as TAO's), exported for a fixed input side.</summary>
 internal static class RandomBackbone
 {
-    public static (string ModelPath, string MetadataPath, int Dimension) Export(string name, int side, string folder)
+    public static int Depth(string name) => name == "vit_t" ? 4 : 12;
+
+    public static (string ModelPath, string MetadataPath, int Dimension, double ImageFlops) Export(string name, int side, string folder)
     {
         var (dim, depth, heads) = name switch
         {
@@ -32,6 +34,6 @@ internal static class RandomBackbone
         };
         var metadataPath = Path.Combine(folder, "model.json");
         File.WriteAllText(metadataPath, metadata.ToJson());
-        return (modelPath, metadataPath, dim);
+        return (modelPath, metadataPath, dim, NvDinoPipeline.Benchmarks.Harness.VitFlops.Forward(dim, depth, 14, side, 4 * dim));
     }
 }

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Benchmarks.Harness;
 using NvDinoPipeline.Model;
 using NvDinoPipeline.Training.Core;
 
@@ -7,17 +8,8 @@ namespace NvDinoPipeline.Benchmarks.Training;
 internal static class Flops
 {
     /// <summary>Forward FLOPs of the backbone on one image of <paramref name="side"/> pixels.</summary>
-    public static double BackboneForward(BackboneConfig c, int side)
-    {
-        double d = c.EmbedDim;
-        double patches = (side / c.PatchSize) * (side / c.PatchSize);
-        double tokens = patches + 1 + c.NumRegisterTokens;
-        double hidden = c.FfnHiddenDim;
-        var patchEmbed = 2.0 * c.InChannels * c.PatchSize * c.PatchSize * d * patches;
-        var ffn = c.FfnLayer == FfnLayer.SwiGlu ? 2.0 * d * 2 * hidden + 2.0 * hidden * d : 2.0 * d * hidden * 2;
-        var perToken = 2.0 * d * 3 * d + 2.0 * d * d + ffn + 4.0 * tokens * d; // qkv, proj, ffn, QK^T and AV
-        return patchEmbed + c.Depth * tokens * perToken;
-    }
+    public static double BackboneForward(BackboneConfig c, int side) =>
+        VitFlops.Forward(c.EmbedDim, c.Depth, c.PatchSize, side, c.FfnHiddenDim, c.FfnLayer == FfnLayer.SwiGlu, c.NumRegisterTokens, c.InChannels);
 
     /// <summary>Forward FLOPs of a DINO head on one token.</summary>
     public static double HeadForward(SslHeadOptions h, int inDim) =>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using NvDinoPipeline.Benchmarks.Harness;
 using NvDinoPipeline.Benchmarks.Training;
 using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Model;
@@ -11,7 +12,8 @@ using static TorchSharp.torch;
 
 // NVDINOv2 self-supervised training benchmarks.
 //   dotnet run -c Release --project benchmarks/Training -- knn [--epochs 4] [--train-images 30000] [--batch 64] [--prototypes 256] [--student] ...
-//   dotnet run -c Release --project benchmarks/Training -- throughput [--configs knn_net,vit_s14_224] [--precision fp32,bf16] [--steps 4] [--long-minutes 5]
+//   dotnet run -c Release --project benchmarks/Training -- throughput [--configs knn_net,vit_s14_224] [--precision fp32,bf16] [--steps 5] [--long-minutes 5]
+//       (each precision's step and the same-run reference GEMM of benchmarks/Harness take turns; medians, ratios, verdicts)
 //   dotnet run -c Release --project benchmarks/Training -- replicas [--config knn_net] [--replicas 1,2,4] [--batch 16] [--steps 4]
 //   dotnet run -c Release --project benchmarks/Training -- soak [--minutes 30] [--gc-pressure] [--embed-images 2000] [the knn options]
 //   dotnet run -c Release --project benchmarks/Training -- scalars [--seconds 60]
@@ -170,47 +172,59 @@ void RunSoak()
 
 async Task ThroughputAsync()
 {
-    var steps = Int("--steps", 4);
+    var repetitions = Int("--steps", 5);
     var names = (Arg("--configs") ?? "knn_net,vit_s14_224_small_head,vit_s14_224").Split(',');
-    var mmSide = Int("--mm", 2048);
-    Console.WriteLine($"Training steps on pre-built batches (loader excluded), {steps} timed steps after one warm-up step; fp32 torch.mm {mmSide}x{mmSide} timed before and after each config.");
-    Console.WriteLine("On a shared machine single timings swing several-fold, so the best step and the best matmul are compared (the median step is shown too).");
-    Console.WriteLine();
-    Console.WriteLine("| config | precision | batch | crops | params (backbone) | model GFLOP / image | best s / step | median s / step | images/s (best) | achieved GFLOP/s (best) | mm GFLOP/s (best) | % of mm | peak RSS GiB |");
-    Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    var precisions = (Arg("--precision") ?? "fp32").Split(',');
+    Console.WriteLine($"Machine: {Machine.Describe()}");
+    Console.WriteLine($"Training steps on pre-built batches (loader excluded): per config, each precision's step and the same-run reference GEMM " +
+        $"take turns, one warm-up round and {repetitions} timed ones; medians.");
+    var rows = new List<string>();
     foreach (var name in names)
     {
-        foreach (var precision in (Arg("--precision") ?? "fp32").Split(','))
+        var runs = new List<(string Precision, SslTrainer Trainer, SslBatchLoader Loader, SslDataOptions Data, SslTrainerOptions Options, List<double> Masked)>();
+        using var bench = new Interleaved(repetitions);
+        foreach (var precision in precisions)
         {
             var (options, data) = Config(name, precision == "bf16" ? TrainingPrecision.Bf16 : TrainingPrecision.Fp32);
-            var images = Synthetic(Math.Max(data.BatchSize * (steps + 1), 16), 256);
+            var images = Synthetic(Math.Max(data.BatchSize * (repetitions + 1), 16), 256);
             var loader = new SslBatchLoader(images, data, seed: 3);
-            using var trainer = new SslTrainer(options with { Epochs = 1 }, loader.IterationsPerEpoch);
-            var batches = Enumerable.Range(0, steps + 1).Select(i => loader.Build(0, i)).ToList();
-            using (var warmup = batches[0])
-                trainer.Step(warmup);
-            var mm = Matmul(mmSide);
-            var masked = 0.0;
-            var times = new List<double>();
-            for (var i = 1; i <= steps; i++)
+            var run = (precision, new SslTrainer(options with { Epochs = 1 }, loader.IterationsPerEpoch), loader, data, options, new List<double>());
+            runs.Add(run);
+            var step = 0;
+            bench.Add($"{name} {precision} step", "images/s", () =>
             {
-                using var batch = batches[i];
+                using var batch = run.loader.Build(0, step++);
                 var clock = Stopwatch.StartNew();
-                masked += trainer.Step(batch)[TrainingMetrics.MaskedPatches] / data.BatchSize;
-                times.Add(clock.Elapsed.TotalSeconds);
-            }
-            mm = Math.Max(mm, Matmul(mmSide));
-            times.Sort();
-            var best = times[0];
-            var median = times[times.Count / 2];
-            var imagesPerSecond = data.BatchSize / best;
-            var flops = Flops.TrainingImage(options, data.Crops.GlobalCropsSize, data.Crops.LocalCropsSize, data.Crops.LocalCropsNumber, masked / steps);
-            var achieved = flops * imagesPerSecond / 1e9;
-            var peak = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024 * 1024);
-            Console.WriteLine($"| {name} | {precision} | {data.BatchSize} | 2x{data.Crops.GlobalCropsSize} + {data.Crops.LocalCropsNumber}x{data.Crops.LocalCropsSize} | " +
-                              $"{trainer.Student.Backbone.ParameterCount / 1e6:F1}M | {flops / 1e9:F2} | {best:F2} | {median:F2} | {imagesPerSecond:F2} | {achieved:F1} | {mm:F1} | {100 * achieved / mm:F0}% | {peak:F2} |");
+                var result = run.Item2.Step(batch);
+                var seconds = clock.Elapsed.TotalSeconds;
+                run.Item6.Add(result[TrainingMetrics.MaskedPatches] / run.data.BatchSize);
+                return run.data.BatchSize / seconds;
+            });
+        }
+        var measured = await bench.RunAsync();
+        measured.PrintMedians();
+        var peak = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024 * 1024);
+        double? fp32Rate = null;
+        foreach (var (precision, trainer, _, data, options, masked) in runs)
+        {
+            var rate = measured.Median($"{name} {precision} step");
+            var flops = Flops.TrainingImage(options, data.Crops.GlobalCropsSize, data.Crops.LocalCropsSize, data.Crops.LocalCropsNumber, masked.Average());
+            var achieved = flops * rate / 1e9;
+            var ratio = achieved / measured.ReferenceGflops;
+            fp32Rate = precision == "fp32" ? rate : fp32Rate;
+            var verdict = name.StartsWith("vit_s14_224", StringComparison.Ordinal) && precision == "fp32" ? $"{measured.Verdict(ratio, 0.80)} (target ≥ 0.80)"
+                : precision == "bf16" && fp32Rate is { } fp32 ? $"bf16/fp32 {rate / fp32:F2}: {measured.Verdict(rate / fp32, 2.5)} (target ≥ 2.5)" : "";
+            rows.Add(string.Create(CultureInfo.InvariantCulture,
+                $"| {name} | {precision} | {data.BatchSize} | 2x{data.Crops.GlobalCropsSize} + {data.Crops.LocalCropsNumber}x{data.Crops.LocalCropsSize} | " +
+                $"{trainer.Student.Backbone.ParameterCount / 1e6:F1}M | {flops / 1e9:F2} | {data.BatchSize / rate:F2} | {rate:F2} | {achieved:F1} | " +
+                $"{measured.ReferenceGflops:F1} | {ratio:F2} | {verdict} | {peak:F2} | {measured.LoadBefore} → {measured.LoadAfter} |"));
+            trainer.Dispose();
         }
     }
+    Console.WriteLine();
+    Console.WriteLine("| config | precision | batch | crops | params (backbone) | model GFLOP / image | median s / step | images/s | achieved GFLOP/s | reference GEMM GFLOP/s | ratio | verdict | peak RSS GiB | load |");
+    Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    rows.ForEach(Console.WriteLine);
 
     var minutes = Double("--long-minutes", 0);
     if (minutes > 0)
@@ -227,7 +241,7 @@ void Replicas()
     var perReplica = Int("--batch", 16);
     var counts = (Arg("--replicas") ?? "1,2,4").Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToList();
     var gpus = torch.cuda.is_available() ? torch.cuda.device_count() : 0;
-    Console.WriteLine($"{name}, {perReplica} images per replica, best and median of {steps} timed steps after one warm-up step, loader excluded; load average {LoadAverage()}");
+    Console.WriteLine($"{name}, {perReplica} images per replica, best and median of {steps} timed steps after one warm-up step, loader excluded; load average {Machine.LoadAverageText()}");
     Console.WriteLine("| replicas | devices | total batch | best s / step | median s / step | images/s (best) | one device on the total batch, best s / step | replicas / one device | images/s vs 1 replica |");
     Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
     double? baseline = null;
@@ -253,7 +267,7 @@ void Replicas()
         Console.WriteLine($"| {count} | {devices} | {total} | {parallel.Best:F3} | {parallel.Median:F3} | {imagesPerSecond:F1} | {single.Best:F3} | {parallel.Best / single.Best:F2} | " +
                           $"{(baseline is { } one ? $"{imagesPerSecond / one:F2}x" : "-")} |");
     }
-    Console.WriteLine($"load average {LoadAverage()}");
+    Console.WriteLine($"load average {Machine.LoadAverageText()}");
 
     static ((double Best, double Median) Parallel, (double Best, double Median) Single, string Devices) Time(
         SslTrainerOptions parallelOptions, SslTrainerOptions singleOptions, SslBatchLoader loader, int steps)
@@ -282,7 +296,6 @@ void Replicas()
         return (times[0], times[times.Count / 2]);
     }
 
-    static string LoadAverage() => string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
 }
 
 async Task LongRunAsync(string name, double minutes)
@@ -356,21 +369,6 @@ async Task LongRunAsync(string name, double minutes)
         Workers = 0,
     };
     return (options, data);
-}
-
-double Matmul(int n)
-{
-    using var a = torch.randn(n, n);
-    using var b = torch.randn(n, n);
-    a.mm(b).Dispose();
-    var best = double.MaxValue;
-    for (var run = 0; run < 8; run++)
-    {
-        var clock = Stopwatch.StartNew();
-        a.mm(b).Dispose();
-        best = Math.Min(best, clock.Elapsed.TotalSeconds);
-    }
-    return 2.0 * n * n * n / best / 1e9;
 }
 
 InMemoryImageSource Synthetic(int count, int side)
