@@ -188,17 +188,18 @@ async Task ThroughputAsync()
             var (options, data) = Config(name, precision == "bf16" ? TrainingPrecision.Bf16 : TrainingPrecision.Fp32);
             var images = Synthetic(Math.Max(data.BatchSize * (repetitions + 1), 16), 256);
             var loader = new SslBatchLoader(images, data, seed: 3);
-            var run = (precision, new SslTrainer(options with { Epochs = 1 }, loader.IterationsPerEpoch), loader, data, options, new List<double>());
+            (string Precision, SslTrainer Trainer, SslBatchLoader Loader, SslDataOptions Data, SslTrainerOptions Options, List<double> Masked) run =
+                (precision, new SslTrainer(options with { Epochs = 1 }, loader.IterationsPerEpoch), loader, data, options, []);
             runs.Add(run);
             var step = 0;
             bench.Add($"{name} {precision} step", "images/s", () =>
             {
-                using var batch = run.loader.Build(0, step++);
+                using var batch = run.Loader.Build(0, step++);
                 var clock = Stopwatch.StartNew();
-                var result = run.Item2.Step(batch);
+                var result = run.Trainer.Step(batch);
                 var seconds = clock.Elapsed.TotalSeconds;
-                run.Item6.Add(result[TrainingMetrics.MaskedPatches] / run.data.BatchSize);
-                return run.data.BatchSize / seconds;
+                run.Masked.Add(result[TrainingMetrics.MaskedPatches] / run.Data.BatchSize);
+                return run.Data.BatchSize / seconds;
             });
         }
         var measured = await bench.RunAsync();

@@ -16,8 +16,7 @@ public static class DistillationWorkerExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         var device = pipeline.Configuration.GetSection(DistillationOptions.SectionName)[nameof(DistillationOptions.Device)];
-        var others = pipeline.Served.CountGpus;
-        pipeline.Served.CountGpus = () => Math.Max(others?.Invoke() ?? 0, TrainingDevice.DataParallelGpus(device));
+        pipeline.Served.GpuCounters.Add(() => TrainingDevice.DataParallelGpus(device));
         return pipeline.AddStageWorker<DistillModel, DistillationCompleted, DistillationRunner>(defaultConcurrentJobs: 1);
     }
 }

@@ -16,8 +16,7 @@ public static class TrainingWorkerExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
         var device = pipeline.Configuration.GetSection(TrainingOptions.SectionName)[nameof(TrainingOptions.Device)];
-        var others = pipeline.Served.CountGpus;
-        pipeline.Served.CountGpus = () => Math.Max(others?.Invoke() ?? 0, TrainingDevice.DataParallelGpus(device));
+        pipeline.Served.GpuCounters.Add(() => TrainingDevice.DataParallelGpus(device));
         return pipeline.AddStageWorker<TrainModel, TrainingCompleted, TrainingRunner>(defaultConcurrentJobs: 1);
     }
 }

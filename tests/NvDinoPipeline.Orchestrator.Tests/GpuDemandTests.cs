@@ -102,7 +102,7 @@ public sealed class GpuDemandTests : IDisposable
         var (host, http) = await StartAsync(pipeline =>
         {
             pipeline.AddStandInWorkers(standIns);
-            pipeline.Served.CountGpus = () => 4;
+            pipeline.Served.GpuCounters.Add(() => 4);
         });
         using var _ = http;
         try

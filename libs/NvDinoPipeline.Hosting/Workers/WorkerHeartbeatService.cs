@@ -44,13 +44,13 @@ public sealed class WorkerHeartbeatService(
     /// <summary>The GPUs this process offers its training stages, logged once; 0 when it cannot tell.</summary>
     private int CountGpus()
     {
-        if (served.CountGpus is not { } count)
+        if (served.GpuCounters.Count == 0)
         {
             return 0;
         }
         try
         {
-            var gpus = count();
+            var gpus = served.GpuCounters.Max(count => count());
             logger.LogInformation("This worker offers {Gpus} CUDA device(s) to {Stages}", gpus, string.Join(", ", served.Names));
             return gpus;
         }
@@ -96,8 +96,8 @@ public sealed class ServedStages
     public List<string> Names { get; } = [];
 
     /// <summary>
-    /// Counts the CUDA devices the stages of this process can train on, set by the training and distillation workers;
-    /// the heartbeat records the count, and a pipeline whose <c>train.num_gpus</c> no live worker offers is refused.
+    /// Count the CUDA devices the stages of this process can train on, one per training or distillation worker; the
+    /// heartbeat records the highest, and a pipeline whose <c>train.num_gpus</c> no live worker offers is refused.
     /// </summary>
-    public Func<int>? CountGpus { get; set; }
+    public List<Func<int>> GpuCounters { get; } = [];
 }
