@@ -135,8 +135,8 @@ public sealed record BackboneConfig
             throw new ArgumentException($"Depth must be positive, got {Depth}.");
         if (NumHeads <= 0 || EmbedDim % NumHeads != 0)
             throw new ArgumentException($"NumHeads must divide EmbedDim {EmbedDim}, got {NumHeads}.");
-        if (PatchSize is not (14 or 16))
-            throw new ArgumentException($"PatchSize must be 14 or 16, got {PatchSize}.");
+        if (PatchSize <= 0)
+            throw new ArgumentException($"PatchSize must be positive, got {PatchSize}.");
         if (ImgSize <= 0 || ImgSize % PatchSize != 0)
             throw new ArgumentException($"ImgSize must be a positive multiple of the patch size {PatchSize}, got {ImgSize}.");
         if (InChannels <= 0)

@@ -30,7 +30,7 @@ internal static class SpecRules
     [
         K("model.backbone.teacher_type").OneOf(Backbones).Accepting(BackboneAliases),
         K("model.backbone.student_type").OneOf(Backbones).Accepting(BackboneAliases),
-        K(PatchSizeKey).OneOf(14L, 16L),
+        K(PatchSizeKey).AtLeast(1),
         K("model.backbone.img_size").AtLeast(1),
         K("model.backbone.num_register_tokens").AtLeast(0),
         K("model.backbone.drop_path_rate").AtLeast(0).Below(1),

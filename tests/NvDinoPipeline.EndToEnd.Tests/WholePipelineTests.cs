@@ -90,6 +90,41 @@ public sealed class WholePipelineTests(RabbitMqFixture broker, PostgresFixture d
         await host.StopAsync();
     }
 
+    [Fact]
+    public async Task A_small_patch_for_small_images_runs_through_every_stage()
+    {
+        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddAvailableWorkers());
+        await host.StartAsync();
+        var train = DemoDataset.Write(_folder.Combine("images_train.tar.gz"), 32, seed: 5);
+        var test = DemoDataset.Write(_folder.Combine("images_test.tar.gz"), 8, seed: 6);
+        // 28 px at patch 4: 49 tokens a global crop and 9 a 12 px local crop, where patch 14 gives 4 and 1.
+        var spec = SpecLoader.CreateDefault().Resolve(Array.Empty<string>(),
+        [
+            .. DemoDataset.SpecOverrides, "train.num_epochs=1", "model.backbone.patch_size=4", "dataset.transform.local_crops_size=12",
+        ]);
+        var start = new StartPipeline
+        {
+            PipelineId = NewId.NextGuid(), TrainDataUri = DataUris.FromPath(train), TestDataUri = DataUris.FromPath(test),
+            Spec = spec.ToJson(), RequestedAt = DateTimeOffset.UtcNow,
+        };
+        await StartPipelineAsync(host, start);
+
+        var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId,
+            (p, _) => p.Status is JobStatus.Done or JobStatus.Error or JobStatus.Canceled, TimeSpan.FromMinutes(5));
+        Assert.True(pipeline.Status == JobStatus.Done, $"pipeline {pipeline.Status}: {pipeline.FailedStage} {pipeline.ErrorReason}");
+
+        var store = host.Services.GetRequiredService<IArtifactStore>();
+        var exported = Completion<ModelExported>(jobs.Job("export"));
+        var metadataPath = await store.GetLocalPathAsync(exported.MetadataUri, _folder.Combine("check"), CancellationToken.None);
+        var metadata = ModelMetadata.FromJson(await File.ReadAllTextAsync(metadataPath), metadataPath);
+        Assert.Equal((4, 28), (metadata.Backbone.PatchSize, metadata.Backbone.TrainedImageSize));
+        Assert.InRange(exported.MinCosine, 0.9999, 1.0 + 1e-9);
+        Assert.Equal(8, Completion<InferenceCompleted>(jobs.Job("inference")).EmbeddedCount);
+        var evaluated = Completion<ModelEvaluated>(jobs.Job("evaluate"));
+        Assert.True(evaluated.Evaluated, evaluated.Reason);
+        await host.StopAsync();
+    }
+
     private async Task RunAsync(Dictionary<string, string?> settings, string? uploadTo = null)
     {
         var results = new ConcurrentBag<EmbeddingResult>();

@@ -80,7 +80,12 @@ public sealed class EvaluationRunnerTests : IDisposable
     [Fact]
     public async Task A_backbone_the_product_cannot_build_is_scored_without_the_random_baseline_saying_why()
     {
-        var unbuildable = TinyVit.Create(folder.Combine("patch8"), patchSize: 8);
+        var unbuildable = TinyVit.Create(folder.Combine("odd-grid"), patchSize: 8);
+        // Metadata whose trained image size the patch does not divide describes no backbone the product can build.
+        File.WriteAllText(unbuildable.MetadataPath, (unbuildable.Metadata with
+        {
+            Backbone = unbuildable.Metadata.Backbone with { TrainedImageSize = 30 },
+        }).ToJson());
         var train = await ShardsAsync("train", Labelled(10, seed: 1, prefix: "train"));
         var test = await ShardsAsync("test", Labelled(6, seed: 2, prefix: "test"));
 
@@ -88,7 +93,7 @@ public sealed class EvaluationRunnerTests : IDisposable
 
         var report = Read(result.Completed.EvaluationUri);
         Assert.Equal(["deployed", "raw_pixels"], report.Results!.Keys.Order());
-        Assert.Contains("cannot be built at random initialisation: PatchSize must be 14 or 16, got 8", report.RandomInit);
+        Assert.Contains("cannot be built at random initialisation: ImgSize must be a positive multiple of the patch size 8, got 30", report.RandomInit);
     }
 
     [Fact]

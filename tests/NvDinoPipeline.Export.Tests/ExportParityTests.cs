@@ -30,6 +30,11 @@ public sealed class ExportParityTests(ITestOutputHelper output)
             ["export.batch_size=2", "export.input_height=42", "export.input_width=56", "export.opset_version=18"]),
         new("mlp_patch16_registers_dynamic_batch_and_hw", TestBackbones.Pico(imgSize: 32, registers: 1, patchSize: 16),
             ["export.dynamic_hw=true", "export.include_patch_tokens=true"]),
+        // Small patches for small images: 28 px at patch 4 is a 7×7 grid, interpolated to 9×5 at 36×20.
+        new("mlp_patch4_small_image_dynamic_hw_other_size", TestBackbones.Pico(imgSize: 28, patchSize: 4),
+            ["export.dynamic_hw=true", "export.include_patch_tokens=true", "export.input_height=36", "export.input_width=20"]),
+        new("swiglu_patch7_registers_fixed_batch", TestBackbones.Pico(imgSize: 28, ffn: FfnLayer.SwiGlu, registers: 2, patchSize: 7),
+            ["export.batch_size=3"]),
     ];
 
     [Theory]

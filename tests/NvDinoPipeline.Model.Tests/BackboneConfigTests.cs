@@ -81,7 +81,8 @@ public sealed class BackboneConfigTests
     }
 
     [Theory]
-    [InlineData(15, 224, "PatchSize")]
+    [InlineData(0, 224, "PatchSize")]
+    [InlineData(15, 224, "ImgSize")]
     [InlineData(14, 225, "ImgSize")]
     public void Rejects_inconsistent_settings_naming_them(int patchSize, int imgSize, string named)
     {
