@@ -44,7 +44,7 @@ public sealed record EvaluationReport
     /// <summary>How the probe was trained and scored.</summary>
     public string? LinearProbeProtocol { get; init; }
 
-    /// <summary><c>deployed</c>, <c>random_init</c>, <c>raw_pixels</c>.</summary>
+    /// <summary><c>deployed</c>, <c>random_init</c>, <c>raw_pixels</c>, <c>raw_pixels_centred</c> (minus the gallery's mean image).</summary>
     public IReadOnlyDictionary<string, FeatureScores>? Results { get; init; }
 
     /// <summary>Why the random-initialisation baseline is missing, or what it was.</summary>
@@ -73,4 +73,12 @@ public sealed record FeatureScores
     public double? LinearProbeWeightDecay { get; init; }
 
     public double? LinearProbeValidationTop1 { get; init; }
+
+    /// <summary>
+    /// Per-dimension standard deviation of the L2-normalised test features, smallest and median: all near zero means
+    /// the embedding collapsed (every image maps to about the same vector).
+    /// </summary>
+    public double? NormalisedStdMin { get; init; }
+
+    public double? NormalisedStdMedian { get; init; }
 }

@@ -118,7 +118,7 @@ public sealed class EvaluationRunner(
         var uri = await WriteAsync(context, report, cancellationToken);
         var deployed = results["deployed"];
         var summary = string.Create(CultureInfo.InvariantCulture,
-            $"k-NN top-1 {deployed.KnnTop1:P1} (raw pixels {results["raw_pixels"].KnnTop1:P1}, random init {(results.TryGetValue("random_init", out var r) ? r.KnnTop1.ToString("P1", CultureInfo.InvariantCulture) : "n/a")}), " +
+            $"k-NN top-1 {deployed.KnnTop1:P1} (raw pixels {results["raw_pixels"].KnnTop1:P1}, centred {results["raw_pixels_centred"].KnnTop1:P1}, random init {(results.TryGetValue("random_init", out var r) ? r.KnnTop1.ToString("P1", CultureInfo.InvariantCulture) : "n/a")}), " +
             $"linear probe {(deployed.LinearProbeTop1 is { } p ? p.ToString("P1", CultureInfo.InvariantCulture) : "n/a")} on {testLabelIds.Count} test images");
         logger.LogInformation("Job {JobId} of pipeline {PipelineId}: {Summary}", command.JobId, command.PipelineId, summary);
         await context.ReportNowAsync(new StageProgress(1, summary), cancellationToken);
@@ -136,6 +136,11 @@ public sealed class EvaluationRunner(
             var prefix = name == "deployed" ? "" : name + "_";
             metrics[prefix + "knn_top1"] = Math.Round(scores.KnnTop1, 4);
             metrics[prefix + "knn_top5"] = Math.Round(scores.KnnTop5, 4);
+            if (name == "deployed")
+            {
+                metrics["embedding_std_min"] = scores.NormalisedStdMin ?? 0;
+                metrics["embedding_std_median"] = scores.NormalisedStdMedian ?? 0;
+            }
             if (scores.LinearProbeTop1 is { } probe)
             {
                 metrics[prefix + "linear_probe_top1"] = Math.Round(probe, 4);
@@ -181,6 +186,10 @@ public sealed class EvaluationRunner(
             yield return ("random_init", test.RandomInit, gallery?.RandomInit);
         }
         yield return ("raw_pixels", test.Pixels, gallery?.Pixels);
+        // Centred on the gallery's mean image (the test images' own when they are the gallery): on small centred
+        // images such as Fashion-MNIST's this is the stronger pixel baseline, and what an embedding must beat.
+        var means = (gallery?.Pixels ?? test.Pixels).ColumnMeans();
+        yield return ("raw_pixels_centred", test.Pixels.Minus(means), gallery?.Pixels.Minus(means));
     }
 
     /// <summary>k-NN against the gallery (or leave-one-out), and the linear probe (gallery → test, or one half of the test images → the other).</summary>
@@ -211,9 +220,12 @@ public sealed class EvaluationRunner(
                 protocol = $"not run: fewer than {LinearProbe.MinTrainImages} images to train it on";
             }
         }
+        var (stdMin, stdMedian) = test.NormalisedColumnStd();
         return (new FeatureScores
         {
             Dimension = test.Dimension,
+            NormalisedStdMin = Math.Round(stdMin, 5),
+            NormalisedStdMedian = Math.Round(stdMedian, 5),
             KnnTop1 = knn.Top1,
             KnnTop5 = knn.Top5,
             LinearProbeTop1 = probe?.Top1,

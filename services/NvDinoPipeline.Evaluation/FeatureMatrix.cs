@@ -14,4 +14,69 @@ public sealed record FeatureMatrix(float[] Values, int Rows, int Dimension)
         }
         return new FeatureMatrix(values, rows.Count, Dimension);
     }
+
+    /// <summary>The mean of each column.</summary>
+    public float[] ColumnMeans()
+    {
+        var sums = new double[Dimension];
+        for (var row = 0; row < Rows; row++)
+        {
+            var values = Values.AsSpan(row * Dimension, Dimension);
+            for (var j = 0; j < Dimension; j++)
+            {
+                sums[j] += values[j];
+            }
+        }
+        return [.. sums.Select(sum => (float)(sum / Math.Max(1, Rows)))];
+    }
+
+    /// <summary>Every row minus <paramref name="means"/> (one value per column).</summary>
+    public FeatureMatrix Minus(float[] means)
+    {
+        ArgumentNullException.ThrowIfNull(means);
+        if (means.Length != Dimension)
+        {
+            throw new ArgumentException($"{means.Length} means for {Dimension} columns.", nameof(means));
+        }
+        var values = new float[Values.Length];
+        for (var row = 0; row < Rows; row++)
+        {
+            var from = Values.AsSpan(row * Dimension, Dimension);
+            var to = values.AsSpan(row * Dimension, Dimension);
+            for (var j = 0; j < Dimension; j++)
+            {
+                to[j] = from[j] - means[j];
+            }
+        }
+        return new FeatureMatrix(values, Rows, Dimension);
+    }
+
+    /// <summary>
+    /// The standard deviation over the rows of each column once every row is L2-normalised: the smallest and the median.
+    /// An embedding that collapsed (every image mapped to nearly the same direction) has them all near zero.
+    /// </summary>
+    public (double Min, double Median) NormalisedColumnStd()
+    {
+        var (sums, squares) = (new double[Dimension], new double[Dimension]);
+        for (var row = 0; row < Rows; row++)
+        {
+            var values = Values.AsSpan(row * Dimension, Dimension);
+            double norm = 0;
+            foreach (var value in values)
+            {
+                norm += (double)value * value;
+            }
+            var scale = norm > 0 ? 1 / Math.Sqrt(norm) : 0;
+            for (var j = 0; j < Dimension; j++)
+            {
+                var x = values[j] * scale;
+                sums[j] += x;
+                squares[j] += x * x;
+            }
+        }
+        var std = Enumerable.Range(0, Dimension)
+            .Select(j => Rows < 2 ? 0 : Math.Sqrt(Math.Max(0, (squares[j] - sums[j] * sums[j] / Rows) / (Rows - 1))))
+            .Order().ToArray();
+        return std.Length == 0 ? (0, 0) : (std[0], std[std.Length / 2]);
+    }
 }

@@ -64,7 +64,7 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Equal(12, report.Test!.Scored);
         Assert.Equal(30, report.Gallery!.Scored);
         Assert.True(report.Results!.ContainsKey("random_init"), report.RandomInit);
-        Assert.Equal(["deployed", "random_init", "raw_pixels"], report.Results.Keys.Order());
+        Assert.Equal(["deployed", "random_init", "raw_pixels", "raw_pixels_centred"], report.Results.Keys.Order());
         // Plain colours are told apart by their pixels alone.
         Assert.Equal(1.0, report.Results["raw_pixels"].KnnTop1);
         Assert.Equal(TinyVit.Dimension, report.Results["deployed"].Dimension);
@@ -73,8 +73,14 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Equal(completed.KnnTop1, report.Results["deployed"].KnnTop1);
         Assert.Equal(Math.Round(report.Results["deployed"].KnnTop1, 4), result.Metrics["knn_top1"]);
         Assert.Equal(1.0, result.Metrics["raw_pixels_knn_top1"]);
+        Assert.Equal(1.0, result.Metrics["raw_pixels_centred_knn_top1"]);
         Assert.True(result.Metrics.ContainsKey("random_init_linear_probe_top1"));
         Assert.Equal(1, result.Metrics["evaluated"]);
+        // The deployed model's random weights and the pixels spread the images out; DINOv2's initialisation (LayerScale
+        // 1e-5) maps every image to nearly the same CLS token, and the spread says so.
+        Assert.All(["deployed", "raw_pixels"], name => Assert.True(report.Results[name].NormalisedStdMedian > 0.01, $"{name}: {report.Results[name]}"));
+        Assert.True(report.Results["random_init"].NormalisedStdMedian < 1e-3, report.Results["random_init"].ToString());
+        Assert.Equal(report.Results["deployed"].NormalisedStdMin, result.Metrics["embedding_std_min"]);
     }
 
     [Fact]
@@ -92,7 +98,7 @@ public sealed class EvaluationRunnerTests : IDisposable
         var result = await RunAsync(Command(train, test) with { DeployArtifactUri = unbuildable.ModelUri, ModelMetadataUri = unbuildable.MetadataUri });
 
         var report = Read(result.Completed.EvaluationUri);
-        Assert.Equal(["deployed", "raw_pixels"], report.Results!.Keys.Order());
+        Assert.Equal(["deployed", "raw_pixels", "raw_pixels_centred"], report.Results!.Keys.Order());
         Assert.Contains("cannot be built at random initialisation: ImgSize must be a positive multiple of the patch size 8, got 30", report.RandomInit);
     }
 

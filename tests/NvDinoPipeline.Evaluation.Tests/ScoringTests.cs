@@ -7,6 +7,28 @@ public sealed class ScoringTests
     private static FeatureMatrix Rows(params float[][] rows) => new([.. rows.SelectMany(r => r)], rows.Length, rows[0].Length);
 
     [Fact]
+    public void A_collapsed_embedding_has_no_spread_once_normalised_whatever_its_scale()
+    {
+        // Every image the same direction at different lengths: collapsed, though the raw values vary.
+        var collapsed = Rows([1, 2], [2, 4], [0.5f, 1], [3, 6]);
+        var spread = Rows([1, 0], [0, 1], [-1, 0], [0, -1]);
+
+        Assert.Equal((0.0, 0.0), (Math.Round(collapsed.NormalisedColumnStd().Min, 6), Math.Round(collapsed.NormalisedColumnStd().Median, 6)));
+        // Each column of the spread set takes 1, 0, -1, 0: sample std sqrt(2/3).
+        Assert.Equal(Math.Sqrt(2.0 / 3), spread.NormalisedColumnStd().Min, 6);
+    }
+
+    [Fact]
+    public void Centring_on_the_gallery_mean_subtracts_it_from_every_row()
+    {
+        var gallery = Rows([1, 10], [3, 20]);
+        var means = gallery.ColumnMeans();
+
+        Assert.Equal([2f, 15f], means);
+        Assert.Equal([-1f, -5f, 1f, 5f], gallery.Minus(means).Values);
+    }
+
+    [Fact]
     public void Leave_one_out_keeps_an_image_from_voting_for_itself()
     {
         var features = Rows([1, 0], [0.9f, 0.1f], [0.8f, 0.2f]);
