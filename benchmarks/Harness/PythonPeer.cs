@@ -27,7 +27,7 @@ public sealed class PythonPeer : IDisposable
     /// <summary>Starts <paramref name="script"/> with <paramref name="arguments"/>; null, with the reason printed, when it cannot run here.</summary>
     public static PythonPeer? TryStart(string script, string arguments)
     {
-        var path = Path.Combine(FindRepository(), "benchmarks", "Peers", script);
+        var path = Path.Combine(Repository.Root, "benchmarks", "Peers", script);
         var start = new ProcessStartInfo(Interpreter, $"\"{path}\" {arguments}")
         {
             RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
@@ -77,17 +77,5 @@ public sealed class PythonPeer : IDisposable
         {
             _process.Dispose();
         }
-    }
-
-    private static string FindRepository()
-    {
-        for (var folder = new DirectoryInfo(AppContext.BaseDirectory); folder is not null; folder = folder.Parent)
-        {
-            if (File.Exists(Path.Combine(folder.FullName, "NvDinoPipeline.sln")))
-            {
-                return folder.FullName;
-            }
-        }
-        return Directory.GetCurrentDirectory();
     }
 }

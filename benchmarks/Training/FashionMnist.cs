@@ -9,6 +9,9 @@ internal sealed record FashionMnist(IReadOnlyList<DecodedImage> Images, byte[] L
 {
     public const string Folder = "/usr/share/datasets/fashion-mnist";
 
+    /// <summary>The validation split: training images from here on are held out to choose hyperparameters on.</summary>
+    public const int ValidationStart = 50_000;
+
     public static FashionMnist Load(string split, int? limit = null)
     {
         var images = ReadIdx(Path.Combine(Folder, $"{split}-images-idx3-ubyte.gz"), 2051);

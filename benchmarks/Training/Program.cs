@@ -12,6 +12,8 @@ using static TorchSharp.torch;
 
 // NVDINOv2 self-supervised training benchmarks.
 //   dotnet run -c Release --project benchmarks/Training -- knn [--epochs 4] [--train-images 30000] [--batch 64] [--prototypes 256] [--student] ...
+//   dotnet run -c Release --project benchmarks/Training -- pipeline [--split validation|test] [--spec specs/examples/small-images.yaml] [--set key=value ...] [--images N (a quick check)]
+//       (Fashion-MNIST through the product's own pipeline on the embedded default; figures from its evaluation stage)
 //   dotnet run -c Release --project benchmarks/Training -- throughput [--configs knn_net,vit_s14_224] [--precision fp32,bf16] [--steps 5] [--long-minutes 5]
 //       (each precision's step and the same-run reference GEMM of benchmarks/Harness take turns; medians, ratios, verdicts)
 //   dotnet run -c Release --project benchmarks/Training -- replicas [--config knn_net] [--replicas 1,2,4] [--batch 16] [--steps 4]
@@ -38,13 +40,16 @@ switch (mode)
     case "soak":
         RunSoak();
         break;
+    case "pipeline":
+        return await PipelineRun.RunAsync(Arg("--split") ?? "validation", Arg("--spec") ?? "specs/examples/small-images.yaml", cli.All("--set"),
+            Arg("--work") ?? Path.Combine(Path.GetTempPath(), "nvdino-fashion-mnist"), Arg("--images") is { } images ? int.Parse(images, CultureInfo.InvariantCulture) : null);
     case "scalars":
         Console.WriteLine("| call | seconds | calls | forced collections | failed | wrong value |");
         Console.WriteLine("|---|---|---|---|---|---|");
         ScalarRace.Run(TimeSpan.FromSeconds(Double("--seconds", 60)));
         break;
     default:
-        Console.Error.WriteLine("usage: knn | throughput | replicas | soak | scalars (see the comments at the top of Program.cs for options)");
+        Console.Error.WriteLine("usage: knn | pipeline | throughput | replicas | soak | scalars (see the comments at the top of Program.cs for options)");
         return 2;
 }
 return 0;
@@ -60,17 +65,28 @@ async Task KnnAsync()
     var localSide = data.Crops.LocalCropsSize;
     var clock = Stopwatch.StartNew();
     var train = FashionMnist.Load("train");
-    var test = FashionMnist.Load("t10k", testImages);
-    var bank = train.Images.Take(bankImages).ToList();
+    // --validation: the last 10 000 training images are the queries and never trained on; the test set stays unread.
+    var validation = cli.Has("--validation");
+    var kept = validation ? FashionMnist.ValidationStart : train.Images.Count;
+    var test = validation
+        ? new FashionMnist(train.Images.Skip(kept).Take(testImages).ToList(), train.Labels[kept..][..Math.Min(testImages, train.Images.Count - kept)])
+        : FashionMnist.Load("t10k", testImages);
+    var bank = train.Images.Take(Math.Min(bankImages, kept)).ToList();
     var bankLabels = train.Labels[..bank.Count];
-    var source = new InMemoryImageSource(train.Images.Take(trainImages).ToList());
-    Console.WriteLine($"Fashion-MNIST: SSL on {source.Count} training images (labels unused), k-NN bank {bank.Count} training images, {test.Images.Count} test images; loaded in {clock.Elapsed.TotalSeconds:F1} s");
-    Console.WriteLine($"ViT {backbone.EmbedDim}/{backbone.Depth}/{backbone.NumHeads} patch 14, {side}px global x2 + {localSide}px local x{data.Crops.LocalCropsNumber}, batch {options.BatchSize}, " +
+    var source = new InMemoryImageSource(train.Images.Take(Math.Min(trainImages, kept)).ToList());
+    Console.WriteLine($"Fashion-MNIST: SSL on {source.Count} training images (labels unused), k-NN bank {bank.Count} training images, " +
+                      $"{test.Images.Count} {(validation ? "validation images (the last of the training set)" : "test images")}; loaded in {clock.Elapsed.TotalSeconds:F1} s");
+    Console.WriteLine($"ViT {backbone.EmbedDim}/{backbone.Depth}/{backbone.NumHeads} patch {backbone.PatchSize}, {side}px global x2 + {localSide}px local x{data.Crops.LocalCropsNumber}, batch {options.BatchSize}, " +
                       $"{options.Epochs} epochs, lr {options.ScaledLr:G3}, {options.Head.NumPrototypes} prototypes, {options.Precision}, {data.Workers} loader threads");
 
     using var pixelsTrain = Knn.Pixels(bank);
     using var pixelsTest = Knn.Pixels(test.Images);
     var pixelAccuracy = Knn.Accuracy(pixelsTrain, bankLabels, pixelsTest, test.Labels);
+    using var bankMean = pixelsTrain.mean([0], keepdim: true);
+    using var centredTrain = pixelsTrain - bankMean;
+    using var centredTest = pixelsTest - bankMean;
+    var centredAccuracy = Knn.Accuracy(centredTrain, bankLabels, centredTest, test.Labels);
+    Console.WriteLine($"raw pixels minus the bank's mean image k-NN: {centredAccuracy:P2}");
     Console.WriteLine($"raw pixels k-NN: {pixelAccuracy:P2}");
 
     var loader = new SslBatchLoader(source, data, options.Seed);
@@ -95,6 +111,7 @@ async Task KnnAsync()
     Console.WriteLine("| features (k=20, cosine, weighted T=0.07) | k-NN accuracy | per-dim std of l2-normalised embedding (min / median / mean) |");
     Console.WriteLine("|---|---|---|");
     Console.WriteLine($"| raw pixels (784) | {pixelAccuracy:P2} | - |");
+    Console.WriteLine($"| raw pixels minus the mean image (784) | {centredAccuracy:P2} | - |");
     Console.WriteLine($"| random-init ViT, CLS ({backbone.EmbedDim}) | {randomAccuracy:P2} | {randomStd.Min:G3} / {randomStd.Median:G3} / {randomStd.Mean:G3} |");
     Console.WriteLine($"| SSL teacher after {options.Epochs} epochs, CLS ({backbone.EmbedDim}) | {trainedAccuracy:P2} | {trainedStd.Min:G3} / {trainedStd.Median:G3} / {trainedStd.Mean:G3} |");
     if (!double.IsNaN(studentAccuracy))
@@ -130,7 +147,7 @@ void RunSoak()
     var backbone = new BackboneConfig
     {
         EmbedDim = Int("--embed", 128), Depth = Int("--depth", 4), NumHeads = Int("--heads", 4),
-        PatchSize = 14, ImgSize = side, DropPathRate = Double("--drop-path", 0.0),
+        PatchSize = Int("--patch", 14), ImgSize = side, DropPathRate = Double("--drop-path", 0.0),
         // LayerScale at 1e-5 (DINOv2's init for deep ViTs) makes a fresh network's CLS token the same for every image;
         // this 4-block network trains without it unless --layerscale is given.
         LayerScaleInit = Arg("--layerscale") is { } layerScale ? double.Parse(layerScale, CultureInfo.InvariantCulture) : null,
@@ -157,7 +174,7 @@ void RunSoak()
     var data = new SslDataOptions
     {
         BatchSize = options.BatchSize,
-        PatchSize = 14,
+        PatchSize = backbone.PatchSize,
         Crops = new MultiCropOptions
         {
             GlobalCropsSize = side, LocalCropsSize = localSide, LocalCropsNumber = Int("--local-crops", 4),

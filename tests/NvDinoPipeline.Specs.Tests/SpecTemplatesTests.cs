@@ -19,6 +19,23 @@ public sealed class SpecTemplatesTests
     }
 
     [Fact]
+    public void Every_example_spec_resolves_over_the_templates()
+    {
+        var examples = NvDinoPipeline.Testing.Repo.PathOf("specs", "examples");
+        var files = Directory.GetFiles(examples, "*.yaml");
+        Assert.NotEmpty(files);
+        foreach (var file in files)
+        {
+            var spec = Loader.Resolve([file], []);
+            Assert.True(spec.Get<int>("model.backbone.img_size") % spec.Get<int>("model.backbone.patch_size") == 0, file);
+        }
+
+        var small = Loader.Resolve([Path.Combine(examples, "small-images.yaml")], []);
+        Assert.Equal((7, 28, 14), (small.Get<int>("model.backbone.patch_size"), small.Get<int>("dataset.transform.global_crops_size"),
+            small.Get<int>("dataset.transform.local_crops_size")));
+    }
+
+    [Fact]
     public void Defaults_load_with_TAO_and_DINOv2_values()
     {
         var spec = Loader.Resolve(Array.Empty<string>(), []);

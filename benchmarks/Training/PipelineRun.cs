@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using NvDinoPipeline.Benchmarks.Harness;
+using NvDinoPipeline.Datasets.Images;
+
+namespace NvDinoPipeline.Benchmarks.Training;
+
+/// <summary>
+/// Fashion-MNIST through the product's own pipeline, as a user runs it: class folders of PNGs, then
+/// <c>nvdino pipeline start --spec … --wait</c> on the embedded default (staging, training, export, engine, inference,
+/// evaluation), then the figures the evaluation stage recorded. <c>validation</c> trains on the first 50 000 training
+/// images and scores the last 10 000 (hyperparameters are chosen there); <c>test</c> trains on all 60 000 and scores
+/// the 10 000 test images, once.
+/// </summary>
+internal static class PipelineRun
+{
+    private static readonly string[] ClassNames =
+        ["t-shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"];
+
+    /// <param name="limit">At most this many training images (and a fifth as many to score): a quick check of the run, not a figure.</param>
+    public static async Task<int> RunAsync(string split, string spec, IReadOnlyList<string> sets, string work, int? limit)
+    {
+        if (split is not ("validation" or "test"))
+        {
+            Console.Error.WriteLine($"--split: '{split}' is neither validation nor test");
+            return 2;
+        }
+        var root = Repository.Root;
+        spec = Path.GetFullPath(spec, root);
+        Console.WriteLine($"Machine: {Machine.Describe()}");
+        var (train, test) = WriteImages(split, Path.Combine(work, limit is null ? split : $"{split}-{limit}"), limit);
+        var home = Path.Combine(work, $"home-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
+        Console.WriteLine($"spec {Path.GetRelativePath(root, spec)}{string.Concat(sets.Select(s => " --set " + s))}; NVDINO_HOME {home}");
+
+        var clock = Stopwatch.StartNew();
+        string[] start = ["pipeline", "start", "--train", train, "--test", test, "--spec", spec, "--name", $"fashion-mnist-{split}", "--wait",
+            .. sets.SelectMany(s => new[] { "--set", s })];
+        var (exit, output) = await CliAsync(root, home, work, start, echo: true);
+        var id = output.Select(line => Guid.TryParse(line.Trim(), out var g) ? g : (Guid?)null).FirstOrDefault(g => g is not null);
+        if (id is null)
+        {
+            Console.Error.WriteLine($"the CLI printed no pipeline id (exit {exit})");
+            return 1;
+        }
+        Console.WriteLine($"pipeline {id} ended with exit code {exit} after {clock.Elapsed.TotalMinutes:F1} min; load average {Machine.LoadAverageText()}");
+        var (_, statusLines) = await CliAsync(root, home, work, ["pipeline", "status", id.Value.ToString(), "--json"], echo: false);
+        using var status = JsonDocument.Parse(string.Join('\n', statusLines));
+        var steps = status.RootElement.GetProperty("steps").EnumerateArray().ToList();
+        Console.WriteLine();
+        Console.WriteLine("| step | status | minutes | figures |");
+        Console.WriteLine("|---|---|---|---|");
+        foreach (var step in steps)
+        {
+            var metrics = step.GetProperty("metrics").EnumerateObject().Take(6).Select(m => $"{m.Name} {m.Value.GetDouble():G4}");
+            Console.WriteLine($"| {step.GetProperty("step").GetString()} | {step.GetProperty("status")} | {Minutes(step):F1} | {string.Join(", ", metrics)} |");
+        }
+        var training = steps.Single(s => s.GetProperty("stage").GetString() == "Training");
+        var evaluation = steps.SingleOrDefault(s => s.GetProperty("stage").GetString() == "Evaluation");
+        if (evaluation.ValueKind == JsonValueKind.Undefined || !evaluation.GetProperty("artifacts").TryGetProperty("evaluation", out var report))
+        {
+            Console.Error.WriteLine("the pipeline recorded no evaluation");
+            return 1;
+        }
+        using var scores = JsonDocument.Parse(await File.ReadAllTextAsync(new Uri(report.GetString()!).LocalPath));
+        Console.WriteLine();
+        Console.WriteLine($"Fashion-MNIST, split {split}: k-NN (k = 20, cosine, weighted T = 0.07) of the deployed model's embeddings, gallery the training images");
+        Console.WriteLine("| features | dimension | k-NN top-1 | linear probe | per-dim std of l2-normalised features (min / median) |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var name in new[] { "raw_pixels", "raw_pixels_centred", "random_init", "deployed" })
+        {
+            if (!scores.RootElement.GetProperty("results").TryGetProperty(name, out var row))
+                continue;
+            var probe = row.TryGetProperty("linear_probe_top1", out var p) && p.ValueKind == JsonValueKind.Number ? p.GetDouble().ToString("P2", CultureInfo.InvariantCulture) : "-";
+            var std = row.TryGetProperty("normalised_std_min", out var min) && min.ValueKind == JsonValueKind.Number
+                ? $"{min.GetDouble():G3} / {row.GetProperty("normalised_std_median").GetDouble():G3}" : "-";
+            Console.WriteLine($"| {name} | {row.GetProperty("dimension").GetInt32()} | {row.GetProperty("knn_top1").GetDouble():P2} | {probe} | {std} |");
+        }
+        Console.WriteLine($"training: {Minutes(training):F1} min wall clock ({training.GetProperty("message").GetString()}); {Machine.Describe()}");
+        return exit;
+    }
+
+    private static double Minutes(JsonElement step) =>
+        step.GetProperty("started_at").ValueKind == JsonValueKind.String && step.GetProperty("completed_at").ValueKind == JsonValueKind.String
+            ? (step.GetProperty("completed_at").GetDateTime() - step.GetProperty("started_at").GetDateTime()).TotalMinutes
+            : double.NaN;
+
+    /// <summary>Class folders of PNGs (written once per split and kept): the labels the evaluation stage reads are the folder names.</summary>
+    private static (string Train, string Test) WriteImages(string split, string folder, int? limit)
+    {
+        var (train, test) = (Path.Combine(folder, "train"), Path.Combine(folder, "test"));
+        var done = Path.Combine(folder, ".complete");
+        if (File.Exists(done))
+            return (train, test);
+        var clock = Stopwatch.StartNew();
+        var all = FashionMnist.Load("train");
+        var kept = split == "validation" ? FashionMnist.ValidationStart : all.Images.Count;
+        var queries = split == "validation"
+            ? new FashionMnist(all.Images.Skip(kept).ToList(), all.Labels[kept..])
+            : FashionMnist.Load("t10k");
+        if (limit is { } most)
+        {
+            kept = Math.Min(kept, most);
+            queries = new FashionMnist(queries.Images.Take(Math.Max(1, most / 5)).ToList(), queries.Labels[..Math.Min(queries.Labels.Length, Math.Max(1, most / 5))]);
+        }
+        Write(train, all.Images.Take(kept).ToList(), all.Labels);
+        Write(test, queries.Images, queries.Labels);
+        File.WriteAllText(done, "");
+        Console.WriteLine($"wrote {kept} training and {queries.Images.Count} {(split == "validation" ? "validation" : "test")} images as PNGs under {folder} in {clock.Elapsed.TotalSeconds:F0} s");
+        return (train, test);
+    }
+
+    private static void Write(string folder, IReadOnlyList<DecodedImage> images, byte[] labels)
+    {
+        foreach (var name in ClassNames)
+            Directory.CreateDirectory(Path.Combine(folder, name));
+        Parallel.For(0, images.Count, i =>
+        {
+            var image = images[i];
+            var rgb = new byte[image.Width * image.Height * 3];
+            for (var p = 0; p < image.Width * image.Height; p++)
+                rgb[3 * p] = rgb[3 * p + 1] = rgb[3 * p + 2] = image.Pixels[p];
+            File.WriteAllBytes(Path.Combine(folder, ClassNames[labels[i]], $"{i:D5}.png"), PngEncoder.Encode(rgb, image.Width, image.Height));
+        });
+    }
+
+    /// <summary>Runs the product's CLI (Release, already built) on the embedded default with its own home.</summary>
+    private static async Task<(int Exit, List<string> Output)> CliAsync(string root, string home, string readRoot, string[] arguments, bool echo)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = root,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in new[] { "run", "--project", "services/NvDinoPipeline.Cli", "-c", "Release", "--no-build", "--" }.Concat(arguments))
+            info.ArgumentList.Add(argument);
+        info.Environment["NVDINO_HOME"] = home;
+        info.Environment["ArtifactStore__AllowedReadRoots__0"] = readRoot;
+        using var process = Process.Start(info)!;
+        var output = new List<string>();
+        var lastEcho = DateTime.MinValue;
+        var stderr = process.StandardError.ReadToEndAsync();
+        while (await process.StandardOutput.ReadLineAsync() is { } line)
+        {
+            output.Add(line);
+            // --wait redraws its progress every second: one line a minute is enough here.
+            if (echo && (DateTime.UtcNow - lastEcho > TimeSpan.FromMinutes(1) || output.Count < 3))
+            {
+                Console.WriteLine($"  {DateTime.UtcNow:HH:mm:ss} {line.Trim()}");
+                lastEcho = DateTime.UtcNow;
+            }
+        }
+        await process.WaitForExitAsync();
+        var errors = await stderr;
+        if (process.ExitCode != 0 && errors.Length > 0)
+            Console.Error.WriteLine(errors);
+        return (process.ExitCode, output);
+    }
+}
