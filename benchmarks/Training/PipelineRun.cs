@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using NvDinoPipeline.Benchmarks.Harness;
-using NvDinoPipeline.Datasets.Images;
 
 namespace NvDinoPipeline.Benchmarks.Training;
 
@@ -15,9 +14,6 @@ namespace NvDinoPipeline.Benchmarks.Training;
 /// </summary>
 internal static class PipelineRun
 {
-    private static readonly string[] ClassNames =
-        ["t-shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"];
-
     /// <param name="limit">At most this many training images (and a fifth as many to score): a quick check of the run, not a figure.</param>
     public static async Task<int> RunAsync(string split, string spec, IReadOnlyList<string> sets, string work, int? limit)
     {
@@ -85,7 +81,10 @@ internal static class PipelineRun
             ? (step.GetProperty("completed_at").GetDateTime() - step.GetProperty("started_at").GetDateTime()).TotalMinutes
             : double.NaN;
 
-    /// <summary>Class folders of PNGs (written once per split and kept): the labels the evaluation stage reads are the folder names.</summary>
+    /// <summary>
+    /// Class folders of PNGs, written once per split by scripts/datasets/fashion-mnist-folders.py and kept: the labels
+    /// the evaluation stage reads are the folder names.
+    /// </summary>
     private static (string Train, string Test) WriteImages(string split, string folder, int? limit)
     {
         var (train, test) = (Path.Combine(folder, "train"), Path.Combine(folder, "test"));
@@ -93,35 +92,22 @@ internal static class PipelineRun
         if (File.Exists(done))
             return (train, test);
         var clock = Stopwatch.StartNew();
-        var all = FashionMnist.Load("train");
-        var kept = split == "validation" ? FashionMnist.ValidationStart : all.Images.Count;
-        var queries = split == "validation"
-            ? new FashionMnist(all.Images.Skip(kept).ToList(), all.Labels[kept..])
-            : FashionMnist.Load("t10k");
-        if (limit is { } most)
+        var (trainImages, testImages) = limit is { } most ? (most, Math.Max(1, most / 5)) : (60_000, 10_000);
+        var info = new ProcessStartInfo("/usr/bin/python3") { UseShellExecute = false };
+        foreach (var argument in new[] { Path.Combine(Repository.Root, "scripts", "datasets", "fashion-mnist-folders.py"), folder,
+                     "--train", trainImages.ToString(CultureInfo.InvariantCulture), "--test", testImages.ToString(CultureInfo.InvariantCulture) })
+            info.ArgumentList.Add(argument);
+        if (split == "validation")
+            info.ArgumentList.Add("--validation");
+        using (var process = Process.Start(info)!)
         {
-            kept = Math.Min(kept, most);
-            queries = new FashionMnist(queries.Images.Take(Math.Max(1, most / 5)).ToList(), queries.Labels[..Math.Min(queries.Labels.Length, Math.Max(1, most / 5))]);
+            process.WaitForExit();
+            if (process.ExitCode != 0)
+                throw new InvalidOperationException($"fashion-mnist-folders.py exited with {process.ExitCode}");
         }
-        Write(train, all.Images.Take(kept).ToList(), all.Labels);
-        Write(test, queries.Images, queries.Labels);
         File.WriteAllText(done, "");
-        Console.WriteLine($"wrote {kept} training and {queries.Images.Count} {(split == "validation" ? "validation" : "test")} images as PNGs under {folder} in {clock.Elapsed.TotalSeconds:F0} s");
+        Console.WriteLine($"wrote the {split} split's class folders under {folder} in {clock.Elapsed.TotalSeconds:F0} s");
         return (train, test);
-    }
-
-    private static void Write(string folder, IReadOnlyList<DecodedImage> images, byte[] labels)
-    {
-        foreach (var name in ClassNames)
-            Directory.CreateDirectory(Path.Combine(folder, name));
-        Parallel.For(0, images.Count, i =>
-        {
-            var image = images[i];
-            var rgb = new byte[image.Width * image.Height * 3];
-            for (var p = 0; p < image.Width * image.Height; p++)
-                rgb[3 * p] = rgb[3 * p + 1] = rgb[3 * p + 2] = image.Pixels[p];
-            File.WriteAllBytes(Path.Combine(folder, ClassNames[labels[i]], $"{i:D5}.png"), PngEncoder.Encode(rgb, image.Width, image.Height));
-        });
     }
 
     /// <summary>Runs the product's CLI (Release, already built) on the embedded default with its own home.</summary>

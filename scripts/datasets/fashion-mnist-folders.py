@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """Writes Debian's dataset-fashion-mnist as class folders of PNG files, the form the evaluation stage reads labels from.
 
-    scripts/datasets/fashion-mnist-folders.py OUT [--train N] [--test N]
+    scripts/datasets/fashion-mnist-folders.py OUT [--train N] [--test N] [--validation]
 
 OUT/train/<class>/<index>.png takes the first N training images (default 10000), OUT/test/<class>/<index>.png the
-first N test images (default 2000). Grey levels are written as 8-bit greyscale PNGs; staging reads them as RGB.
+first N test images (default 2000). With --validation the test folder holds the first N of the last 10 000 training
+images instead, and the training folder takes at most the 50 000 before them: a split to choose hyperparameters on
+without reading the test set. Grey levels are written as 8-bit greyscale PNGs; staging reads them as RGB.
 """
 import argparse
 import gzip
@@ -36,9 +38,13 @@ def png(pixels, width, height):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
-def write(split, prefix, limit, out):
+VALIDATION_START = 50000
+
+
+def write(split, prefix, limit, out, start=0):
     images, rows, cols = read_idx(os.path.join(SOURCE, f"{prefix}-images-idx3-ubyte.gz"))
     labels, _, _ = read_idx(os.path.join(SOURCE, f"{prefix}-labels-idx1-ubyte.gz"))
+    images, labels = images[start:], labels[start:]
     for index in range(min(limit, len(images))):
         folder = os.path.join(out, split, CLASSES[labels[index]])
         os.makedirs(folder, exist_ok=True)
@@ -52,9 +58,14 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--train", type=int, default=10000)
     parser.add_argument("--test", type=int, default=2000)
+    parser.add_argument("--validation", action="store_true")
     args = parser.parse_args()
-    write("train", "train", args.train, args.out)
-    write("test", "t10k", args.test, args.out)
+    if args.validation:
+        write("train", "train", min(args.train, VALIDATION_START), args.out)
+        write("test", "train", args.test, args.out, start=VALIDATION_START)
+    else:
+        write("train", "train", args.train, args.out)
+        write("test", "t10k", args.test, args.out)
 
 
 if __name__ == "__main__":
