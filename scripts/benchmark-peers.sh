@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the benchmarks' peers run on: Debian's PyTorch (python3-torch) and OpenBLAS (without it Debian's
 # torch multiplies through the reference BLAS, about 50 times slower), for benchmarks/Peers/*.py, which
-# the inference benchmark runs beside its own cases in the same run (--peer), with Debian's own interpreter
+# the inference and training benchmarks run beside their own cases in the same run (--peer), with Debian's own interpreter
 # (/usr/bin/python3, whatever python3 comes first on the PATH). Needs root or sudo; idempotent.
 set -euo pipefail
 

@@ -14,8 +14,9 @@ using static TorchSharp.torch;
 //   dotnet run -c Release --project benchmarks/Training -- knn [--epochs 4] [--train-images 30000] [--batch 64] [--prototypes 256] [--student] ...
 //   dotnet run -c Release --project benchmarks/Training -- pipeline [--split validation|test] [--spec specs/examples/small-images.yaml] [--set key=value ...] [--images N (a quick check)]
 //       (Fashion-MNIST through the product's own pipeline on the embedded default; figures from its evaluation stage)
-//   dotnet run -c Release --project benchmarks/Training -- throughput [--configs knn_net,vit_s14_224] [--precision fp32,bf16] [--steps 5] [--long-minutes 5]
-//       (each precision's step and the same-run reference GEMM of benchmarks/Harness take turns; medians, ratios, verdicts)
+//   dotnet run -c Release --project benchmarks/Training -- throughput [--configs knn_net,vit_s14_224] [--precision fp32,bf16] [--steps 5] [--peer] [--long-minutes 5]
+//       (each precision's step and the same-run reference GEMM of benchmarks/Harness take turns; medians, ratios, verdicts;
+//        --peer adds the same step in Debian's PyTorch, benchmarks/Peers/ssl_step.py, installed by scripts/benchmark-peers.sh)
 //   dotnet run -c Release --project benchmarks/Training -- replicas [--config knn_net] [--replicas 1,2,4] [--batch 16] [--steps 4]
 //   dotnet run -c Release --project benchmarks/Training -- soak [--minutes 30] [--gc-pressure] [--embed-images 2000] [the knn options]
 //   dotnet run -c Release --project benchmarks/Training -- scalars [--seconds 60]
@@ -219,8 +220,33 @@ async Task ThroughputAsync()
                 return run.Data.BatchSize / seconds;
             });
         }
+        // --peer: the same step in Debian's PyTorch (benchmarks/Peers/ssl_step.py), one process per precision, in the same rounds.
+        var peers = new List<(string Precision, PythonPeer Peer)>();
+        if (cli.Has("--peer"))
+        {
+            foreach (var run in runs)
+            {
+                var (b, h, c) = (run.Options.Backbone, run.Options.Head, run.Data.Crops);
+                var arguments = string.Create(CultureInfo.InvariantCulture,
+                    $"--dim {b.EmbedDim} --depth {b.Depth} --heads {b.NumHeads} --patch {b.PatchSize} --side {c.GlobalCropsSize} --local-side {c.LocalCropsSize} " +
+                    $"--locals {c.LocalCropsNumber} --batch {run.Data.BatchSize} --prototypes {h.NumPrototypes} --head-layers {h.NumLayers} --hidden {h.HiddenDim} " +
+                    $"--bottleneck {h.BottleneckDim} --drop-path {b.DropPathRate} --precision {run.Precision} --threads {threads}");
+                if (PythonPeer.TryStart("ssl_step.py", arguments) is not { } peer)
+                    continue;
+                Console.WriteLine($"Peer ({run.Precision}): {peer.Description}");
+                peers.Add((run.Precision, peer));
+                var batch = run.Data.BatchSize;
+                bench.Add($"{name} {run.Precision} pytorch peer step", "images/s", () => peer.ImagesPerSecond(batch));
+            }
+        }
         var measured = await bench.RunAsync();
+        peers.ForEach(p => p.Peer.Dispose());
         measured.PrintMedians();
+        foreach (var (precision, _) in peers)
+        {
+            var (product, peer) = (measured.Median($"{name} {precision} step"), measured.Median($"{name} {precision} pytorch peer step"));
+            Console.WriteLine($"{name} {precision}: product {product:F2} images/s, PyTorch peer {peer:F2} images/s, product / peer {product / peer:F2}");
+        }
         var peak = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024 * 1024);
         double? fp32Rate = null;
         foreach (var (precision, trainer, _, data, options, masked) in runs)
