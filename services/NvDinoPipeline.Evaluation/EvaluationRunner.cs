@@ -88,11 +88,13 @@ public sealed class EvaluationRunner(
             throw new StageInputException($"Too few labelled images could be read to score: {testLabelIds.Count} test images and {galleryLabelIds?.Count ?? 0} gallery images.");
         }
 
-        await context.ReportNowAsync(new StageProgress(0.87, "scoring"), cancellationToken);
         var results = new Dictionary<string, FeatureScores>(StringComparer.Ordinal);
         string? probeProtocol = null;
-        foreach (var (name, testSet, gallerySet) in FeatureSets(testFeatures, galleryFeatures))
+        var sets = FeatureSets(testFeatures, galleryFeatures).ToList();
+        foreach (var (name, testSet, gallerySet) in sets)
         {
+            await context.ReportNowAsync(new StageProgress(0.87 + 0.12 * results.Count / sets.Count,
+                $"scoring {name} ({results.Count + 1} of {sets.Count} feature sets)"), cancellationToken);
             var (score, protocol) = Score(spec, testSet, testLabelIds, gallerySet, galleryLabelIds, classes.Count);
             results[name] = score;
             probeProtocol ??= protocol;

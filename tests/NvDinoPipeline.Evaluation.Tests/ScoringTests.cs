@@ -83,13 +83,31 @@ public sealed class ScoringTests
     }
 
     [Fact]
+    public void A_probe_on_more_images_than_one_batch_fits_on_batches_deterministically()
+    {
+        var random = new Random(5);
+        // 8 values an image and batches of at most 2048 values: 256 images a step, fewer than the 800 and 1000 fitted.
+        var (x, y) = Blobs(random, 1000, separation: 3);
+        var (xTest, yTest) = Blobs(random, 300, separation: 3);
+
+        var first = LinearProbe.Score(x, y, xTest, yTest, classes: 3, batchValues: 2048);
+        var second = LinearProbe.Score(x, y, xTest, yTest, classes: 3, batchValues: 2048);
+        var wholeBatch = LinearProbe.Score(x, y, xTest, yTest, classes: 3);
+
+        Assert.True(first.Top1 >= 0.95, $"separable blobs: {first.Top1}");
+        Assert.Equal(first, second);
+        Assert.Equal(200, first.ValidationImages);
+        Assert.InRange(first.Top1 - wholeBatch.Top1, -0.02, 0.02);
+    }
+
+    [Fact]
     public void A_probe_with_fewer_than_ten_training_images_is_refused()
     {
         var features = Rows([1, 0], [0, 1]);
         Assert.Throws<ArgumentException>(() => LinearProbe.Score(features, [0, 1], features, [0, 1], classes: 2));
     }
 
-    /// <summary>Three Gaussian blobs in 8 dimensions, centred <paramref name="separation"/> apart on the first three axes.</summary>
+    /// <summary>Three Gaussian blobs, centred <paramref name="separation"/> apart on the first three axes.</summary>
     private static (FeatureMatrix, List<int>) Blobs(Random random, int count, double separation)
     {
         const int dimension = 8;
