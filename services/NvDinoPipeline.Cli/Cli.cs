@@ -1,6 +1,7 @@
 using NvDinoPipeline.Orchestrator.Api;
 using Microsoft.Extensions.DependencyInjection;
 using NvDinoPipeline.Hosting.Workers;
+using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.State;
@@ -52,6 +53,43 @@ public static class Cli
     /// <summary>True when a live embedded (or any) orchestrator has beaten recently.</summary>
     public static async Task<bool> EmbeddedHostRunningAsync(CliServices services, CancellationToken cancellationToken) =>
         (await services.Provider.GetRequiredService<WorkerStore>().LiveStagesAsync(cancellationToken)).Contains(ServedStages.Orchestrator);
+
+    /// <summary>
+    /// Sends a start or resume request, says so (<paramref name="announce"/>) and, with <paramref name="wait"/>, shows
+    /// the pipeline until it ends. On the in-memory transport with no embedded host running, the request waits in the
+    /// state database for one: with <paramref name="wait"/> this process hosts it for the request's pipeline, without,
+    /// a note says that the pipeline runs once `nvdino serve` does.
+    /// </summary>
+    public static async Task<int> SendAsync<T>(CliServices services, string? configFile, T request, Guid pipelineId, bool wait, Action announce,
+        CancellationToken cancellationToken) where T : class
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(announce);
+        var noHost = services.Control.Transport == TransportKind.InMemory && !await EmbeddedHostRunningAsync(services, cancellationToken);
+        if (wait && noHost)
+        {
+            // No embedded host to hand the request to: be the host for this one pipeline.
+            using var host = EmbeddedHost.Build(configFile);
+            await host.StartAsync(cancellationToken);
+            try
+            {
+                await services.Control.SendAsync(request, cancellationToken);
+                announce();
+                return await WaitAsync(services, pipelineId, cancellationToken);
+            }
+            finally
+            {
+                await host.StopAsync(CancellationToken.None);
+            }
+        }
+        if (noHost)
+        {
+            Console.Error.WriteLine("note: no embedded host is running; the pipeline runs when `nvdino serve` does (or use --wait).");
+        }
+        await services.Control.SendAsync(request, cancellationToken);
+        announce();
+        return wait ? await WaitAsync(services, pipelineId, cancellationToken) : 0;
+    }
 
     /// <summary>Shows progress until the pipeline ends; exit code 0 when Done, 1 otherwise.</summary>
     public static async Task<int> WaitAsync(CliServices services, Guid pipelineId, CancellationToken cancellationToken,

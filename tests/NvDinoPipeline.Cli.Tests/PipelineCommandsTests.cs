@@ -204,6 +204,28 @@ public sealed class PipelineCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Without_a_host_wait_hosts_the_request_in_process_for_a_single_action_as_for_a_start()
+    {
+        string[] spec = [.. Commands.DemoDataset.SpecOverrides.SelectMany(o => new[] { "--set", o }), "--set", "pipeline.stages.inference=false"];
+        var started = await _nvdino.RunAsync(["pipeline", "start", "--train", _home.Combine("images"), "--wait", .. spec]);
+        Assert.True(started.ExitCode == 0, started.Output + started.Error);
+        var id = Guid.Parse(started.Output.Split('\n')[0].Trim());
+        var status = await WaitForStatusAsync(id, json => json.GetProperty("status").GetString() == "Done");
+        var train = status.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("step").GetString() == "train").GetProperty("job_id").GetString()!;
+
+        // Still no host: --wait runs one in this process for the action's pipeline, as `pipeline start --wait` does.
+        var export = await _nvdino.RunAsync("job", "run", "export", "--parent", train, "--set", "export.opset_version=17", "--wait");
+        Assert.True(export.ExitCode == 0, export.Output + export.Error);
+        Assert.Contains("reused from pipeline " + id, export.Output);
+        Assert.Matches(@"export\s+Done", export.Output);
+
+        // Without --wait the request waits in the state database, and the CLI says for what.
+        var queued = await _nvdino.RunAsync("job", "run", "export", "--parent", train);
+        Assert.Equal(0, queued.ExitCode);
+        Assert.Contains("no embedded host is running; the pipeline runs when `nvdino serve` does", queued.Error);
+    }
+
+    [Fact]
     public async Task With_a_host_running_the_CLI_goes_through_its_API_which_refuses_bad_input_and_runs_single_actions()
     {
         using var serve = _nvdino.Start("serve");

@@ -65,14 +65,13 @@ public static class JobCommands
                 ParentJobId = result.GetValue(parent),
                 RequestedAt = DateTimeOffset.UtcNow,
             };
-            await using var services = CliServices.Create(result.GetValue(config));
+            var configFile = result.GetValue(config);
+            await using var services = CliServices.Create(configFile);
             if (await services.Provider.GetRequiredService<PipelineStore>().ReadJobAsync(start.ParentJobId!.Value, cancellationToken) is null)
             {
                 throw new CliException($"--parent: no job {start.ParentJobId} in the state database.");
             }
-            await services.Control.SendAsync(start, cancellationToken);
-            Console.WriteLine(start.PipelineId);
-            return result.GetValue(wait) ? await Cli.WaitAsync(services, start.PipelineId, cancellationToken) : 0;
+            return await Cli.SendAsync(services, configFile, start, start.PipelineId, result.GetValue(wait), () => Console.WriteLine(start.PipelineId), cancellationToken);
         }));
         return command;
     }

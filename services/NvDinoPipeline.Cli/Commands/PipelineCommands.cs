@@ -53,29 +53,7 @@ public static class PipelineCommands
             var configFile = result.GetValue(config);
             await using var services = CliServices.Create(configFile);
             EnsureReadable(services.Artifacts.Access, start, resolved);
-            if (result.GetValue(wait) && services.Control.Transport == TransportKind.InMemory && !await Cli.EmbeddedHostRunningAsync(services, cancellationToken))
-            {
-                // No embedded host to hand the request to: be the host for this one pipeline.
-                using var host = EmbeddedHost.Build(configFile);
-                await host.StartAsync(cancellationToken);
-                try
-                {
-                    await services.Control.SendAsync(start, cancellationToken);
-                    Console.WriteLine(start.PipelineId);
-                    return await Cli.WaitAsync(services, start.PipelineId, cancellationToken);
-                }
-                finally
-                {
-                    await host.StopAsync(CancellationToken.None);
-                }
-            }
-            if (services.Control.Transport == TransportKind.InMemory && !await Cli.EmbeddedHostRunningAsync(services, cancellationToken))
-            {
-                Console.Error.WriteLine("note: no embedded host is running; the pipeline starts when `nvdino serve` runs (or use --wait).");
-            }
-            await services.Control.SendAsync(start, cancellationToken);
-            Console.WriteLine(start.PipelineId);
-            return result.GetValue(wait) ? await Cli.WaitAsync(services, start.PipelineId, cancellationToken) : 0;
+            return await Cli.SendAsync(services, configFile, start, start.PipelineId, result.GetValue(wait), () => Console.WriteLine(start.PipelineId), cancellationToken);
         }));
         return command;
     }
@@ -194,16 +172,16 @@ public static class PipelineCommands
         var command = new Command("resume", "Run a failed or canceled pipeline again from the stage that did not finish.") { id, wait };
         command.SetAction((result, cancellationToken) => Cli.RunAsync(async () =>
         {
-            await using var services = CliServices.Create(result.GetValue(config));
+            var configFile = result.GetValue(config);
+            await using var services = CliServices.Create(configFile);
             var view = await services.Reader.ReadAsync(result.GetValue(id), cancellationToken)
                 ?? throw new CliException($"No pipeline {result.GetValue(id)} in the state database.");
             if (view.Status is not (JobStatus.Error or JobStatus.Canceled))
             {
                 throw new CliException($"Pipeline {view.Id} is {view.Status}; only a failed or canceled pipeline can be resumed.");
             }
-            await services.Control.SendAsync(new ResumePipeline { PipelineId = view.Id }, cancellationToken);
-            Console.WriteLine($"resume requested for {view.Id}");
-            return result.GetValue(wait) ? await Cli.WaitAsync(services, view.Id, cancellationToken) : 0;
+            return await Cli.SendAsync(services, configFile, new ResumePipeline { PipelineId = view.Id }, view.Id, result.GetValue(wait),
+                () => Console.WriteLine($"resume requested for {view.Id}"), cancellationToken);
         }));
         return command;
     }
