@@ -276,9 +276,11 @@ public sealed partial class SpecLoader
         var merge = new Merge(this, errors);
         foreach (var document in documents)
         {
+            merge.NextLayer();
             if (ReadDocument(document, errors) is { } mapping)
                 merge.Apply(mapping, "", line => $"{document.Name}:{line}");
         }
+        merge.NextLayer();
         foreach (var item in overrides)
             merge.ApplyOverride(item);
         return Finish(merge, errors);
@@ -430,6 +432,14 @@ public sealed partial class SpecLoader
 
         private readonly HashSet<string> setByUser = new(StringComparer.Ordinal);
 
+        /// <summary>The layer each key was last set in: every document is one, the overrides together the last.</summary>
+        private readonly Dictionary<string, int> layerOf = new(StringComparer.Ordinal);
+
+        private int layer;
+
+        /// <summary>What is set from here on lies over what was set before (see <see cref="ApplyLinks"/>).</summary>
+        public void NextLayer() => layer++;
+
         /// <param name="sourceOf">Names where an entry came from, given its line.</param>
         public void Apply(RawMapping mapping, string prefix, Func<int, string> sourceOf)
         {
@@ -477,12 +487,20 @@ public sealed partial class SpecLoader
             Set(key, raw, source, _ => source);
         }
 
-        /// <summary>Linked keys are one setting: whichever the user set carries over to the other.</summary>
+        /// <summary>
+        /// Linked keys are one setting: whichever the user set carries over to the other. Set both, in different
+        /// layers (a parent's spec, then a request's keys over it), the later one wins; in the same layer to
+        /// different values, they conflict.
+        /// </summary>
         public void ApplyLinks()
         {
             foreach (var (a, b) in SpecRules.LinkedKeys)
             {
                 bool setA = setByUser.Contains(a), setB = setByUser.Contains(b);
+                if (setA && setB && layerOf[a] != layerOf[b])
+                {
+                    (setA, setB) = (layerOf[a] > layerOf[b], layerOf[b] > layerOf[a]);
+                }
                 if (setA && !setB)
                     Entries[b] = Entries[a] with { Source = $"{Entries[a].Source} via {a}" };
                 else if (setB && !setA)
@@ -511,6 +529,7 @@ public sealed partial class SpecLoader
                 }
                 Entries[key] = new SpecEntry(value!, source);
                 setByUser.Add(key);
+                layerOf[key] = layer;
                 return;
             }
 

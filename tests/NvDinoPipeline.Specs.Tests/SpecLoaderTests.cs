@@ -339,6 +339,20 @@ public sealed class SpecLoaderTests : IDisposable
     }
 
     [Fact]
+    public void A_linked_key_in_a_later_document_wins_over_its_partner_in_an_earlier_one()
+    {
+        // A single action: the parent's resolved spec names both keys; the request changes one of them.
+        var parent = Loader.Resolve(Array.Empty<string>(), []).ToJson();
+        var int8 = Loader.ResolveDocuments([new SpecDocument("parent spec", parent), new SpecDocument("spec", "gen_trt_engine:\n  tensorrt:\n    data_type: int8\n")], []);
+
+        Assert.Equal("int8", int8.Get<string>("gen_trt_engine.tensorrt.data_type"));
+        Assert.Equal("int8", int8.Get<string>("pipeline.deploy.precision"));
+        var exception = Assert.Throws<SpecValidationException>(() => Loader.ResolveDocuments([new SpecDocument("parent spec", parent),
+            new SpecDocument("spec", "gen_trt_engine:\n  tensorrt:\n    data_type: int8\npipeline:\n  deploy:\n    precision: fp16\n")], []));
+        Assert.Contains("conflicts with", Assert.Single(exception.Errors).Message);
+    }
+
+    [Fact]
     public void A_section_given_a_value_is_rejected_listing_its_keys()
     {
         var exception = Assert.Throws<SpecValidationException>(() => Loader.Resolve(Array.Empty<string>(), ["pipeline.deploy=tensorrt"]));
