@@ -99,7 +99,9 @@ public static class SingleActions
                 }
             }
         }
-        var test = chosen.NeedsTestData && testData is null && parent.IsDone(StageTest);
+        // The parent pipeline's staged test images come along (reused) even where this action needs none, so that an
+        // action after it (inference after a gen_trt_engine action) still finds them.
+        var test = testData is null && parent.IsDone(StageTest);
         if (test)
         {
             wanted.Add(StageTest);

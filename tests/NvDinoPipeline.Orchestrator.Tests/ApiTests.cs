@@ -205,9 +205,11 @@ public sealed class ApiTests : IAsyncLifetime
         var exported = await WaitForPipelineAsync(export, "Done");
         Assert.Equal("export", exported["action"]!.GetValue<string>());
         var steps = exported["steps"]!.AsArray();
-        Assert.Equal(["stage-train", "train", "export"], steps.Select(s => s!["step"]!.GetValue<string>()));
-        Assert.Equal(trainJob.ToString(), steps[1]!["job_id"]!.GetValue<string>());
-        Assert.Equal(id.ToString(), steps[1]!["reused_from_pipeline"]!.GetValue<string>());
+        // The test images come along, reused, for an action after this one.
+        Assert.Equal(["stage-train", "stage-test", "train", "export"], steps.Select(s => s!["step"]!.GetValue<string>()));
+        Assert.Equal(trainJob.ToString(), steps[2]!["job_id"]!.GetValue<string>());
+        Assert.Equal(id.ToString(), steps[2]!["reused_from_pipeline"]!.GetValue<string>());
+        Assert.Equal(JobOf(full, "stage-test"), JobOf(exported, "stage-test"));
         var (_, exportJobs) = await ReadAsync(_host, export);
         var exportJob = Assert.Single(exportJobs);
         Assert.Equal(trainJob, exportJob.ParentJobId);
@@ -217,11 +219,13 @@ public sealed class ApiTests : IAsyncLifetime
         Assert.Equal(PipelineStage.Training, command.SourceStage);
         Assert.Equal(17, JsonNode.Parse(exportJob.Spec)!["export"]!["opset_version"]!.GetValue<int>());
 
-        // gen_trt_engine from that export, then inference from it on new test images (staged by the action), and
-        // evaluate from the first pipeline's engine with that pipeline's test images.
+        // gen_trt_engine from that export, then inference from it on the first pipeline's test images (carried along
+        // by both actions) and on new test images (staged by the action), and evaluate from the first pipeline's
+        // engine with that pipeline's test images.
         var engine = await StartJobAsync(new { action = "gen_trt_engine", parent_job_id = exportJob.Id });
         var engined = await WaitForPipelineAsync(engine, "Done");
-        Assert.Equal(HttpStatusCode.BadRequest, (await _http.PostAsync("api/v1/jobs", Body(new { action = "inference", parent_job_id = JobOf(engined, "engine") }))).StatusCode);
+        var carried = await WaitForPipelineAsync(await StartJobAsync(new { action = "inference", parent_job_id = JobOf(engined, "engine") }), "Done");
+        Assert.Equal(JobOf(full, "stage-test"), JobOf(carried, "stage-test"));
         var inference = await StartJobAsync(new { action = "inference", parent_job_id = JobOf(engined, "engine"), test_data = "/data/more_images.tar" });
         var inferred = await WaitForPipelineAsync(inference, "Done");
         Assert.Equal(["stage-train", "train", "export", "engine", "stage-test", "inference"],
@@ -246,7 +250,7 @@ public sealed class ApiTests : IAsyncLifetime
         Assert.Equal(runsBefore["training"] + 1, _standIns.RunsOf("training"));
         Assert.Equal(runsBefore["export"] + 2, _standIns.RunsOf("export"));
         Assert.Equal(runsBefore["evaluation"] + 1, _standIns.RunsOf("evaluation"));
-        Assert.Equal(runsBefore["inference"] + 1, _standIns.RunsOf("inference"));
+        Assert.Equal(runsBefore["inference"] + 2, _standIns.RunsOf("inference"));
         Assert.Equal(runsBefore["staging-Test"] + 1, _standIns.RunsOf("staging-Test"));
     }
 
