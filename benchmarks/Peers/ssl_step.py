@@ -1,7 +1,7 @@
 """A peer for the training benchmark: the same DINOv2 self-distillation step in Debian's PyTorch (python3-torch).
 
 Student and teacher are DINOv2-style ViTs (patch embedding, class token, position embedding interpolated for the
-local crops, pre-norm blocks with LayerScale, GELU MLP of 4x width, stochastic depth on the student) with separate
+local crops, pre-norm blocks with LayerScale unless --no-layerscale, GELU MLP of 4x width, stochastic depth on the student) with separate
 DINO and iBOT heads (MLP of num_layers, L2-normalised bottleneck, weight-normalised prototypes). One step:
 the teacher embeds the 2 global crops (no gradient, softmax centering); the student embeds the global crops with
 iBOT masks (half of them masked at a ratio drawn from 0.1-0.5) and the local crops; the loss is DINO on every
@@ -14,79 +14,12 @@ ceil(N / batch) steps and answers one line with the images per second.
 """
 import argparse
 import math
-import sys
-import time
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-class Block(nn.Module):
-    def __init__(self, dim, heads, drop_path):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.ls1 = nn.Parameter(torch.full((dim,), 1e-5))
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.fc1 = nn.Linear(dim, 4 * dim)
-        self.fc2 = nn.Linear(4 * dim, dim)
-        self.ls2 = nn.Parameter(torch.full((dim,), 1e-5))
-        self.heads = heads
-        self.drop_path = drop_path
-
-    def attention(self, x):
-        b, n, d = x.shape
-        qkv = self.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        # Debian 12's torch (1.13) has no fused scaled_dot_product_attention: the product's own graph, written out.
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        y = ((q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5).softmax(dim=-1) @ v
-        return self.ls1 * self.proj(y.transpose(1, 2).reshape(b, n, d))
-
-    def mlp(self, x):
-        return self.ls2 * self.fc2(F.gelu(self.fc1(self.norm2(x))))
-
-    def forward(self, x):
-        for branch in (self.attention, self.mlp):
-            if self.training and self.drop_path > 0:
-                keep = (torch.rand(x.shape[0], 1, 1) >= self.drop_path).to(x.dtype) / (1 - self.drop_path)
-                x = x + branch(x) * keep
-            else:
-                x = x + branch(x)
-        return x
-
-
-class Vit(nn.Module):
-    def __init__(self, dim, depth, heads, patch, side, drop_path):
-        super().__init__()
-        self.patch = patch
-        self.grid = side // patch
-        self.patch_embed = nn.Conv2d(3, dim, patch, patch)
-        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        self.pos_embed = nn.Parameter(torch.randn(1, 1 + self.grid ** 2, dim) * 0.02)
-        self.mask_token = nn.Parameter(torch.zeros(1, dim))
-        self.blocks = nn.ModuleList(Block(dim, heads, drop_path * i / max(1, depth - 1)) for i in range(depth))
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-
-    def position(self, h, w):
-        if (h, w) == (self.grid, self.grid):
-            return self.pos_embed
-        patches = self.pos_embed[:, 1:].reshape(1, self.grid, self.grid, -1).permute(0, 3, 1, 2)
-        patches = F.interpolate(patches, size=(h, w), mode="bicubic", align_corners=False)
-        return torch.cat([self.pos_embed[:, :1], patches.permute(0, 2, 3, 1).flatten(1, 2)], dim=1)
-
-    def forward(self, images, masks=None):
-        x = self.patch_embed(images)
-        h, w = x.shape[-2:]
-        x = x.flatten(2).transpose(1, 2)
-        if masks is not None:
-            x = torch.where(masks.unsqueeze(-1), self.mask_token.to(x.dtype).unsqueeze(0), x)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.position(h, w)
-        for block in self.blocks:
-            x = block(x)
-        x = self.norm(x)
-        return x[:, 0], x[:, 1:]
+from dinov2_peer import Vit, serve
 
 
 class Head(nn.Module):
@@ -108,7 +41,7 @@ class Head(nn.Module):
 class Network(nn.Module):
     def __init__(self, args, drop_path):
         super().__init__()
-        self.backbone = Vit(args.dim, args.depth, args.heads, args.patch, args.side, drop_path)
+        self.backbone = Vit(args.dim, args.depth, args.heads, args.patch, args.side, drop_path, layerscale=not args.no_layerscale)
         self.dino_head = Head(args.dim, args.prototypes, args.head_layers, args.hidden, args.bottleneck)
         self.ibot_head = Head(args.dim, args.prototypes, args.head_layers, args.hidden, args.bottleneck)
 
@@ -184,13 +117,6 @@ class Step:
         return loss.item()
 
 
-def blas():
-    """The BLAS library this process loaded: Debian's torch multiplies through whichever libblas.so.3 is selected."""
-    with open("/proc/self/maps") as maps:
-        paths = {line.split()[-1] for line in maps if "blas" in line.lower() and "/" in line}
-    return ", ".join(sorted(paths)) or "none loaded"
-
-
 def main():
     parser = argparse.ArgumentParser()
     for name, default in (("dim", 384), ("depth", 12), ("heads", 6), ("patch", 14), ("side", 224), ("local-side", 98), ("locals", 8),
@@ -198,6 +124,7 @@ def main():
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--drop-path", type=float, default=0.1)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--no-layerscale", action="store_true", help="blocks without LayerScale (model.backbone.layerscale_init null)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(7)
@@ -205,14 +132,7 @@ def main():
     loss = step.run()
     if not math.isfinite(loss):
         raise SystemExit(f"the warm-up step's loss is {loss}")
-    print(f"ready: torch {torch.__version__}, {torch.get_num_threads()} threads, {args.precision}, BLAS {blas()}, "
-          f"{'oneDNN' if torch.backends.mkldnn.is_available() else 'no oneDNN'}", flush=True)
-    for line in sys.stdin:
-        steps = max(1, (int(line) + args.batch - 1) // args.batch)
-        start = time.perf_counter()
-        for _ in range(steps):
-            step.run()
-        print(steps * args.batch / (time.perf_counter() - start), flush=True)
+    serve(f"{args.precision}, ", args.batch, step.run)
 
 
 if __name__ == "__main__":

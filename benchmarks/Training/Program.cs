@@ -227,10 +227,17 @@ async Task ThroughputAsync()
             foreach (var run in runs)
             {
                 var (b, h, c) = (run.Options.Backbone, run.Options.Head, run.Data.Crops);
+                if (b.FfnLayer != FfnLayer.Mlp || b.NumRegisterTokens > 0)
+                {
+                    // Not the same network: no figure rather than a peer that runs something else.
+                    Console.WriteLine($"No peer for {name}: ssl_step.py has a GELU MLP and no register tokens, the config has {b.FfnLayer} and {b.NumRegisterTokens} registers.");
+                    continue;
+                }
+                var layerScale = b.LayerScaleInit is null ? " --no-layerscale" : "";
                 var arguments = string.Create(CultureInfo.InvariantCulture,
                     $"--dim {b.EmbedDim} --depth {b.Depth} --heads {b.NumHeads} --patch {b.PatchSize} --side {c.GlobalCropsSize} --local-side {c.LocalCropsSize} " +
                     $"--locals {c.LocalCropsNumber} --batch {run.Data.BatchSize} --prototypes {h.NumPrototypes} --head-layers {h.NumLayers} --hidden {h.HiddenDim} " +
-                    $"--bottleneck {h.BottleneckDim} --drop-path {b.DropPathRate} --precision {run.Precision} --threads {threads}");
+                    $"--bottleneck {h.BottleneckDim} --drop-path {b.DropPathRate} --precision {run.Precision} --threads {threads}{layerScale}");
                 if (PythonPeer.TryStart("ssl_step.py", arguments) is not { } peer)
                     continue;
                 Console.WriteLine($"Peer ({run.Precision}): {peer.Description}");
