@@ -430,9 +430,7 @@ public sealed partial class SpecLoader
         /// <summary>Keys whose input could not be read; their template default stays and rules skip them.</summary>
         public HashSet<string> Failed { get; } = new(StringComparer.Ordinal);
 
-        private readonly HashSet<string> setByUser = new(StringComparer.Ordinal);
-
-        /// <summary>The layer each key was last set in: every document is one, the overrides together the last.</summary>
+        /// <summary>The keys the user set, and the layer each was last set in: every document is one, the overrides together the last.</summary>
         private readonly Dictionary<string, int> layerOf = new(StringComparer.Ordinal);
 
         private int layer;
@@ -496,7 +494,7 @@ public sealed partial class SpecLoader
         {
             foreach (var (a, b) in SpecRules.LinkedKeys)
             {
-                bool setA = setByUser.Contains(a), setB = setByUser.Contains(b);
+                bool setA = layerOf.ContainsKey(a), setB = layerOf.ContainsKey(b);
                 if (setA && setB && layerOf[a] != layerOf[b])
                 {
                     (setA, setB) = (layerOf[a] > layerOf[b], layerOf[b] > layerOf[a]);
@@ -528,7 +526,6 @@ public sealed partial class SpecLoader
                     return;
                 }
                 Entries[key] = new SpecEntry(value!, source);
-                setByUser.Add(key);
                 layerOf[key] = layer;
                 return;
             }

@@ -3,7 +3,6 @@ using System.CommandLine;
 using System.Text.Json;
 using MassTransit;
 using NvDinoPipeline.Contracts;
-using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.Storage;
 
