@@ -4,7 +4,9 @@ using static TorchSharp.torch;
 namespace NvDinoPipeline.Evaluation;
 
 /// <summary>A linear probe's test accuracy, with the L2 weight chosen on its validation split and that split's accuracy.</summary>
-public sealed record ProbeScore(double Top1, double WeightDecay, double ValidationTop1, int TrainImages, int ValidationImages, int TestImages);
+/// <param name="StepImages">Training images each step of the final fit saw: all of them, or one batch.</param>
+public sealed record ProbeScore(double Top1, double WeightDecay, double ValidationTop1, int TrainImages, int ValidationImages, int TestImages,
+    int StepImages);
 
 /// <summary>
 /// Multinomial logistic regression on L2-normalised, standardised features: 300 Adam steps from zero weights. Each
@@ -61,13 +63,14 @@ public static class LinearProbe
             }
         }
         var (weights, bias) = Fit(x, y, classes, bestDecay, batchValues);
-        return new ProbeScore(Accuracy(xTest, yTest, weights, bias), bestDecay, bestValidation, train.Rows, (int)validation.shape[0], test.Rows);
+        return new ProbeScore(Accuracy(xTest, yTest, weights, bias), bestDecay, bestValidation, train.Rows, (int)validation.shape[0], test.Rows,
+            (int)StepRows(train.Rows, train.Dimension, batchValues));
     }
 
     private static (Tensor Weights, Tensor Bias) Fit(Tensor x, Tensor y, int classes, double decay, int batchValues)
     {
         var rows = x.shape[0];
-        var batchRows = Math.Max(1, batchValues / (int)x.shape[1]);
+        var batchRows = StepRows(rows, x.shape[1], batchValues);
         var weights = nn.Parameter(torch.zeros([x.shape[1], classes]));
         var bias = nn.Parameter(torch.zeros([classes]));
         using var optimizer = optim.Adam([weights, bias], lr: LearningRate);
@@ -108,6 +111,9 @@ public static class LinearProbe
         }
         return (weights.detach(), bias.detach());
     }
+
+    /// <summary>Rows each step sees: all <paramref name="rows"/> when they hold at most <paramref name="batchValues"/> values, else a batch that does.</summary>
+    private static long StepRows(long rows, long dimension, int batchValues) => Math.Min(rows, Math.Max(1, batchValues / Math.Max(1, dimension)));
 
     private static double Accuracy(Tensor x, Tensor y, Tensor weights, Tensor bias)
     {

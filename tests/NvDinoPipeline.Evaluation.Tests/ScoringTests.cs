@@ -97,6 +97,8 @@ public sealed class ScoringTests
         Assert.True(first.Top1 >= 0.95, $"separable blobs: {first.Top1}");
         Assert.Equal(first, second);
         Assert.Equal(200, first.ValidationImages);
+        Assert.Equal(256, first.StepImages);
+        Assert.Equal(1000, wholeBatch.StepImages);
         Assert.InRange(first.Top1 - wholeBatch.Top1, -0.02, 0.02);
     }
 
