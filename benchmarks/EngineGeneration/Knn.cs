@@ -1,4 +1,5 @@
 using NvDinoPipeline.Evaluation;
+using NvDinoPipeline.Model.Scoring;
 
 /// <summary>DINO's weighted k-NN top-1 accuracy (cosine, exp(sim/T) votes) by the evaluation stage's <see cref="WeightedKnn"/>.</summary>
 internal static class Knn

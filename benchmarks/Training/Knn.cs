@@ -1,6 +1,7 @@
 using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Evaluation;
 using NvDinoPipeline.Model;
+using NvDinoPipeline.Model.Scoring;
 using NvDinoPipeline.Ssl.Augmentation;
 using TorchSharp;
 using static TorchSharp.torch;

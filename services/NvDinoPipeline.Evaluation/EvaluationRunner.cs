@@ -7,6 +7,7 @@ using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Inference;
 using NvDinoPipeline.Inference.Pipeline;
+using NvDinoPipeline.Model.Scoring;
 using NvDinoPipeline.Storage;
 
 namespace NvDinoPipeline.Evaluation;

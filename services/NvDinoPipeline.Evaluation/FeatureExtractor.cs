@@ -2,6 +2,7 @@ using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Deployment;
 using NvDinoPipeline.Inference;
 using NvDinoPipeline.Model;
+using NvDinoPipeline.Model.Scoring;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -36,13 +36,6 @@ public static class ImageLabels
     /// <summary>A labels file larger than this is refused: it names images, it does not hold them.</summary>
     public const long MaxCsvBytes = 256L * 1024 * 1024;
 
-    /// <summary>The name of the folder holding <paramref name="path"/>; null for an image at the data's root.</summary>
-    public static string? FolderOf(string path)
-    {
-        var parts = Normalise(path).Split('/');
-        return parts.Length >= 2 && parts[^2].Length > 0 ? parts[^2] : null;
-    }
-
     /// <summary>
     /// The labelled images of <paramref name="source"/>: by <paramref name="csv"/> when it is given (images it does not
     /// name are left out), else by folder name (images at the root are left out).
@@ -55,7 +48,7 @@ public static class ImageLabels
         for (var i = 0; i < source.Count; i++)
         {
             var path = source.PathOf(i);
-            var label = csv is null ? FolderOf(path) : csv.GetValueOrDefault(Normalise(path));
+            var label = csv is null ? ImagePaths.ClassFolderOf(path) : csv.GetValueOrDefault(ImagePaths.Normalise(path));
             if (label is not null)
             {
                 indices.Add(i);
@@ -87,7 +80,7 @@ public static class ImageLabels
         while (await reader.ReadAsync(cancellationToken))
         {
             row++;
-            var input = Normalise(reader.GetString(pathColumn));
+            var input = ImagePaths.Normalise(reader.GetString(pathColumn));
             var label = reader.GetString(labelColumn).Trim();
             if (input.Length == 0 || label.Length == 0)
             {
@@ -111,16 +104,5 @@ public static class ImageLabels
             }
         }
         return -1;
-    }
-
-    /// <summary>'/'-separated, without a leading <c>./</c> or <c>/</c>: the form staged paths take.</summary>
-    private static string Normalise(string path)
-    {
-        var normal = path.Trim().Replace('\\', '/');
-        while (normal.StartsWith("./", StringComparison.Ordinal))
-        {
-            normal = normal[2..];
-        }
-        return normal.TrimStart('/');
     }
 }

@@ -1,3 +1,4 @@
+using NvDinoPipeline.Model.Scoring;
 using TorchSharp;
 using static TorchSharp.torch;
 

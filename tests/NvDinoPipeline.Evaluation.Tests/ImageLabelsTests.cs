@@ -30,7 +30,7 @@ public sealed class ImageLabelsTests : IDisposable
     [InlineData("003.png", null)]
     [InlineData("/003.png", null)]
     public void The_label_of_an_image_is_the_name_of_its_folder(string path, string? label) =>
-        Assert.Equal(label, ImageLabels.FolderOf(path));
+        Assert.Equal(label, ImagePaths.ClassFolderOf(path));
 
     [Fact]
     public async Task A_labels_csv_labels_the_images_it_names_and_leaves_out_the_others()

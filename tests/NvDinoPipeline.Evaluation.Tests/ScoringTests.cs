@@ -1,4 +1,5 @@
 using NvDinoPipeline.Evaluation;
+using NvDinoPipeline.Model.Scoring;
 
 namespace NvDinoPipeline.Evaluation.Tests;
 

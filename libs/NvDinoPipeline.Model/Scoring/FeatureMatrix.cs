@@ -1,4 +1,4 @@
-namespace NvDinoPipeline.Evaluation;
+namespace NvDinoPipeline.Model.Scoring;
 
 /// <summary>One feature vector per image, row by row: <c>Values.Length == Rows · Dimension</c>.</summary>
 public sealed record FeatureMatrix(float[] Values, int Rows, int Dimension)

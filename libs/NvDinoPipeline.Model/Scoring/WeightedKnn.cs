@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace NvDinoPipeline.Evaluation;
+namespace NvDinoPipeline.Model.Scoring;
 
 /// <summary>Top-1 and top-5 accuracy of a weighted k-NN classifier.</summary>
 public sealed record KnnScore(double Top1, double Top5, int K, int Queries, int GalleryImages, bool LeaveOneOut);
