@@ -22,6 +22,42 @@ public sealed record TrainModel : IStageCommand
     /// the newest checkpoint among them when it has none of its own.
     /// </summary>
     public IReadOnlyList<Uri> PreviousAttempts { get; init; } = [];
+
+    /// <summary>Set when the job is a trial of an AutoML search: the job then also scores what it trained.</summary>
+    public AutomlTrial? Trial { get; init; }
+}
+
+/// <summary>
+/// A training job's place in an AutoML search (<c>automl_policy: auto</c>): the job trains with the trial's values
+/// (already in its spec) and reports <see cref="TrainingCompleted.Metrics"/>' <c>automl_score</c>, higher better.
+/// </summary>
+public sealed record AutomlTrial
+{
+    /// <summary>The metric, among the training job's, that ranks the trials.</summary>
+    public const string ScoreMetric = "automl_score";
+
+    /// <summary>The search's job (its step <c>train</c>), of which this trial is a child.</summary>
+    public required Guid SearchJobId { get; init; }
+
+    /// <summary>The trial, from 1; a Hyperband trial keeps its number through the rungs it is promoted to.</summary>
+    public required int Number { get; init; }
+
+    /// <summary>The Hyperband bracket and rung (0 and 0 for a Bayesian trial).</summary>
+    public int Bracket { get; init; }
+
+    public int Rung { get; init; }
+
+    /// <summary>The searched keys and the values this trial takes (as spec override text).</summary>
+    public required IReadOnlyDictionary<string, string> Parameters { get; init; }
+
+    /// <summary><c>automl.metric</c>: <c>auto</c>, <c>knn</c> or <c>loss</c>.</summary>
+    public required string Metric { get; init; }
+
+    /// <summary>
+    /// <c>automl.held_out_fraction</c>: the share of each class's images the trial leaves out of its training and scores
+    /// k-NN on (the rest is the gallery).
+    /// </summary>
+    public required double HeldOutFraction { get; init; }
 }
 
 public sealed record TrainingCompleted : IStageCompleted

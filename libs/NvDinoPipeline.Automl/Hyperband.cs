@@ -83,6 +83,11 @@ public sealed class HyperbandSearch
 
     public bool Finished => bracket >= brackets.Count;
 
+    /// <summary>The bracket (from 0, the one with the most halvings) and rung the trials of <see cref="Next"/> belong to.</summary>
+    public int CurrentBracket => bracket;
+
+    public int CurrentRung => rung;
+
     /// <summary>Trials stopped early: not promoted past a rung.</summary>
     public IReadOnlyList<int> Stopped => stopped;
 

@@ -121,18 +121,45 @@ public sealed class SearchSpace
     public int Dimension => Parameters.Count;
 
     /// <summary>
-    /// What NVDINOv2 training searches when the spec names no parameters: the learning rate, the weight decay's final
-    /// value, the teacher temperature, the stochastic-depth rate and the layer-wise decay, within bounds that keep
-    /// DINOv2's recipe stable.
+    /// Every spec key a search can vary, with the bounds it is searched within (TAO API's <c>valid_min</c> and
+    /// <c>valid_max</c> of the train schema's AutoML parameters, narrowed where DINOv2's recipe is unstable beyond them).
     /// </summary>
-    public static SearchSpace TrainingDefaults { get; } = new(
+    public static IReadOnlyList<SearchParameter> Searchable { get; } =
     [
         SearchParameter.LogFloat("train.optim.lr", 5e-5, 5e-3),
         SearchParameter.Float("train.optim.weight_decay_end", 0.04, 0.4),
         SearchParameter.Float("train.teacher.teacher_temp", 0.04, 0.07),
         SearchParameter.Float("model.backbone.drop_path_rate", 0.0, 0.4),
         SearchParameter.Float("train.optim.layerwise_decay", 0.65, 1.0),
-    ]);
+        SearchParameter.Float("train.optim.weight_decay", 0.0, 0.2),
+        SearchParameter.Int("train.optim.warmup_epochs", 0, 20),
+        SearchParameter.Float("train.teacher.warmup_teacher_temp", 0.02, 0.06),
+        SearchParameter.Float("train.teacher.momentum_teacher", 0.98, 0.999),
+        SearchParameter.Float("train.loss.koleo_loss_weight", 0.0, 0.2),
+        SearchParameter.Float("train.loss.ibot_loss_weight", 0.0, 2.0),
+        SearchParameter.Float("train.loss.mask_sample_probability", 0.0, 1.0),
+    ];
+
+    /// <summary>
+    /// What NVDINOv2 training searches when the spec names no parameters: the learning rate, the weight decay's final
+    /// value, the teacher temperature, the stochastic-depth rate and the layer-wise decay, within bounds that keep
+    /// DINOv2's recipe stable.
+    /// </summary>
+    public static SearchSpace TrainingDefaults { get; } = new(Searchable.Take(5));
+
+    /// <summary>The space of <paramref name="keys"/> (each one of <see cref="Searchable"/>); none names <see cref="TrainingDefaults"/>.</summary>
+    /// <exception cref="ArgumentException">A key that cannot be searched, named with the ones that can.</exception>
+    public static SearchSpace Of(IReadOnlyCollection<string> keys)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        if (keys.Count == 0)
+            return TrainingDefaults;
+        var unknown = keys.Where(key => Searchable.All(p => p.Key != key)).ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException($"{string.Join(", ", unknown)} cannot be searched; the searchable keys are {string.Join(", ", Searchable.Select(p => p.Key))}.",
+                nameof(keys));
+        return new SearchSpace(Searchable.Where(p => keys.Contains(p.Key)));
+    }
 
     /// <summary>This space without the keys in <paramref name="fixedKeys"/>: a value the user set is kept, never searched.</summary>
     public SearchSpace Without(IEnumerable<string> fixedKeys)

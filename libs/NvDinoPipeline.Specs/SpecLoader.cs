@@ -194,6 +194,16 @@ public sealed partial class SpecLoader
         return Finish(merge, errors);
     }
 
+    /// <summary>
+    /// The keys whose value in <paramref name="spec"/> is not the templates': the ones a request chose, whether it sent
+    /// only them or a whole resolved spec. A key set to its template value reads as not chosen.
+    /// </summary>
+    public IReadOnlySet<string> KeysChangedFromTemplates(ResolvedSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return order.Where(key => spec.Values.TryGetValue(key, out var value) && !value.Equals(Defaults.Values[key])).ToHashSet(StringComparer.Ordinal);
+    }
+
     /// <summary>Checks a spec (e.g. one read back with <see cref="ResolvedSpec.FromJson"/>) against the templates and rules.</summary>
     /// <exception cref="SpecValidationException">Every problem found, including unknown and missing keys.</exception>
     public void Validate(ResolvedSpec spec)

@@ -147,6 +147,17 @@ internal static class SpecRules
         K("evaluate.max_gallery_images").AtLeast(0),
         K("evaluate.batch_size").AtLeast(1),
 
+        K("automl_policy").OneOf("auto", "off").Accepting(("on", "auto"), ("true", "auto"), ("false", "off")),
+        K("automl.automl_algorithm").OneOf("bayesian", "hyperband").Accepting(("bayes", "bayesian"), ("bo", "bayesian")),
+        K("automl.automl_max_recommendations").AtLeast(1).AtMost(1000),
+        K("automl.automl_r").AtLeast(1).AtMost(10000),
+        K("automl.automl_nu").AtLeast(2),
+        K("automl.epoch_multiplier").AtLeast(1),
+        K("automl.max_concurrent_trials").AtLeast(1),
+        K("automl.automl_hyperparameters").Of(SpecType.StringList),
+        K("automl.metric").OneOf("auto", "knn", "loss"),
+        K("automl.held_out_fraction").Above(0).Below(1),
+
         K("pipeline.deploy.target").OneOf("onnxruntime", "tensorrt"),
         K("pipeline.deploy.precision").OneOf(Precisions),
     ];
@@ -158,6 +169,8 @@ internal static class SpecRules
         ["train.layerwise_decay"] = "train.optim.layerwise_decay",
         ["train.clip_grad_norm"] = "train.optim.clip_grad_norm",
         ["model.distill.pretrained_non_distill_pl_model_path"] = "distill.teacher_checkpoint",
+        // TAO API's spelling; key names here are lower case.
+        ["automl.automl_R"] = "automl.automl_r",
     }.ToImmutableDictionary(StringComparer.Ordinal);
 
     /// <summary>

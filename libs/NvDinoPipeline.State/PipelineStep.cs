@@ -20,6 +20,18 @@ public sealed record PipelineStep(string Name, PipelineStage Stage, IReadOnlyLis
     public const string Inference = "inference";
     public const string Evaluate = "evaluate";
 
+    /// <summary>
+    /// How the steps of an AutoML search's trials begin: a trial is a training job that is not a step of the plan but a
+    /// child of the <see cref="Train"/> step's search job; each trial (and each Hyperband rung it reaches) is a step of
+    /// its own, so that it too runs once per attempt.
+    /// </summary>
+    public const string TrialStepPrefix = "automl-trial-";
+
+    /// <summary><c>automl-trial-3</c>, or <c>automl-trial-3-rung-1</c> for a trial Hyperband promoted.</summary>
+    public static string TrialStep(int number, int rung) => rung == 0 ? $"{TrialStepPrefix}{number}" : $"{TrialStepPrefix}{number}-rung-{rung}";
+
+    public static bool IsTrialStep(string step) => step.StartsWith(TrialStepPrefix, StringComparison.Ordinal);
+
     private static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,

@@ -38,6 +38,17 @@ public static class PipelineRendering
             }
             text.AppendLine(line.ToString());
         }
+        if (view.Trials.Count > 0)
+        {
+            var metric = view.Trials.Select(t => t.Metric).FirstOrDefault(m => m != "auto") ?? "auto";
+            text.AppendLine($"  AutoML trials ({metric} score{(metric == "loss" ? ": minus the final training loss" : "")}, higher is better; * won):");
+            foreach (var trial in view.Trials)
+            {
+                var score = trial.Score is { } value ? value.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture) : "-";
+                var values = string.Join(" ", trial.Parameters.Select(p => $"{p.Key[(p.Key.LastIndexOf('.') + 1)..]}={p.Value}"));
+                text.AppendLine($"    {(trial.Best ? "*" : " ")} {trial.Step,-24} {trial.Status,-9} {score,8}  {values}{(trial.Error is null ? "" : $"  {trial.Error}")}");
+            }
+        }
         return text.ToString();
     }
 

@@ -16,6 +16,7 @@ public static class OrchestratorExtensions
             .Bind(pipeline.Configuration.GetSection(OrchestratorOptions.SectionName))
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        services.AddSingleton<AutomlSearches>();
         services.AddSingleton<PipelineStateMachine>();
         services.AddSingleton(_ => NvDinoPipeline.Specs.SpecLoader.CreateDefault());
         services.AddOptions<ApiOptions>()

@@ -139,6 +139,12 @@ public sealed class PipelineConsumer(
         {
             return "The spec is not valid: " + string.Join("; ", exception.Errors);
         }
+        var resolved = spec;
+        if (AutomlStart.Problem(specs, ref resolved) is { } automlProblem)
+        {
+            return automlProblem;
+        }
+        spec = resolved;
         var (train, trainProblem) = DataLocation(start.TrainDataUri, spec, "dataset.train_dataset.images_dir");
         var (test, testProblem) = DataLocation(start.TestDataUri, spec, "dataset.test_dataset.images_dir");
         start = start with { TrainDataUri = train, TestDataUri = test };

@@ -41,7 +41,7 @@ public sealed record Transition(IReadOnlyList<JobRecord> Dispatch, IReadOnlyList
 /// that were waiting for it; a stage's failure fails the pipeline with its reason; cancel stops every
 /// running stage; resume runs again only the steps that did not finish, reusing upstream artifacts.
 /// </summary>
-public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider clock)
+public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider clock, AutomlSearches searches)
 {
     /// <param name="hasTestData">The pipeline has test images, and embeds them (<c>pipeline.stages.inference</c>).</param>
     /// <param name="evaluate">The test images are also scored (<c>pipeline.stages.evaluate</c>); only with test data.</param>
@@ -193,6 +193,11 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             job.CompletedAt = Now;
         }
         job.HandledAt ??= Now;
+        if (IsTrialStep(job.Step))
+        {
+            // A trial that fails scores worst; its search goes on (and fails only when no trial scores).
+            return Advance(state);
+        }
         return state.Pipeline.Status == JobStatus.Running ? Fail(state, failed.Stage, failed.JobId, failed.Reason) : Transition.None;
     }
 
@@ -219,6 +224,11 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         if (job is not null)
         {
             job.HandledAt ??= Now;
+        }
+        if (job is not null && IsTrialStep(job.Step))
+        {
+            // One trial canceled on its own is a trial stopped: it scores worst and its search goes on.
+            return Advance(state);
         }
         return state.Pipeline.Status == JobStatus.Running
             ? Cancel(state, $"{canceled.Stage} job {canceled.JobId} was canceled")
@@ -261,9 +271,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         {
             if (state.Latest(step.Name) is { Status: JobStatus.Error or JobStatus.Canceled } last && step.DependsOn.All(state.IsDone))
             {
-                var job = NewJob(state, step, last.Attempt + 1);
-                state.Jobs.Add(job);
-                retried.Add(job);
+                retried.AddRange(StartStep(state, step, last.Attempt + 1));
             }
         }
         var advance = Advance(state);
@@ -279,6 +287,9 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         {
             return Transition.None;
         }
+        // A running AutoML search takes its next trials, or ends (and what waited for training may start below).
+        var trials = state.Plan.Where(step => step.Reuses is null).Select(step => state.Latest(step.Name))
+            .Where(job => job is { Status: JobStatus.Running } && AutomlSearches.IsSearch(job)).SelectMany(job => searches.Advance(state, job!)).ToList();
         // A job its worker recorded as failed or canceled ends the pipeline, whichever message brought the orchestrator
         // here first: the stage's own StageFailed may still be on its way behind another stage's completion.
         if (state.Plan.Select(step => state.Latest(step.Name)).FirstOrDefault(j => j?.Status is JobStatus.Error or JobStatus.Canceled) is { } ended)
@@ -287,15 +298,13 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
                 ? Fail(state, ended.Stage, ended.Id, ended.ErrorReason ?? $"{ended.Stage} job {ended.Id} failed")
                 : Cancel(state, $"{ended.Stage} job {ended.Id} was canceled");
         }
-        var dispatch = new List<JobRecord>();
+        var dispatch = new List<JobRecord>(trials);
         foreach (var step in state.Plan)
         {
             // A step runs once per start or resume: only Resume makes a further attempt.
             if (state.Latest(step.Name) is null && step.DependsOn.All(state.IsDone))
             {
-                var job = NewJob(state, step, 1);
-                state.Jobs.Add(job);
-                dispatch.Add(job);
+                dispatch.AddRange(StartStep(state, step, 1));
             }
         }
         pipeline.UpdatedAt = Now;
@@ -335,6 +344,23 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             Results = results,
             CompletedAt = clock.GetUtcNow(),
         };
+    }
+
+    /// <summary>
+    /// A new attempt of <paramref name="step"/>, added to the state; returns the jobs to send. A <c>train</c> step with
+    /// <c>automl_policy: auto</c> is a search the orchestrator runs: its job is not sent, its first trials are.
+    /// </summary>
+    private IReadOnlyList<JobRecord> StartStep(PipelineState state, PipelineStep step, int attempt)
+    {
+        if (step.Name == Train && AutomlSearches.Enabled(state.Pipeline))
+        {
+            var search = searches.NewSearch(state, step, attempt, Output<DatasetStaged>(state, StageTrain).JobId);
+            state.Jobs.Add(search);
+            return searches.Advance(state, search);
+        }
+        var job = NewJob(state, step, attempt);
+        state.Jobs.Add(job);
+        return [job];
     }
 
     private JobRecord NewJob(PipelineState state, PipelineStep step, int attempt)
@@ -447,11 +473,13 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
     }
 
     /// <summary>The folder of a step's job: under its own pipeline, which for a reused step is another one.</summary>
+    /// <remarks>An AutoML search has no folder of its own: its output is its best trial's, whose folder this is.</remarks>
     private Uri FolderOf(PipelineState state, string step) =>
-        state.Latest(step) is { } job ? artifacts.JobFolder(job.PipelineId, job.Id)
-            : throw new InvalidOperationException($"Step '{step}' of pipeline {state.Pipeline.Id} has no job.");
+        state.Latest(step) is not { } job ? throw new InvalidOperationException($"Step '{step}' of pipeline {state.Pipeline.Id} has no job.")
+            : AutomlSearches.IsSearch(job) ? artifacts.JobFolder(job.PipelineId, Output<TrainingCompleted>(state, step).JobId)
+            : artifacts.JobFolder(job.PipelineId, job.Id);
 
-    private static T Output<T>(PipelineState state, string step) where T : class
+    internal static T Output<T>(PipelineState state, string step) where T : class
     {
         var job = state.Latest(step);
         if (job is not { Status: JobStatus.Done, Completion: not null })

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NvDinoPipeline.Automl;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Specs;
 using NvDinoPipeline.State;
@@ -165,6 +166,10 @@ public static class SingleActions
         {
             throw new ActionRequestException(ActionProblem.Invalid, exception.Errors.FirstOrDefault()?.Key ?? "spec",
                 "The spec is not valid: " + string.Join("; ", exception.Errors));
+        }
+        if (chosen.Step == Train && AutomlStart.Problem(specs, ref spec) is { } automlProblem)
+        {
+            throw new ActionRequestException(ActionProblem.Invalid, AutomlSettings.HyperparametersKey, automlProblem);
         }
         return new ActionPlan(action, steps, reusedJobs, spec, parent.Pipeline.TrainDataUri,
             testData?.ToString() ?? (test ? parent.Pipeline.TestDataUri : null));

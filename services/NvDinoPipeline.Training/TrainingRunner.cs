@@ -6,6 +6,7 @@ using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Workers;
 using NvDinoPipeline.Model.Weights;
 using NvDinoPipeline.Specs;
+using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Training.Core;
@@ -41,7 +42,12 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         var checkpointDirectory = Path.Combine(scratch, "checkpoints");
         Directory.CreateDirectory(checkpointDirectory);
         await context.ReportNowAsync(new StageProgress(0, $"opening the dataset {command.DatasetUri}"), cancellationToken);
-        using var images = await JobInputs.OpenDatasetAsync(store, command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
+        using var staged = await JobInputs.OpenDatasetAsync(store, command.DatasetUri, Path.Combine(scratch, "dataset"), cancellationToken);
+        var trial = command.Trial is { } automl ? TrialScore.Plan(automl, staged) : null;
+        // A trial scored by k-NN trains without the images it is scored on.
+        IImageSource images = trial?.Split is { } split
+            ? new SubsetImageSource(staged, split.Train, $"{staged.Description} less the {split.HeldOut.Count} images trial {trial.Trial.Number} is scored on")
+            : staged;
         var batchSize = spec.Data.BatchSize;
         var iterations = JobInputs.StepsPerEpoch(images, command.DatasetUri, batchSize, spec.NumGpus);
 
@@ -79,11 +85,20 @@ public sealed class TrainingRunner(IArtifactStore store, IOptions<TrainingOption
         var teacherUri = jobFolder.Append(SslTrainer.TeacherBackboneFileName);
         var studentUri = jobFolder.Append(SslTrainer.StudentBackboneFileName);
         var metricsUri = jobFolder.Append(MetricsFileName);
+        IReadOnlyList<(string, double)> trialFigures = [];
+        if (trial is not null)
+        {
+            await context.ReportNowAsync(new StageProgress(1, $"scoring AutoML trial {trial.Trial.Number} by {trial.MetricName}"), cancellationToken);
+            trialFigures = trial.Score(trainer, staged, spec.Data.Crops.GlobalCropsSize, cancellationToken);
+            logger.LogInformation("AutoML trial {Trial} of search {SearchJobId}: {Figures}", trial.Trial.Number, trial.Trial.SearchJobId,
+                string.Join(", ", trialFigures.Select(f => string.Create(CultureInfo.InvariantCulture, $"{f.Item1} {f.Item2:0.####}"))));
+        }
         var metrics = await jobLoop.CompleteAsync(outcome, trainer, trainer.LastEpochMetrics,
         [
             ("images", images.Count),
             ("parameters", trainer.Student.Backbone.ParameterCount),
             ("seconds", started.Elapsed.TotalSeconds),
+            .. trialFigures,
         ], cancellationToken);
 
         var completed = new TrainingCompleted

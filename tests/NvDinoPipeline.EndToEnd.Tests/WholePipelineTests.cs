@@ -11,6 +11,8 @@ using NvDinoPipeline.Deployment;
 using NvDinoPipeline.Onnx;
 using NvDinoPipeline.Orchestrator;
 using NvDinoPipeline.Specs;
+using NvDinoPipeline.State;
+using NvDinoPipeline.Training;
 using NvDinoPipeline.Datasets.Shards;
 using NvDinoPipeline.Storage;
 using NvDinoPipeline.Testing;
@@ -122,6 +124,68 @@ public sealed class WholePipelineTests(RabbitMqFixture broker, PostgresFixture d
         Assert.Equal(8, Completion<InferenceCompleted>(jobs.Job("inference")).EmbeddedCount);
         var evaluated = Completion<ModelEvaluated>(jobs.Job("evaluate"));
         Assert.True(evaluated.Evaluated, evaluated.Reason);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task An_automl_search_runs_its_trials_on_two_training_workers_at_once_and_deploys_the_best()
+    {
+        var settings = EmbeddedSettings(_folder.Path);
+        settings["Messaging:Transport"] = "RabbitMq";
+        settings["Messaging:RabbitMq"] = broker.Uri.ToString();
+        settings["State:Provider"] = "Postgres";
+        settings["State:ConnectionString"] = database.ConnectionString;
+        using var host = Build(settings, p => p.AddOrchestrator().AddAvailableWorkers());
+        using var secondTrainer = Build(settings, p => p.AddTrainingWorker());
+        await host.StartAsync();
+        await secondTrainer.StartAsync();
+        var train = DemoDataset.Write(_folder.Combine("images_train.tar.gz"), 32, seed: 7);
+        var test = DemoDataset.Write(_folder.Combine("images_test.tar.gz"), 4, seed: 8);
+        // Hyperband with automl_r 3 and automl_nu 3: three trials of one epoch, the best resumed to three, then two of three.
+        var spec = SpecLoader.CreateDefault().Resolve(Array.Empty<string>(),
+        [
+            .. DemoDataset.SpecOverrides, "train.num_epochs=1", "automl_policy=auto", "automl.automl_algorithm=hyperband",
+            "automl.automl_r=3", "automl.automl_nu=3", "automl.held_out_fraction=0.25", "automl.automl_hyperparameters=[train.optim.lr]",
+        ]);
+        var start = new StartPipeline
+        {
+            PipelineId = NewId.NextGuid(), TrainDataUri = DataUris.FromPath(train), TestDataUri = DataUris.FromPath(test),
+            Spec = spec.ToJson(), RequestedAt = DateTimeOffset.UtcNow,
+        };
+        await StartPipelineAsync(host, start);
+
+        var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId,
+            (p, _) => p.Status is JobStatus.Done or JobStatus.Error or JobStatus.Canceled, TimeSpan.FromMinutes(8));
+        Assert.True(pipeline.Status == JobStatus.Done, $"pipeline {pipeline.Status}: {pipeline.FailedStage} {pipeline.ErrorReason}");
+
+        var trials = jobs.Where(j => PipelineStep.IsTrialStep(j.Step)).ToList();
+        Assert.Equal(6, trials.Count);
+        Assert.All(trials, t => Assert.Equal(JobStatus.Done, t.Status));
+        // Both training workers took trials, and two trials ran at the same time.
+        Assert.Equal(2, trials.Select(t => t.WorkerId).Distinct().Count());
+        Assert.Contains(trials, a => trials.Any(b => b.Id != a.Id && a.StartedAt < b.CompletedAt && b.StartedAt < a.CompletedAt));
+        foreach (var trial in trials)
+        {
+            var completed = Completion<TrainingCompleted>(trial);
+            Assert.InRange(completed.Metrics["automl_knn_top1"], 0, 1);
+            Assert.Equal(8, completed.Metrics["automl_held_out_images"]);
+            Assert.Equal(24, completed.Metrics["images"]);
+        }
+        var promoted = trials.Single(t => JsonSerializer.Deserialize<TrainModel>(t.Command)!.Trial!.Rung == 1);
+        Assert.Equal(3, Completion<TrainingCompleted>(promoted).Epochs);
+        var search = jobs.Job("train");
+        Assert.Equal(JobStatus.Done, search.Status);
+        var best = trials.Single(t => t.Id == jobs.Job("export").ParentJobId);
+        Assert.Equal(trials.Max(t => Completion<TrainingCompleted>(t).Metrics[AutomlTrial.ScoreMetric]),
+            Completion<TrainingCompleted>(best).Metrics[AutomlTrial.ScoreMetric]);
+        Assert.Equal(4, Completion<InferenceCompleted>(jobs.Job("inference")).EmbeddedCount);
+        // Status shows each trial with its values and score, and which one won.
+        var view = (await ActivatorUtilities.CreateInstance<Orchestrator.Api.PipelineReader>(host.Services).ReadAsync(start.PipelineId, CancellationToken.None))!;
+        Assert.Equal(6, view.Trials.Count);
+        Assert.Equal(best.Id, Assert.Single(view.Trials, t => t.Best).JobId);
+        Assert.All(view.Trials, t => Assert.Contains("train.optim.lr", t.Parameters.Keys));
+        Assert.Contains("AutoML trials (knn score", PipelineRendering.Render(view, bars: false));
+        await secondTrainer.StopAsync();
         await host.StopAsync();
     }
 

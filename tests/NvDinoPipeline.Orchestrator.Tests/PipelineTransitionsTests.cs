@@ -14,8 +14,8 @@ namespace NvDinoPipeline.Orchestrator.Tests;
 public sealed class PipelineTransitionsTests
 {
     private static readonly string Spec = SpecLoader.CreateDefault().Defaults.ToJson();
-    private readonly PipelineStateMachine _machine = new(
-        new ArtifactStore(Options.Create(new ArtifactStoreOptions { Root = "file:///tmp/nvdino-transitions/" })), TimeProvider.System);
+    private static readonly ArtifactStore Store = new(Options.Create(new ArtifactStoreOptions { Root = "file:///tmp/nvdino-transitions/" }));
+    private readonly PipelineStateMachine _machine = new(Store, TimeProvider.System, new AutomlSearches(Store, SpecLoader.CreateDefault(), TimeProvider.System));
 
     [Fact]
     public void A_refused_start_keeps_none_of_its_spec_text_and_cannot_be_resumed_into_running_it()

@@ -168,7 +168,7 @@ public sealed class SslBatchLoader
 
     // The pixels are copied into memory libtorch allocates, rather than wrapping (and pinning) a managed array
     // whose release libtorch would then call back into .NET for from whichever thread frees the tensor.
-    private static Tensor ToTensor(DecodedImage image)
+    internal static Tensor ToTensor(DecodedImage image)
     {
         var hwc = torch.empty([image.Height, image.Width, image.Channels], ScalarType.Byte);
         hwc.bytes = image.Pixels;

@@ -24,6 +24,23 @@ public sealed record StepView(
     DateTime? CompletedAt,
     Guid? ReusedFromPipeline = null);
 
+/// <summary>One trial of an AutoML search (the latest attempt of each trial and rung): its values, its score, and whether it won.</summary>
+public sealed record TrialView(
+    int Trial,
+    int Bracket,
+    int Rung,
+    string Step,
+    Guid JobId,
+    int Attempt,
+    JobStatus Status,
+    IReadOnlyDictionary<string, string> Parameters,
+    double? Score,
+    string Metric,
+    int? Epochs,
+    string? WorkerId,
+    string? Error,
+    bool Best);
+
 public sealed record PipelineView(
     Guid Id,
     string? Name,
@@ -37,6 +54,9 @@ public sealed record PipelineView(
     IReadOnlyList<StepView> Steps,
     string? Action = null)
 {
+    /// <summary>The trials of the pipeline's AutoML search, by trial and rung; empty without one.</summary>
+    public IReadOnlyList<TrialView> Trials { get; init; } = [];
+
     public static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
@@ -99,8 +119,32 @@ public sealed class PipelineReader(PipelineStore pipelines, WorkerStore workers)
         var plan = PipelineStep.Deserialize(pipeline.Plan);
         var action = plan.Any(s => s.Reuses is not null) ? SingleActions.NameOf(plan[^1].Stage) : null;
         return new PipelineView(pipeline.Id, pipeline.Name, pipeline.Status, pipeline.FailedStage, pipeline.ErrorReason,
-            pipeline.TrainDataUri, pipeline.TestDataUri, pipeline.CreatedAt, pipeline.CompletedAt, steps, action);
+            pipeline.TrainDataUri, pipeline.TestDataUri, pipeline.CreatedAt, pipeline.CompletedAt, steps, action)
+        {
+            Trials = Trials(jobs.Where(j => j.PipelineId == pipeline.Id).ToList()),
+        };
     }
+
+    private static IReadOnlyList<TrialView> Trials(List<JobRecord> jobs)
+    {
+        var winner = jobs.Where(j => AutomlSearches.IsSearch(j) && j.Status == JobStatus.Done && j.Completion is not null)
+            .OrderByDescending(j => j.Attempt).Select(j => JsonSerializer.Deserialize<TrainingCompleted>(j.Completion!)?.JobId).FirstOrDefault();
+        return jobs.Select(job => (Job: job, Trial: AutomlSearches.TrialOf(job)))
+            .Where(t => t.Trial is not null)
+            .GroupBy(t => t.Job.Step).Select(g => g.MaxBy(t => t.Job.Attempt))
+            .OrderBy(t => t.Trial!.Number).ThenBy(t => t.Trial!.Rung)
+            .Select(t => new TrialView(t.Trial!.Number, t.Trial.Bracket, t.Trial.Rung, t.Job.Step, t.Job.Id, t.Job.Attempt, t.Job.Status, t.Trial.Parameters,
+                AutomlSearches.ScoreOf(t.Job), MetricOf(t.Job, t.Trial.Metric),
+                t.Job.Completion is { } completion ? JsonSerializer.Deserialize<TrainingCompleted>(completion)?.Epochs : null,
+                t.Job.WorkerId, t.Job.ErrorReason, t.Job.Id == winner))
+            .ToList();
+    }
+
+    /// <summary>The metric a finished trial was scored by (<c>auto</c> resolves to knn or loss in the worker).</summary>
+    private static string MetricOf(JobRecord job, string requested) =>
+        job.Completion is { } completion && JsonSerializer.Deserialize<TrainingCompleted>(completion) is { } done
+            ? done.Metrics.ContainsKey("automl_knn_top1") ? "knn" : "loss"
+            : requested;
 
     internal static IReadOnlyDictionary<string, T> Parse<T>(string? json) =>
         string.IsNullOrEmpty(json) ? new Dictionary<string, T>() : JsonSerializer.Deserialize<Dictionary<string, T>>(json) ?? [];
