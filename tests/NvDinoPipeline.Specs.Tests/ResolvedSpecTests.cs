@@ -40,7 +40,8 @@ public sealed class ResolvedSpecTests
     {
         var json = Loader.Defaults.ToJson();
 
-        Assert.StartsWith("{\"dataset\":{\"batch_size\":4,", json);
+        Assert.StartsWith("{\"automl\":{\"automl_algorithm\":\"bayesian\",", json);
+        Assert.Contains(",\"automl_policy\":\"off\",\"dataset\":{\"batch_size\":4,", json);
         Assert.Contains("\"final_momentum_teacher\":1.0", json);
         Assert.Contains("\"layerscale_init\":1.0E-05", json);
         Assert.Contains("\"global_crops_scale\":[0.32,1.0]", json);
