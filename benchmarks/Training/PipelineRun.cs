@@ -51,6 +51,19 @@ internal static class PipelineRun
             var metrics = step.GetProperty("metrics").EnumerateObject().Take(6).Select(m => $"{m.Name} {m.Value.GetDouble():G4}");
             Console.WriteLine($"| {step.GetProperty("step").GetString()} | {step.GetProperty("status")} | {Minutes(step):F1} | {string.Join(", ", metrics)} |");
         }
+        if (status.RootElement.TryGetProperty("trials", out var trials) && trials.GetArrayLength() > 0)
+        {
+            // An AutoML search: each trial's values and score on the images held out of its training (never the scored split).
+            Console.WriteLine();
+            Console.WriteLine("| trial | rung | status | epochs | held-out score | values |");
+            Console.WriteLine("|---|---|---|---|---|---|");
+            foreach (var trial in trials.EnumerateArray())
+            {
+                var values = string.Join(", ", trial.GetProperty("parameters").EnumerateObject().Select(p => $"{p.Name} {double.Parse(p.Value.GetString()!, CultureInfo.InvariantCulture):G3}"));
+                var score = trial.GetProperty("score").ValueKind == JsonValueKind.Number ? trial.GetProperty("score").GetDouble().ToString("P2", CultureInfo.InvariantCulture) : "-";
+                Console.WriteLine($"| {trial.GetProperty("trial").GetInt32()}{(trial.GetProperty("best").GetBoolean() ? " (won)" : "")} | {trial.GetProperty("rung").GetInt32()} | {trial.GetProperty("status")} | {trial.GetProperty("epochs")} | {score} | {values} |");
+            }
+        }
         var training = steps.Single(s => s.GetProperty("stage").GetString() == "Training");
         var evaluation = steps.SingleOrDefault(s => s.GetProperty("stage").GetString() == "Evaluation");
         if (evaluation.ValueKind == JsonValueKind.Undefined || !evaluation.GetProperty("artifacts").TryGetProperty("evaluation", out var report))

@@ -84,9 +84,9 @@ public sealed record AutomlSettings
     }
 
     /// <summary>
-    /// The keys a search with <paramref name="spec"/> varies: those <c>automl.automl_hyperparameters</c> names (else
-    /// <see cref="SearchSpace.TrainingDefaults"/>'), less <paramref name="fixedKeys"/> (those the request chose), which
-    /// keeps its value. As an override that records them in the spec, so that what the pipeline stores says what
+    /// The keys a search with <paramref name="spec"/> varies: those <c>automl.automl_hyperparameters</c> names, else
+    /// <see cref="SearchSpace.TrainingDefaults"/>' less <paramref name="fixedKeys"/> (those the request chose), which
+    /// keep their values. As an override that records them in the spec, so that what the pipeline stores says what
     /// was searched; null when AutoML is off.
     /// </summary>
     /// <exception cref="ArgumentException">A key that cannot be searched, or nothing left to search; the message names the key.</exception>
@@ -106,11 +106,12 @@ public sealed record AutomlSettings
         {
             throw new ArgumentException($"{HyperparametersKey}: {exception.Message}", exception);
         }
-        var searched = space.Without(fixedKeys).Parameters.Select(p => p.Key).ToList();
+        // Keys the spec names are searched as named; of the default ones, those the request chose are kept as chosen.
+        var searched = (settings.Hyperparameters.Count > 0 ? space : space.Without(fixedKeys)).Parameters.Select(p => p.Key).ToList();
         if (searched.Count == 0)
             throw new ArgumentException(
-                $"{HyperparametersKey}: {PolicyKey} is auto, but the request sets every key the search would vary ({string.Join(", ", space.Parameters.Select(p => p.Key))}), " +
-                $"and a key the request chose is never searched; name other keys in {HyperparametersKey}, or set {PolicyKey}: off.");
+                $"{HyperparametersKey}: {PolicyKey} is auto, but the request sets every key the search would vary by default ({string.Join(", ", space.Parameters.Select(p => p.Key))}), " +
+                $"and those keep the values it chose; name the keys to search in {HyperparametersKey}, or set {PolicyKey}: off.");
         return $"{HyperparametersKey}=[{string.Join(",", searched)}]";
     }
 

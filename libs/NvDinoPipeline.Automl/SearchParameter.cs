@@ -126,7 +126,7 @@ public sealed class SearchSpace
     /// </summary>
     public static IReadOnlyList<SearchParameter> Searchable { get; } =
     [
-        SearchParameter.LogFloat("train.optim.lr", 5e-5, 5e-3),
+        SearchParameter.LogFloat("train.optim.lr", 1e-4, 2e-2),
         SearchParameter.Float("train.optim.weight_decay_end", 0.04, 0.4),
         SearchParameter.Float("train.teacher.teacher_temp", 0.04, 0.07),
         SearchParameter.Float("model.backbone.drop_path_rate", 0.0, 0.4),

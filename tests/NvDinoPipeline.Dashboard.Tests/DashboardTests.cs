@@ -139,6 +139,50 @@ public sealed class DashboardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_automl_pipelines_page_lists_its_trials_with_their_values_and_scores_and_marks_the_winner()
+    {
+        var train = DemoDataset.Write(_folder.Combine("images_train.tar.gz"), 32, seed: 3);
+        using var host = Host();
+        await host.StartAsync();
+        try
+        {
+            var url = UrlOf(host);
+            using var http = new HttpClient { BaseAddress = new Uri(url) };
+            var spec = string.Join('\n', DemoDataset.SpecOverrides.Select(o => o.Replace("=", ": ", StringComparison.Ordinal)))
+                + "\ntrain.num_epochs: 1\nautoml_policy: auto\nautoml.automl_max_recommendations: 2\nautoml.max_concurrent_trials: 1"
+                + "\nautoml.held_out_fraction: 0.25\nautoml.automl_hyperparameters: [train.optim.lr, train.teacher.teacher_temp]";
+            var started = await http.PostAsync("api/v1/pipelines", new StringContent(JsonSerializer.Serialize(new
+            {
+                train_data = train, spec, name = "automl dashboard test",
+            }), Encoding.UTF8, "application/json"));
+            Assert.True(started.IsSuccessStatusCode, await started.Content.ReadAsStringAsync());
+            var id = (await started.Content.ReadFromJsonAsync<JsonObject>())!["pipeline_id"]!.GetValue<string>();
+
+            var page = await _browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
+            var errors = new List<string>();
+            page.PageError += (_, error) => errors.Add(error);
+            await page.GotoAsync(url + "#/pipelines/" + id);
+            await Assertions.Expect(page.Locator("#steps tr.step[data-step=engine] .status")).ToHaveTextAsync("Done", new() { Timeout = 180_000 });
+
+            var trials = page.Locator("#trials tr.trial");
+            await Assertions.Expect(trials).ToHaveCountAsync(2);
+            await Assertions.Expect(page.Locator("#trials tr.trial .status")).ToHaveTextAsync(["Done", "Done"]);
+            await Assertions.Expect(page.Locator("#trials tr.trial.best")).ToHaveCountAsync(1);
+            await Assertions.Expect(page.Locator("#trials thead")).ToContainTextAsync("lr");
+            await Assertions.Expect(page.Locator("#trials thead")).ToContainTextAsync("teacher_temp");
+            await Assertions.Expect(page.Locator("#trials")).ToContainTextAsync("k-NN top-1 on held-out training images");
+            // The search's curves are the winning trial's.
+            await Assertions.Expect(page.Locator("[data-chart=Loss] polyline[data-series=loss]")).ToHaveCountAsync(1);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Screenshots, "automl.png"), FullPage = true });
+            Assert.Empty(errors);
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
+    [Fact]
     public async Task With_tokens_configured_the_dashboard_asks_for_one_and_refuses_a_wrong_one()
     {
         const string read = "dashboard-read-token-0123";

@@ -174,12 +174,18 @@ public sealed class AutomlSearchTests
     }
 
     [Fact]
-    public void A_request_that_fixes_every_searched_key_is_refused_before_anything_runs()
+    public void A_request_that_fixes_every_default_key_is_refused_and_named_keys_are_searched_whatever_it_sets()
     {
-        var spec = Specs.ResolveRequest("""{"automl_policy": "auto", "automl": {"automl_hyperparameters": ["train.optim.lr"]}, "train": {"optim": {"lr": 0.001}}}""", "spec");
-
-        var error = Assert.Throws<ArgumentException>(() => AutomlSettings.SearchedKeysOverride(spec, Specs.KeysChangedFromTemplates(spec)));
+        var allFixed = Specs.ResolveRequest("""
+            automl_policy: auto
+            model: {backbone: {drop_path_rate: 0.1}}
+            train: {optim: {lr: 0.001, weight_decay_end: 0.3, layerwise_decay: 0.9}, teacher: {teacher_temp: 0.05}}
+            """, "spec");
+        var error = Assert.Throws<ArgumentException>(() => AutomlSettings.SearchedKeysOverride(allFixed, Specs.KeysChangedFromTemplates(allFixed)));
         Assert.Contains("automl.automl_hyperparameters", error.Message);
+
+        var named = Specs.ResolveRequest("""{"automl_policy": "auto", "automl": {"automl_hyperparameters": ["train.optim.lr"]}, "train": {"optim": {"lr": 0.001}}}""", "spec");
+        Assert.Equal("automl.automl_hyperparameters=[train.optim.lr]", AutomlSettings.SearchedKeysOverride(named, Specs.KeysChangedFromTemplates(named)));
         Assert.Throws<ArgumentException>(() => AutomlSettings.SearchedKeysOverride(
             Specs.ResolveRequest("""{"automl_policy": "auto", "automl": {"automl_hyperparameters": ["train.num_epochs"]}}""", "spec"), new HashSet<string>()));
     }

@@ -47,11 +47,12 @@ public static class WeightedKnn
             var similarity = q.narrow(0, start, count).mm(g.t());
             if (leaveOneOut)
             {
-                var self = torch.arange(start, start + count, dtype: ScalarType.Int64).unsqueeze(1);
-                similarity = similarity.scatter(1, self, torch.full([count, 1], float.NegativeInfinity));
+                // Built from arrays, not arange and full, which hand libtorch unheld Scalars (see HeldScalars).
+                var self = torch.tensor(Enumerable.Range(start, count).Select(i => (long)i).ToArray()).unsqueeze(1);
+                similarity = similarity.scatter(1, self, torch.tensor(Enumerable.Repeat(float.NegativeInfinity, count).ToArray()).unsqueeze(1));
             }
             var (values, indices) = similarity.topk(neighbours, dim: 1);
-            var votes = torch.zeros([count, classes]).scatter_add(1, gLabels[indices], (values / temperature).exp());
+            var votes = torch.zeros([count, classes]).scatter_add(1, gLabels[indices], values.DividedBy(temperature).exp());
             var truth = qLabels.narrow(0, start, count).unsqueeze(1);
             var (_, ranked) = votes.topk(top, dim: 1);
             var hits = ranked.eq(truth);

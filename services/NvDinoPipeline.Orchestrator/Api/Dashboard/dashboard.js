@@ -162,6 +162,25 @@ async function neighboursSection(id) {
     el("div", { class: "grid" }, rows));
 }
 
+function trialsSection(trials) {
+  const keys = [...new Set(trials.flatMap(t => Object.keys(t.parameters)))];
+  const metric = (trials.find(t => t.metric !== "auto") || trials[0]).metric;
+  return el("section", { id: "trials" },
+    el("h2", {}, "AutoML trials"),
+    el("p", { class: "muted" }, `Scored by ${metric === "knn" ? "k-NN top-1 on held-out training images" : metric === "loss" ? "minus the final training loss" : metric}; higher is better. ★ continued the pipeline.`),
+    el("table", {},
+      el("thead", {}, el("tr", {}, ["", "Trial", "Rung", "Status", "Epochs", "Score", ...keys.map(k => k.split(".").pop()), "Job"].map(h => el("th", {}, h)))),
+      el("tbody", {}, trials.map(t => el("tr", { class: "trial" + (t.best ? " best" : ""), "data-trial": t.step },
+        el("td", {}, t.best ? "★" : ""),
+        el("td", {}, String(t.trial)),
+        el("td", {}, String(t.rung)),
+        el("td", {}, statusOf(t.status)),
+        el("td", {}, t.epochs == null ? "" : String(t.epochs)),
+        el("td", {}, t.score == null ? (t.error ? el("span", { class: "error" }, t.error) : "") : t.score.toFixed(4)),
+        ...keys.map(k => el("td", {}, t.parameters[k] === undefined ? "" : isNaN(Number(t.parameters[k])) ? t.parameters[k] : Number(t.parameters[k]).toPrecision(3))),
+        el("td", {}, el("a", { href: "#/jobs/" + t.job_id }, t.job_id.slice(0, 8))))))));
+}
+
 async function pipelinePage(id, mine) {
   const p = await api("/pipelines/" + id);
   if (mine !== generation) return;
@@ -174,6 +193,7 @@ async function pipelinePage(id, mine) {
       el("td", {}, s.error ? el("span", { class: "error" }, s.error) : s.waiting || (s.reused_from_pipeline ? "reused from pipeline " + s.reused_from_pipeline : s.message || "")),
       el("td", {}, s.job_id ? el("a", { href: "#/jobs/" + s.job_id }, s.job_id.slice(0, 8)) : "")))));
   const sections = [];
+  if ((p.trials || []).length) sections.push(trialsSection(p.trials));
   for (const s of p.steps) {
     if ((s.step === "train" || s.step === "distill") && s.job_id && !s.reused_from_pipeline) sections.push(await trainingSection(s));
     if (s.step === "evaluate" && s.status === "Done") sections.push(evaluationSection(s));
