@@ -176,7 +176,10 @@ public sealed class WholePipelineTests(RabbitMqFixture broker, PostgresFixture d
         var search = jobs.Job("train");
         Assert.Equal(JobStatus.Done, search.Status);
         var best = trials.Single(t => t.Id == jobs.Job("export").ParentJobId);
-        Assert.Equal(trials.Max(t => Completion<TrainingCompleted>(t).Metrics[AutomlTrial.ScoreMetric]),
+        // Hyperband's winner: the best score among each trial's last rung (a promoted trial's rung-0 score is superseded).
+        var lastRungs = trials.GroupBy(t => JsonSerializer.Deserialize<TrainModel>(t.Command)!.Trial!.Number)
+            .Select(g => g.MaxBy(t => JsonSerializer.Deserialize<TrainModel>(t.Command)!.Trial!.Rung)!);
+        Assert.Equal(lastRungs.Max(t => Completion<TrainingCompleted>(t).Metrics[AutomlTrial.ScoreMetric]),
             Completion<TrainingCompleted>(best).Metrics[AutomlTrial.ScoreMetric]);
         Assert.Equal(4, Completion<InferenceCompleted>(jobs.Job("inference")).EmbeddedCount);
         // Status shows each trial with its values and score, and which one won.
