@@ -36,6 +36,9 @@ public sealed record AutomlTrial
     /// <summary>The metric, among the training job's, that ranks the trials.</summary>
     public const string ScoreMetric = "automl_score";
 
+    /// <summary>Set beside <see cref="ScoreMetric"/> when the score is k-NN top-1 on held-out images (absent when it is the negated loss).</summary>
+    public const string KnnTop1Metric = "automl_knn_top1";
+
     /// <summary>The search's job (its step <c>train</c>), of which this trial is a child.</summary>
     public required Guid SearchJobId { get; init; }
 

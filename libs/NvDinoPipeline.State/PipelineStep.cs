@@ -45,7 +45,19 @@ public sealed record PipelineStep(string Name, PipelineStage Stage, IReadOnlyLis
     /// <summary>Reads a stored plan (the JsonPlans migration converted the colon form of earlier releases).</summary>
     public static IReadOnlyList<PipelineStep> Deserialize(string plan) => JsonSerializer.Deserialize<List<PipelineStep>>(plan, Json) ?? [];
 
-    /// <summary>The jobs of other pipelines a stored plan reuses.</summary>
-    public static IReadOnlyList<Guid> ReusedJobs(string plan) =>
-        Deserialize(plan).Where(step => step.Reuses is not null).Select(step => step.Reuses!.Value).ToList();
+    /// <summary>
+    /// The jobs of other pipelines a stored plan reuses; none for a plan that cannot be read, so that loading the
+    /// pipeline (to fail it, or to list it with the others) does not fail with it.
+    /// </summary>
+    public static IReadOnlyList<Guid> ReusedJobs(string plan)
+    {
+        try
+        {
+            return Deserialize(plan).Where(step => step.Reuses is not null).Select(step => step.Reuses!.Value).ToList();
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+    }
 }

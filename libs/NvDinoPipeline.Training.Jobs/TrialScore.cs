@@ -39,7 +39,7 @@ public sealed record TrialScore(AutomlTrial Trial, HeldOutSplit? Split)
         return
         [
             (AutomlTrial.ScoreMetric, knn.Top1),
-            ("automl_knn_top1", knn.Top1),
+            (AutomlTrial.KnnTop1Metric, knn.Top1),
             ("automl_knn_top5", knn.Top5),
             ("automl_held_out_images", knn.Queries),
         ];

@@ -1,4 +1,6 @@
+using System.Data.Common;
 using MassTransit;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
@@ -12,7 +14,7 @@ namespace NvDinoPipeline.Orchestrator;
 /// (outbox) and the message it handled (inbox) in one transaction; then delivers them. A message handled before changes
 /// nothing. Shared by every consumer of the orchestrator's queue.
 /// </summary>
-public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, ILogger<PipelineChanges> logger)
+public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, PipelineStateMachine machine, ILogger<PipelineChanges> logger)
 {
     /// <summary>Who the inbox records as having handled a message: the orchestrator's queue.</summary>
     public const string InboxName = Queues.Orchestrator;
@@ -21,8 +23,45 @@ public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, ILo
     public async Task ApplyAsync(ConsumeContext context, Guid pipelineId, Func<PipelineState, Transition> change)
     {
         using var scope = LogContext.PushProperty("PipelineId", pipelineId);
-        var saved = await pipelines.UpdateAsync(pipelineId, Handled(context),
-            (pipeline, jobs) => Messages(pipeline, change(new PipelineState(pipeline, jobs))), context.CancellationToken);
+        Exception? defect = null;
+        PipelineChange saved;
+        try
+        {
+            saved = await pipelines.UpdateAsync(pipelineId, Handled(context), (pipeline, jobs) =>
+            {
+                try
+                {
+                    return Messages(pipeline, change(new PipelineState(pipeline, jobs)));
+                }
+                catch (Exception exception) when (IsDefect(exception))
+                {
+                    defect = exception;
+                    throw;
+                }
+            }, context.CancellationToken);
+        }
+        catch (Exception) when (defect is { } exception)
+        {
+            // Deciding the transition threw (a defect, or a state row it cannot read), and will throw again on every
+            // delivery: nothing of it was saved. Left there, the message would go to the error queue and the pipeline
+            // would stay Running with nothing left to move it. It fails instead, with the reason, and can be resumed.
+            var what = context.SupportedMessageTypes.FirstOrDefault()?.Split(':').LastOrDefault() ?? "a message";
+            var reason = $"The orchestrator could not apply {what} to the pipeline: {exception.GetType().Name}: {exception.Message}";
+            logger.LogError(exception, "Applying {MessageType} to pipeline {PipelineId} failed; the pipeline is failed with the reason", what, pipelineId);
+            saved = await pipelines.UpdateAsync(pipelineId, Handled(context), (pipeline, jobs) =>
+            {
+                try
+                {
+                    return Messages(pipeline, machine.Halt(new PipelineState(pipeline, jobs), reason));
+                }
+                catch (Exception again) when (IsDefect(again))
+                {
+                    // Not even its plan can be read: the record alone says why the pipeline stopped.
+                    logger.LogError(again, "Pipeline {PipelineId} cannot be read as a plan of steps; only its record is failed", pipelineId);
+                    return Messages(pipeline, machine.HaltRecord(pipeline, reason));
+                }
+            }, context.CancellationToken);
+        }
         switch (saved.Outcome)
         {
             case ChangeOutcome.Missing:
@@ -59,6 +98,13 @@ public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, ILo
             .. transition.Results.Select(message => outbox.Send(pipeline.ResultsQueue!, message, pipelineId, pipeline.ResultsContentType)),
         ];
     }
+
+    /// <summary>
+    /// Whether an exception thrown while a transition was decided (in memory, from the loaded state) will recur on every
+    /// delivery; a canceled delivery or the state database being away will not.
+    /// </summary>
+    public static bool IsDefect(Exception exception) =>
+        exception is not (OperationCanceledException or DbException or DbUpdateException) && !StateFailures.IsTransient(exception);
 
     /// <summary>The inbox entry of the handled message; null for a message without an id.</summary>
     public static HandledMessage? Handled(ConsumeContext context) =>

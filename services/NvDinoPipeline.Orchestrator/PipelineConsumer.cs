@@ -50,7 +50,15 @@ public sealed class PipelineConsumer(
         }
         else
         {
-            problem = Check(ref start, out spec);
+            try
+            {
+                problem = Check(ref start, out spec);
+            }
+            catch (Exception exception) when (PipelineChanges.IsDefect(exception))
+            {
+                logger.LogError(exception, "Checking the start of pipeline {PipelineId} failed; it is refused with the reason", start.PipelineId);
+                problem = $"The orchestrator could not check the request: {exception.GetType().Name}: {exception.Message}";
+            }
         }
         if (problem is null && (action?.Spec ?? spec) is { } gpuSpec)
         {
@@ -73,9 +81,21 @@ public sealed class PipelineConsumer(
         using var traceScope = LogContext.PushProperty("TraceId", span?.TraceId.ToString());
         var change = await pipelines.CreateAsync(start.PipelineId, PipelineChanges.Handled(context), () =>
         {
-            var (state, transition) = problem is not null ? machine.Reject(start, problem, contentType)
-                : action is not null ? machine.StartAction(start, action, contentType)
-                : machine.Start(start, spec!, contentType);
+            PipelineState state;
+            Transition transition;
+            try
+            {
+                (state, transition) = problem is not null ? machine.Reject(start, problem, contentType)
+                    : action is not null ? machine.StartAction(start, action, contentType)
+                    : machine.Start(start, spec!, contentType);
+            }
+            catch (Exception exception) when (PipelineChanges.IsDefect(exception))
+            {
+                // It would throw again on every delivery and no pipeline would ever be recorded: it is recorded as refused.
+                logger.LogError(exception, "Starting pipeline {PipelineId} failed; it is recorded as refused with the reason", start.PipelineId);
+                problem = $"The orchestrator could not start the pipeline: {exception.GetType().Name}: {exception.Message}";
+                (state, transition) = machine.Reject(start, problem, contentType);
+            }
             state.Pipeline.TraceParent = PipelineTracing.TraceParentOf(span);
             // The jobs a single action reuses belong to other pipelines and are saved already.
             return (state.Pipeline, state.Jobs.Where(j => j.PipelineId == state.Pipeline.Id).ToList(), changes.Messages(state.Pipeline, transition));
@@ -123,6 +143,11 @@ public sealed class PipelineConsumer(
             return (null, exception.Field.Contains('.') || exception.Message.StartsWith("The spec", StringComparison.Ordinal)
                 ? exception.Message
                 : $"{exception.Field}: {exception.Message}");
+        }
+        catch (Exception exception) when (PipelineChanges.IsDefect(exception))
+        {
+            logger.LogError(exception, "Planning the action of pipeline {PipelineId} failed; it is refused with the reason", start.PipelineId);
+            return (null, $"The orchestrator could not plan the action '{start.Action}': {exception.GetType().Name}: {exception.Message}");
         }
     }
 

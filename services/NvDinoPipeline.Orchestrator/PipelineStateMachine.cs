@@ -165,7 +165,29 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         {
             return Transition.None;
         }
+        if (AutomlSearches.IsSearch(job))
+        {
+            // Nothing but the orchestrator completes a search (from its trials): a completion naming it is stray.
+            return Transition.None;
+        }
         var redelivered = job.HandledAt is not null;
+        var expected = StageCatalog.For(job.Stage).Completion;
+        if (completed.GetType() != expected && job.Status is JobStatus.Pending or JobStatus.Running)
+        {
+            // Recording it would hand the next stage an output it cannot read (and leave the pipeline stuck there): the
+            // job fails instead, naming what arrived, and a resume runs it again.
+            job.Status = JobStatus.Error;
+            job.ErrorReason = $"{job.Stage} job {job.Id} was reported complete by a {completed.GetType().Name} message, not the {expected.Name} its stage completes with";
+            job.CompletedAt = Now;
+            job.HandledAt ??= Now;
+            job.UpdatedAt = Now;
+            return IsTrialStep(job.Step) ? Advance(state)
+                : state.Pipeline.Status == JobStatus.Running ? Fail(state, job.Stage, job.Id, job.ErrorReason) : Transition.None;
+        }
+        if (completed.GetType() != expected)
+        {
+            return Transition.None;
+        }
         if (job.Status is JobStatus.Pending or JobStatus.Running)
         {
             job.Status = JobStatus.Done;
@@ -211,6 +233,37 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         pipeline.UpdatedAt = Now;
         CancelActiveJobs(state, $"pipeline failed in {stage}");
         return Ended(state, [], new PipelineFailed { PipelineId = pipeline.Id, Stage = stage, JobId = jobId, Reason = reason, FailedAt = clock.GetUtcNow() });
+    }
+
+    /// <summary>
+    /// A message the orchestrator could not apply (<see cref="PipelineChanges"/>): a running pipeline fails with
+    /// <paramref name="reason"/>, in the stage of its first step not done, and its running stages are canceled; an
+    /// ended one is left as it is.
+    /// </summary>
+    public Transition Halt(PipelineState state, string reason)
+    {
+        if (state.Pipeline.Status is not (JobStatus.Running or JobStatus.Pending))
+        {
+            return Transition.None;
+        }
+        var stage = state.Plan.FirstOrDefault(step => !state.IsDone(step.Name))?.Stage ?? state.Plan[^1].Stage;
+        return Fail(state, stage, Guid.Empty, reason);
+    }
+
+    /// <summary><see cref="Halt"/> for a pipeline whose plan or jobs cannot be read: only its record is failed.</summary>
+    public Transition HaltRecord(PipelineRecord pipeline, string reason)
+    {
+        if (pipeline.Status is not (JobStatus.Running or JobStatus.Pending))
+        {
+            return Transition.None;
+        }
+        pipeline.Status = JobStatus.Error;
+        pipeline.FailedStage ??= PipelineStage.Staging;
+        pipeline.ErrorReason = reason;
+        pipeline.CompletedAt = Now;
+        pipeline.UpdatedAt = Now;
+        var failed = new PipelineFailed { PipelineId = pipeline.Id, Stage = pipeline.FailedStage.Value, JobId = Guid.Empty, Reason = reason, FailedAt = clock.GetUtcNow() };
+        return new([], [failed]) { Results = pipeline.ResultsQueue is null ? [] : [failed] };
     }
 
     public Transition OnStageCanceled(PipelineState state, StageCanceled canceled)

@@ -93,6 +93,62 @@ public sealed class PipelineStateMachineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_completion_of_another_stages_type_fails_its_job_and_the_pipeline_naming_what_arrived()
+    {
+        var standIns = new StandIns();
+        standIns.Before[PipelineStage.Training] = (_, cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
+        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddStandInWorkers(standIns));
+        await host.StartAsync();
+        var start = NewStart(Specs.Defaults.ToJson());
+        await StartPipelineAsync(host, start);
+        var (_, running) = await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running));
+        var train = running.Job("train");
+
+        // A worker that answers a training job with a staging result: export could never read it as a training output.
+        await SendAsync(host, new DatasetStaged
+        {
+            PipelineId = start.PipelineId, JobId = train.Id, Role = DatasetRole.Train, ManifestUri = new Uri("file:///tmp/manifest.jsonl"),
+            StatisticsUri = new Uri("file:///tmp/statistics.json"), DatasetUri = new Uri("file:///tmp/dataset/"), ImageCount = 1, SkippedCount = 0, DuplicateCount = 0,
+        });
+        var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId, (p, _) => p.Status == JobStatus.Error, TimeSpan.FromSeconds(20));
+
+        Assert.Equal(PipelineStage.Training, pipeline.FailedStage);
+        Assert.Contains("DatasetStaged", pipeline.ErrorReason);
+        Assert.Contains("TrainingCompleted", pipeline.ErrorReason);
+        Assert.Equal(JobStatus.Error, jobs.Job("train").Status);
+        Assert.Equal(pipeline.ErrorReason, jobs.Job("train").ErrorReason);
+        Assert.DoesNotContain(jobs, j => j.Step == "export");
+        await host.StopAsync();
+    }
+
+    [Theory]
+    [InlineData("Spec")]
+    [InlineData("Plan")]
+    public async Task A_pipeline_the_orchestrator_cannot_advance_fails_with_the_reason_instead_of_staying_running(string column)
+    {
+        var standIns = new StandIns();
+        var staging = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        standIns.Before[PipelineStage.Staging] = (_, cancellationToken) => staging.Task.WaitAsync(cancellationToken);
+        var settings = EmbeddedSettings(_folder.Path);
+        using var host = Build(settings, p => p.AddOrchestrator().AddStandInWorkers(standIns));
+        await host.StartAsync();
+        var start = NewStart(Specs.Defaults.ToJson());
+        await StartPipelineAsync(host, start);
+        await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Count(j => j.Status == JobStatus.Running) == 2);
+
+        // A stored row the orchestrator can no longer read (edited by hand, or written by a version that meant otherwise):
+        // applying the staging's completion throws on every delivery.
+        await UpdatePipelineAsync(settings, start.PipelineId, column, "{ not json");
+        staging.SetResult();
+        var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId, (p, _) => p.Status == JobStatus.Error, TimeSpan.FromSeconds(30));
+
+        Assert.StartsWith("The orchestrator could not apply DatasetStaged to the pipeline: Json", pipeline.ErrorReason);
+        Assert.NotNull(pipeline.CompletedAt);
+        Assert.DoesNotContain(jobs, j => j.Step == "train");
+        await host.StopAsync();
+    }
+
+    [Fact]
     public async Task Cancel_stops_the_running_stage_within_seconds_and_marks_the_pipeline_canceled()
     {
         var standIns = new StandIns();

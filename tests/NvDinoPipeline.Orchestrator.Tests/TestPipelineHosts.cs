@@ -86,6 +86,17 @@ public static class TestPipelineHosts
             .SetProperty(j => j.UpdatedAt, DateTime.UtcNow));
     }
 
+    /// <summary>Overwrites one text column of a pipeline's record directly, as another process (or a hand) would.</summary>
+    public static async Task UpdatePipelineAsync(IDictionary<string, string?> settings, Guid pipelineId, string column, string value)
+    {
+        await using var db = OpenState(settings);
+        var pipeline = db.Pipelines.Where(p => p.Id == pipelineId);
+        if (column == nameof(PipelineRecord.Spec))
+            await pipeline.ExecuteUpdateAsync(s => s.SetProperty(p => p.Spec, value));
+        else
+            await pipeline.ExecuteUpdateAsync(s => s.SetProperty(p => p.Plan, value));
+    }
+
     private static StateDbContext OpenState(IDictionary<string, string?> settings) =>
         new(new DbContextOptionsBuilder<StateDbContext>().UseSqlite(settings["State:ConnectionString"]).Options);
 

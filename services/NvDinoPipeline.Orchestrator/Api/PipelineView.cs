@@ -143,7 +143,7 @@ public sealed class PipelineReader(PipelineStore pipelines, WorkerStore workers)
     /// <summary>The metric a finished trial was scored by (<c>auto</c> resolves to knn or loss in the worker).</summary>
     private static string MetricOf(JobRecord job, string requested) =>
         job.Completion is { } completion && JsonSerializer.Deserialize<TrainingCompleted>(completion) is { } done
-            ? done.Metrics.ContainsKey("automl_knn_top1") ? "knn" : "loss"
+            ? done.Metrics.ContainsKey(AutomlTrial.KnnTop1Metric) ? "knn" : "loss"
             : requested;
 
     internal static IReadOnlyDictionary<string, T> Parse<T>(string? json) =>
