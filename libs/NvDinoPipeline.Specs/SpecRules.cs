@@ -157,8 +157,6 @@ internal static class SpecRules
         K("automl.automl_hyperparameters").Of(SpecType.StringList),
         K("automl.metric").OneOf("auto", "knn", "loss"),
         K("automl.held_out_fraction").Above(0).Below(1),
-        K("automl.automl_delete_intermediate_ckpt").Must(value => !value.Bool, "false")
-            .Because("every trial's checkpoints are kept: the search does not prune them yet, so true would promise what nothing does"),
 
         K("pipeline.deploy.target").OneOf("onnxruntime", "tensorrt"),
         K("pipeline.deploy.precision").OneOf(Precisions),

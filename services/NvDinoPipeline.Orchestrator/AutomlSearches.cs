@@ -78,19 +78,21 @@ public sealed class AutomlSearches(IArtifactStore artifacts, SpecLoader specs, T
 
     /// <summary>
     /// Takes the search as far as its trials allow: returns the trial jobs to send (already added to the state), and
-    /// completes or fails <paramref name="search"/> when it has ended.
+    /// completes or fails <paramref name="search"/> when it has ended; then, with
+    /// <c>automl.automl_delete_intermediate_ckpt</c>, also the folders of the trial jobs whose checkpoints go (every one
+    /// but the winner's last).
     /// </summary>
-    public IReadOnlyList<JobRecord> Advance(PipelineState state, JobRecord search)
+    public (IReadOnlyList<JobRecord> Dispatch, IReadOnlyList<Uri> Prune) Advance(PipelineState state, JobRecord search)
     {
         if (search.Status != JobStatus.Running)
-            return [];
+            return ([], []);
         var settings = AutomlSettings.From(ResolvedSpec.FromJson(state.Pipeline.Spec));
         var run = new SearchRun(this, state, search, settings);
         if (settings.Algorithm == AutomlAlgorithm.Hyperband)
             run.Hyperband();
         else
             run.Bayesian();
-        return run.Dispatch;
+        return (run.Dispatch, run.Prune);
     }
 
     private DateTime Now => clock.GetUtcNow().UtcDateTime;
@@ -106,6 +108,8 @@ public sealed class AutomlSearches(IArtifactStore artifacts, SpecLoader specs, T
             .ToList();
 
         public List<JobRecord> Dispatch { get; } = [];
+
+        public List<Uri> Prune { get; } = [];
 
         public void Bayesian()
         {
@@ -323,6 +327,12 @@ public sealed class AutomlSearches(IArtifactStore artifacts, SpecLoader specs, T
             search.Progress = 1;
             search.ProgressMessage = string.Create(CultureInfo.InvariantCulture,
                 $"AutoML {settings.Algorithm.ToString().ToLowerInvariant()}: trial {winner.Number} won with {ScoreOf(best):0.####} ({string.Join(", ", winner.Parameters.Select(p => $"{p.Key}={p.Value}"))})");
+            if (settings.DeleteIntermediateCheckpoints)
+            {
+                // The winner's earlier rungs too: its last job continued from them and holds its own.
+                Prune.AddRange(trials.Where(t => t.Job.Id != best.Id && t.Job.Status is not (JobStatus.Pending or JobStatus.Running))
+                    .Select(t => Folder(t.Job)));
+            }
         }
     }
 

@@ -2,9 +2,11 @@ using System.Data.Common;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
+using NvDinoPipeline.Checkpoints;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.State;
+using NvDinoPipeline.Storage;
 using LogContext = Serilog.Context.LogContext;
 
 namespace NvDinoPipeline.Orchestrator;
@@ -14,7 +16,8 @@ namespace NvDinoPipeline.Orchestrator;
 /// (outbox) and the message it handled (inbox) in one transaction; then delivers them. A message handled before changes
 /// nothing. Shared by every consumer of the orchestrator's queue.
 /// </summary>
-public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, PipelineStateMachine machine, ILogger<PipelineChanges> logger)
+public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, PipelineStateMachine machine, IArtifactStore artifacts,
+    ILogger<PipelineChanges> logger)
 {
     /// <summary>Who the inbox records as having handled a message: the orchestrator's queue.</summary>
     public const string InboxName = Queues.Orchestrator;
@@ -24,6 +27,7 @@ public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, Pip
     {
         using var scope = LogContext.PushProperty("PipelineId", pipelineId);
         Exception? defect = null;
+        Transition? applied = null;
         PipelineChange saved;
         try
         {
@@ -31,7 +35,8 @@ public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, Pip
             {
                 try
                 {
-                    return Messages(pipeline, change(new PipelineState(pipeline, jobs)));
+                    applied = change(new PipelineState(pipeline, jobs));
+                    return Messages(pipeline, applied);
                 }
                 catch (Exception exception) when (IsDefect(exception))
                 {
@@ -48,6 +53,7 @@ public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, Pip
             var what = context.SupportedMessageTypes.FirstOrDefault()?.Split(':').LastOrDefault() ?? "a message";
             var reason = $"The orchestrator could not apply {what} to the pipeline: {exception.GetType().Name}: {exception.Message}";
             logger.LogError(exception, "Applying {MessageType} to pipeline {PipelineId} failed; the pipeline is failed with the reason", what, pipelineId);
+            applied = null;
             saved = await pipelines.UpdateAsync(pipelineId, Handled(context), (pipeline, jobs) =>
             {
                 try
@@ -72,7 +78,36 @@ public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, Pip
                     context.SupportedMessageTypes.FirstOrDefault(), context.MessageId, pipelineId);
                 return;
         }
+        if (applied is { PruneCheckpoints.Count: > 0 })
+        {
+            // Before the commands go: what they start (export of the winner, the pipeline's end) comes after the pruning.
+            await PruneAsync(applied.PruneCheckpoints, context.CancellationToken);
+        }
         await outbox.DeliverAsync(saved.Outbox, context.CancellationToken);
+    }
+
+    /// <summary>
+    /// Deletes the checkpoints under each job folder, after the transition that chose them was saved. A failure is
+    /// logged and the rest go on: what is left is kept, never lost, and the pipeline does not depend on it.
+    /// </summary>
+    private async Task PruneAsync(IReadOnlyList<Uri> folders, CancellationToken cancellationToken)
+    {
+        foreach (var folder in folders)
+        {
+            try
+            {
+                var checkpoints = await StoredCheckpoints.ListAsync(artifacts, folder.Append(CheckpointNames.Folder), cancellationToken);
+                foreach (var checkpoint in checkpoints)
+                {
+                    await artifacts.DeleteAsync(checkpoint.Uri, cancellationToken);
+                }
+                logger.LogInformation("Deleted the {Count} checkpoints of {Folder} (automl_delete_intermediate_ckpt)", checkpoints.Count, folder);
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                logger.LogWarning(exception, "The checkpoints of {Folder} could not be deleted; they are kept", folder);
+            }
+        }
     }
 
     /// <summary>

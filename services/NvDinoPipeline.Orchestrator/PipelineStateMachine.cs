@@ -33,6 +33,12 @@ public sealed record Transition(IReadOnlyList<JobRecord> Dispatch, IReadOnlyList
 
     /// <summary>For <see cref="PipelineRecord.ResultsQueue"/>, in <see cref="PipelineRecord.ResultsContentType"/>.</summary>
     public IReadOnlyList<object> Results { get; init; } = [];
+
+    /// <summary>
+    /// Job folders whose checkpoints are deleted once the transition is saved: the trials an AutoML search with
+    /// <c>automl.automl_delete_intermediate_ckpt</c> did not pick.
+    /// </summary>
+    public IReadOnlyList<Uri> PruneCheckpoints { get; init; } = [];
 }
 
 /// <summary>
@@ -341,15 +347,17 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             return Transition.None;
         }
         // A running AutoML search takes its next trials, or ends (and what waited for training may start below).
-        var trials = state.Plan.Where(step => step.Reuses is null).Select(step => state.Latest(step.Name))
-            .Where(job => job is { Status: JobStatus.Running } && AutomlSearches.IsSearch(job)).SelectMany(job => searches.Advance(state, job!)).ToList();
+        var advanced = state.Plan.Where(step => step.Reuses is null).Select(step => state.Latest(step.Name))
+            .Where(job => job is { Status: JobStatus.Running } && AutomlSearches.IsSearch(job)).Select(job => searches.Advance(state, job!)).ToList();
+        var trials = advanced.SelectMany(a => a.Dispatch).ToList();
+        var prune = advanced.SelectMany(a => a.Prune).ToList();
         // A job its worker recorded as failed or canceled ends the pipeline, whichever message brought the orchestrator
         // here first: the stage's own StageFailed may still be on its way behind another stage's completion.
         if (state.Plan.Select(step => state.Latest(step.Name)).FirstOrDefault(j => j?.Status is JobStatus.Error or JobStatus.Canceled) is { } ended)
         {
-            return ended.Status == JobStatus.Error
+            return (ended.Status == JobStatus.Error
                 ? Fail(state, ended.Stage, ended.Id, ended.ErrorReason ?? $"{ended.Stage} job {ended.Id} failed")
-                : Cancel(state, $"{ended.Stage} job {ended.Id} was canceled");
+                : Cancel(state, $"{ended.Stage} job {ended.Id} was canceled")) with { PruneCheckpoints = prune };
         }
         var dispatch = new List<JobRecord>(trials);
         foreach (var step in state.Plan)
@@ -363,11 +371,11 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         pipeline.UpdatedAt = Now;
         if (!state.Plan.All(step => state.IsDone(step.Name)))
         {
-            return new Transition(dispatch, []);
+            return new Transition(dispatch, []) { PruneCheckpoints = prune };
         }
         pipeline.Status = JobStatus.Done;
         pipeline.CompletedAt = Now;
-        return Ended(state, dispatch, Completed(state));
+        return Ended(state, dispatch, Completed(state)) with { PruneCheckpoints = prune };
     }
 
     /// <summary>The pipeline's final event, published, and sent to its results queue after every result when it has one.</summary>
@@ -409,7 +417,8 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         {
             var search = searches.NewSearch(state, step, attempt, Output<DatasetStaged>(state, StageTrain).JobId);
             state.Jobs.Add(search);
-            return searches.Advance(state, search);
+            // Its trials cannot have ended yet (only refused ones, which leave nothing to prune).
+            return searches.Advance(state, search).Dispatch;
         }
         var job = NewJob(state, step, attempt);
         state.Jobs.Add(job);

@@ -4,6 +4,7 @@ using System.Text.Json;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using NvDinoPipeline.Checkpoints;
 using NvDinoPipeline.Cli;
 using NvDinoPipeline.Cli.Commands;
 using NvDinoPipeline.Contracts;
@@ -146,6 +147,7 @@ public sealed class WholePipelineTests(RabbitMqFixture broker, PostgresFixture d
         [
             .. DemoDataset.SpecOverrides, "train.num_epochs=1", "automl_policy=auto", "automl.automl_algorithm=hyperband",
             "automl.automl_r=3", "automl.automl_nu=3", "automl.held_out_fraction=0.25", "automl.automl_hyperparameters=[train.optim.lr]",
+            "automl.automl_delete_intermediate_ckpt=true",
         ]);
         var start = new StartPipeline
         {
@@ -182,6 +184,18 @@ public sealed class WholePipelineTests(RabbitMqFixture broker, PostgresFixture d
         Assert.Equal(lastRungs.Max(t => Completion<TrainingCompleted>(t).Metrics[AutomlTrial.ScoreMetric]),
             Completion<TrainingCompleted>(best).Metrics[AutomlTrial.ScoreMetric]);
         Assert.Equal(4, Completion<InferenceCompleted>(jobs.Job("inference")).EmbeddedCount);
+        // automl_delete_intermediate_ckpt: only the winner's job keeps checkpoints; every trial keeps its metrics.
+        var store = host.Services.GetRequiredService<IArtifactStore>();
+        foreach (var trial in trials)
+        {
+            var folder = store.JobFolder(start.PipelineId, trial.Id);
+            var checkpoints = await StoredCheckpoints.ListAsync(store, folder.Append(CheckpointNames.Folder), CancellationToken.None);
+            if (trial.Id == best.Id)
+                Assert.NotEmpty(checkpoints);
+            else
+                Assert.Empty(checkpoints);
+            Assert.True(await store.GetInfoAsync(folder.Append(CheckpointNames.MetricsFile), CancellationToken.None) is not null, $"{trial.Step} kept no metrics");
+        }
         // Status shows each trial with its values and score, and which one won.
         var view = (await ActivatorUtilities.CreateInstance<Orchestrator.Api.PipelineReader>(host.Services).ReadAsync(start.PipelineId, CancellationToken.None))!;
         Assert.Equal(6, view.Trials.Count);

@@ -68,7 +68,10 @@ public sealed class AutomlSearchTests
                 Assert.Equal(value, ResolvedSpec.FromJson(command.Spec).Get<double>(parameter.Key), 12);
             }
             Assert.True(state.Jobs.Count(j => IsTrialStep(j.Step) && j.Status is JobStatus.Pending or JobStatus.Running) <= 2);
-            var next = CompleteTrial(state, trial, scores[command.Trial.Number]).Dispatch;
+            var completed = CompleteTrial(state, trial, scores[command.Trial.Number]);
+            // automl_delete_intermediate_ckpt is false by default: every trial keeps its checkpoints.
+            Assert.Empty(completed.PruneCheckpoints);
+            var next = completed.Dispatch;
             sentTrials.AddRange(next);
             foreach (var job in next.Where(j => IsTrialStep(j.Step)))
                 pending.Enqueue(job);
@@ -91,7 +94,7 @@ public sealed class AutomlSearchTests
         // automl_r 3, automl_nu 3: bracket 0 starts 3 trials at 1 unit and promotes 1 to 3 units; bracket 1 starts 2 at 3 units.
         var state = Start("""
             automl_policy: auto
-            automl: {automl_algorithm: hyperband, automl_r: 3, automl_nu: 3, epoch_multiplier: 2}
+            automl: {automl_algorithm: hyperband, automl_r: 3, automl_nu: 3, epoch_multiplier: 2, automl_delete_intermediate_ckpt: true}
             """);
         var rung0 = Complete(state, StageTrain, out _).Dispatch;
 
@@ -112,8 +115,12 @@ public sealed class AutomlSearchTests
         var bracket1 = CompleteTrial(state, promoted, 0.7).Dispatch;
         Assert.Equal(2, bracket1.Count);
         Assert.All(bracket1, t => Assert.Equal(6, ResolvedSpec.FromJson(Command(t).Spec).Get<int>("train.num_epochs")));
-        CompleteTrial(state, bracket1[0], 0.6);
-        CompleteTrial(state, bracket1[1], 0.65);
+        Assert.Empty(CompleteTrial(state, bracket1[0], 0.6).PruneCheckpoints);
+        var end = CompleteTrial(state, bracket1[1], 0.65);
+        // automl_delete_intermediate_ckpt: every trial job's checkpoints go but the winner's last (its rung 0's too).
+        Assert.Equal(state.Jobs.Where(j => IsTrialStep(j.Step) && j.Id != promoted.Id).Select(j => Store.JobFolder(state.Pipeline.Id, j.Id).AbsoluteUri).Order(),
+            end.PruneCheckpoints.Select(u => u.AbsoluteUri).Order());
+        Assert.Contains(Store.JobFolder(state.Pipeline.Id, rung0[1].Id), end.PruneCheckpoints);
 
         var search = state.Latest(Train)!;
         Assert.Equal(JobStatus.Done, search.Status);
