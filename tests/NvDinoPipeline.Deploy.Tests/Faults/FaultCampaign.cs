@@ -40,6 +40,9 @@ public sealed record FaultCampaignOptions
 
     public int Pipelines { get; init; } = 20;
 
+    /// <summary>Keys set on every pipeline's spec after <see cref="FaultCampaign.TinySpec"/> (an AutoML search, say).</summary>
+    public IReadOnlyList<string> SpecOverrides { get; init; } = [];
+
     /// <summary>Time between two pipeline starts.</summary>
     public TimeSpan PipelineInterval { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -276,7 +279,7 @@ public sealed partial class FaultCampaign(FaultCampaignOptions options)
 
     private async Task<List<Guid>> StartPipelinesAsync(List<(Uri Train, Uri Test)> inputs)
     {
-        var spec = SpecLoader.CreateDefault().Resolve([], TinySpec).ToJson();
+        var spec = SpecLoader.CreateDefault().Resolve([], [.. TinySpec, .. options.SpecOverrides]).ToJson();
         var started = new List<Guid>();
         foreach (var (train, test) in inputs)
         {

@@ -50,4 +50,44 @@ public sealed class FaultCampaignTests(ITestOutputHelper output) : IDisposable
         Assert.Empty(report.CorruptArtifacts);
         Assert.True(double.IsFinite(report.LongestStallSeconds), "a pipeline touched by a fault never moved again");
     }
+
+    [Fact]
+    public async Task An_automl_search_survives_its_trials_training_worker_killed_mid_trial_running_each_trial_once()
+    {
+        var campaign = new FaultCampaign(new FaultCampaignOptions
+        {
+            Folder = _folder.Path,
+            PortBase = 57850,
+            Pipelines = 1,
+            SpecOverrides =
+            [
+                "automl_policy=auto", "automl.automl_algorithm=bayesian", "automl.automl_max_recommendations=3", "automl.max_concurrent_trials=1",
+                "automl.automl_hyperparameters=[train.optim.lr]",
+            ],
+            Faults = [FaultKind.KillTraining, FaultKind.KillTraining],
+            FaultSpacing = TimeSpan.FromSeconds(3),
+            Deadline = TimeSpan.FromMinutes(8),
+            Seed = 11,
+            Log = output.WriteLine,
+        });
+
+        var report = await campaign.RunAsync();
+
+        foreach (var fault in report.Faults)
+        {
+            output.WriteLine($"{fault.Kind}: {fault.Detail}; mid-job {fault.MidJob}");
+        }
+        foreach (var problem in report.Failed.Concat(report.Unfinished).Concat(report.StagesCompletedTwice).Concat(report.CorruptArtifacts))
+        {
+            output.WriteLine(problem);
+        }
+        // Both kills hit a training process while a trial ran on it: the trial's lease ran out and it went on elsewhere.
+        Assert.Equal(2, report.Faults.Count(f => f.MidJob && f.Detail.Contains("mid-job automl-trial-", StringComparison.Ordinal)));
+        Assert.Empty(report.Unfinished);
+        Assert.Empty(report.Failed);
+        Assert.Equal(1, report.Completed);
+        // Each trial (its own step) finished once; so did every other step.
+        Assert.Empty(report.StagesCompletedTwice);
+        Assert.Empty(report.CorruptArtifacts);
+    }
 }
