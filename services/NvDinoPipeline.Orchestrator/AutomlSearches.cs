@@ -102,7 +102,8 @@ public sealed class AutomlSearches(IArtifactStore artifacts, SpecLoader specs, T
     private sealed class SearchRun(AutomlSearches owner, PipelineState state, JobRecord search, AutomlSettings settings)
     {
         private readonly SearchSpace space = settings.Space;
-        private readonly List<(JobRecord Job, AutomlTrial Trial)> trials = state.Jobs
+        // This pipeline's own: a trial of another pipeline's search, reused by a single action, is no trial of this one.
+        private readonly List<(JobRecord Job, AutomlTrial Trial)> trials = state.Jobs.Where(job => job.PipelineId == state.Pipeline.Id)
             .Select(job => (Job: job, Trial: TrialOf(job)!))
             .Where(t => t.Trial is not null)
             .ToList();

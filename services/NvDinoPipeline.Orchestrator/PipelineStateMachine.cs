@@ -16,9 +16,14 @@ public sealed class PipelineState(PipelineRecord pipeline, List<JobRecord> jobs)
 
     public IReadOnlyList<PipelineStep> Plan { get; } = Deserialize(pipeline.Plan);
 
-    /// <summary>The newest attempt of a step; earlier attempts stay as history.</summary>
+    /// <summary>
+    /// The newest attempt of a step; earlier attempts stay as history. A step a single action reuses is the job it names,
+    /// whatever that job's own step was (an AutoML trial reused as <c>train</c>).
+    /// </summary>
     public JobRecord? Latest(string step) =>
-        jobs.Where(j => j.Step == step).OrderByDescending(j => j.Attempt).FirstOrDefault();
+        Plan.FirstOrDefault(s => s.Name == step) is { Reuses: { } reused }
+            ? jobs.FirstOrDefault(j => j.Id == reused)
+            : jobs.Where(j => j.Step == step && j.PipelineId == pipeline.Id).OrderByDescending(j => j.Attempt).FirstOrDefault();
 
     public bool IsDone(string step) => Latest(step)?.Status == JobStatus.Done;
 }

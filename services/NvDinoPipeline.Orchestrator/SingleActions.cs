@@ -89,7 +89,9 @@ public static class SingleActions
         var reused = new List<PipelineStep>();
         var reusedJobs = new List<JobRecord>();
         var wanted = new HashSet<string>(StringComparer.Ordinal);
-        var pending = new Stack<string>([parentJob.Step]);
+        // An AutoML trial stands for the train step it was a candidate for (its own step is in no plan).
+        var parentStep = IsTrialStep(parentJob.Step) ? Train : parentJob.Step;
+        var pending = new Stack<string>([parentStep]);
         while (pending.TryPop(out var name))
         {
             if (wanted.Add(name) && parent.Plan.FirstOrDefault(s => s.Name == name) is { } step)
@@ -115,7 +117,7 @@ public static class SingleActions
         wanted.Remove(chosen.Step);
         foreach (var step in parent.Plan.Where(s => wanted.Contains(s.Name)))
         {
-            var job = parent.Latest(step.Name);
+            var job = step.Name == parentStep ? parentJob : parent.Latest(step.Name);
             if (job is not { Status: JobStatus.Done })
             {
                 throw new ActionRequestException(ActionProblem.ParentNotDone, "parent_job_id",

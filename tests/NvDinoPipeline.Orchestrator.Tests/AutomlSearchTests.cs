@@ -131,6 +131,30 @@ public sealed class AutomlSearchTests
     }
 
     [Fact]
+    public void A_single_action_after_a_trial_that_did_not_win_continues_from_that_trial_as_its_train_step()
+    {
+        var state = Start("""
+            automl_policy: auto
+            automl: {automl_algorithm: bayesian, automl_max_recommendations: 2, max_concurrent_trials: 2}
+            """);
+        var trials = Complete(state, StageTrain, out _).Dispatch;
+        CompleteTrial(state, trials[0], 0.4);
+        CompleteTrial(state, trials[1], 0.8);
+        Assert.Equal(trials[1].Id, JsonSerializer.Deserialize<ExportModel>(state.Latest(Export)!.Command)!.ParentJobId);
+
+        // The user exports the trial that lost: its own step is in no plan, so it is reused as the action's train step.
+        var plan = SingleActions.Plan("export", state, trials[0], "{}", null, Specs);
+        var start = TestPipelineHosts.NewStart("{}") with { Action = "export", ParentJobId = trials[0].Id };
+        var (action, started) = _machine.StartAction(start, plan);
+
+        Assert.Contains(plan.Steps, s => s.Name == Train && s.Reuses == trials[0].Id);
+        var export = JsonSerializer.Deserialize<ExportModel>(Assert.Single(started.Dispatch).Command)!;
+        Assert.Equal(trials[0].Id, export.ParentJobId);
+        Assert.Equal(Store.JobFolder(state.Pipeline.Id, trials[0].Id), export.CheckpointsUri);
+        Assert.Equal(JobStatus.Running, action.Pipeline.Status);
+    }
+
+    [Fact]
     public void A_failed_trial_scores_worst_and_the_search_fails_only_when_no_trial_scored()
     {
         var state = Start("""
