@@ -205,6 +205,23 @@ public sealed class JobStore(StateDatabase database, TimeProvider clock)
                 .ToListAsync(cancellationToken);
         }, cancellationToken);
 
+    /// <summary>
+    /// Jobs of pipelines still running that a worker ended (Done or Error) before <paramref name="before"/> without the
+    /// orchestrator having handled it: the newest attempt of their step, never one whose command is
+    /// <paramref name="exceptCommandType"/> (what the orchestrator runs itself).
+    /// </summary>
+    public Task<List<JobRecord>> UnhandledEndsAsync(DateTime before, string exceptCommandType, int limit, CancellationToken cancellationToken) =>
+        database.ReadAsync(db =>
+        {
+            var running = db.Pipelines.Where(p => p.Status == JobStatus.Running).Select(p => p.Id);
+            return db.Jobs.AsNoTracking()
+                .Where(j => (j.Status == JobStatus.Done || j.Status == JobStatus.Error) && j.HandledAt == null && j.UpdatedAt < before
+                    && j.CommandType != exceptCommandType && running.Contains(j.PipelineId)
+                    && !db.Jobs.Any(later => later.PipelineId == j.PipelineId && later.Step == j.Step && later.Attempt > j.Attempt))
+                .OrderBy(j => j.UpdatedAt).Take(limit)
+                .ToListAsync(cancellationToken);
+        }, cancellationToken);
+
     /// <summary>Runs one conditional update and, when it changed the job, saves <paramref name="outbox"/> in the same transaction.</summary>
     private Task<bool> ChangeAsync(Func<StateDbContext, Task<int>> update, IReadOnlyList<OutboxMessage> outbox, CancellationToken cancellationToken) =>
         database.InTransactionAsync(async db =>

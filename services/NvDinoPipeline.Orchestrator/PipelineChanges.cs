@@ -23,7 +23,16 @@ public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, Pip
     public const string InboxName = Queues.Orchestrator;
 
     /// <summary>Applies <paramref name="change"/> to the pipeline the handled message belongs to.</summary>
-    public async Task ApplyAsync(ConsumeContext context, Guid pipelineId, Func<PipelineState, Transition> change)
+    public Task ApplyAsync(ConsumeContext context, Guid pipelineId, Func<PipelineState, Transition> change) =>
+        ApplyAsync(pipelineId, Handled(context), context.SupportedMessageTypes.FirstOrDefault()?.Split(':').LastOrDefault() ?? "a message", change,
+            context.CancellationToken);
+
+    /// <summary>
+    /// Applies <paramref name="change"/>, which <paramref name="what"/> (a message's type) brings, to the pipeline;
+    /// <paramref name="handled"/> is recorded in the inbox with it (null: the orchestrator acts on its own).
+    /// </summary>
+    public async Task ApplyAsync(Guid pipelineId, HandledMessage? handled, string what, Func<PipelineState, Transition> change,
+        CancellationToken cancellationToken)
     {
         using var scope = LogContext.PushProperty("PipelineId", pipelineId);
         Exception? defect = null;
@@ -31,7 +40,7 @@ public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, Pip
         PipelineChange saved;
         try
         {
-            saved = await pipelines.UpdateAsync(pipelineId, Handled(context), (pipeline, jobs) =>
+            saved = await pipelines.UpdateAsync(pipelineId, handled, (pipeline, jobs) =>
             {
                 try
                 {
@@ -43,18 +52,17 @@ public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, Pip
                     defect = exception;
                     throw;
                 }
-            }, context.CancellationToken);
+            }, cancellationToken);
         }
         catch (Exception) when (defect is { } exception)
         {
             // Deciding the transition threw (a defect, or a state row it cannot read), and will throw again on every
             // delivery: nothing of it was saved. Left there, the message would go to the error queue and the pipeline
             // would stay Running with nothing left to move it. It fails instead, with the reason, and can be resumed.
-            var what = context.SupportedMessageTypes.FirstOrDefault()?.Split(':').LastOrDefault() ?? "a message";
             var reason = $"The orchestrator could not apply {what} to the pipeline: {exception.GetType().Name}: {exception.Message}";
             logger.LogError(exception, "Applying {MessageType} to pipeline {PipelineId} failed; the pipeline is failed with the reason", what, pipelineId);
             applied = null;
-            saved = await pipelines.UpdateAsync(pipelineId, Handled(context), (pipeline, jobs) =>
+            saved = await pipelines.UpdateAsync(pipelineId, handled, (pipeline, jobs) =>
             {
                 try
                 {
@@ -66,24 +74,24 @@ public sealed class PipelineChanges(PipelineStore pipelines, IOutbox outbox, Pip
                     logger.LogError(again, "Pipeline {PipelineId} cannot be read as a plan of steps; only its record is failed", pipelineId);
                     return Messages(pipeline, machine.HaltRecord(pipeline, reason));
                 }
-            }, context.CancellationToken);
+            }, cancellationToken);
         }
         switch (saved.Outcome)
         {
             case ChangeOutcome.Missing:
-                logger.LogWarning("{MessageType} for unknown pipeline {PipelineId} ignored", context.SupportedMessageTypes.FirstOrDefault(), pipelineId);
+                logger.LogWarning("{MessageType} for unknown pipeline {PipelineId} ignored", what, pipelineId);
                 return;
             case ChangeOutcome.AlreadyHandled:
                 logger.LogInformation("{MessageType} {MessageId} of pipeline {PipelineId} was handled before; it changes nothing",
-                    context.SupportedMessageTypes.FirstOrDefault(), context.MessageId, pipelineId);
+                    what, handled?.MessageId, pipelineId);
                 return;
         }
         if (applied is { PruneCheckpoints.Count: > 0 })
         {
             // Before the commands go: what they start (export of the winner, the pipeline's end) comes after the pruning.
-            await PruneAsync(applied.PruneCheckpoints, context.CancellationToken);
+            await PruneAsync(applied.PruneCheckpoints, cancellationToken);
         }
-        await outbox.DeliverAsync(saved.Outbox, context.CancellationToken);
+        await outbox.DeliverAsync(saved.Outbox, cancellationToken);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using MassTransit;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -25,6 +26,8 @@ public sealed class RecoveryService(
     IOptions<OrchestratorOptions> options,
     IOptions<MessagingOptions> messaging,
     IOptions<OutboxOptions> outboxOptions,
+    PipelineChanges changes,
+    PipelineStateMachine machine,
     ILogger<RecoveryService> logger) : BackgroundService
 {
     private readonly DateTime _startedAt = clock.GetUtcNow().UtcDateTime;
@@ -45,6 +48,7 @@ public sealed class RecoveryService(
                     restartRecovered = true;
                 }
                 await RearmAsync(stoppingToken);
+                await ApplyUnhandledEndsAsync(stoppingToken);
             }
             catch (Exception exception) when (exception is not OperationCanceledException)
             {
@@ -66,6 +70,53 @@ public sealed class RecoveryService(
         }
         await outbox.DeliverAsync(rearmed.Select(r => r.Message).ToList(), cancellationToken);
         return rearmed.Count;
+    }
+
+    /// <summary>
+    /// Applies, from the state database, the ends of jobs the orchestrator never heard of (see
+    /// <see cref="OrchestratorOptions.UnhandledEndAfter"/>), as their completion or failure would have; returns how many.
+    /// The message itself, should it come after all, then changes nothing.
+    /// </summary>
+    public async Task<int> ApplyUnhandledEndsAsync(CancellationToken cancellationToken)
+    {
+        var before = clock.GetUtcNow().UtcDateTime - options.Value.UnhandledEndAfter;
+        var ended = await jobs.UnhandledEndsAsync(before, AutomlSearches.SearchCommandType, 100, cancellationToken);
+        foreach (var job in ended)
+        {
+            logger.LogWarning("{Stage} job {JobId} of pipeline {PipelineId} ended {Status} at {UpdatedAt:O} but the orchestrator never heard of it; applied from the state database",
+                job.Stage, job.Id, job.PipelineId, job.Status, job.UpdatedAt);
+            var type = StageCatalog.For(job.Stage).Completion;
+            var completed = job.Status == JobStatus.Done ? Read(job, type) : null;
+            if (completed is not null)
+            {
+                await changes.ApplyAsync(job.PipelineId, null, type.Name, state => machine.OnStageCompleted(state, completed), cancellationToken);
+                continue;
+            }
+            var failed = new StageFailed
+            {
+                PipelineId = job.PipelineId, JobId = job.Id, Stage = job.Stage, FailedAt = job.CompletedAt ?? job.UpdatedAt,
+                Reason = job.Status == JobStatus.Done
+                    ? $"{job.Stage} job {job.Id} is Done but its stored completion ({job.CompletionType ?? "none"}) does not read as the {type.Name} its stage completes with"
+                    : job.ErrorReason ?? $"{job.Stage} job {job.Id} failed",
+            };
+            await changes.ApplyAsync(job.PipelineId, null, nameof(StageFailed), state => machine.OnStageFailed(state, failed), cancellationToken);
+        }
+        return ended.Count;
+    }
+
+    /// <summary>A Done job's stored completion, when it reads as its stage's.</summary>
+    private static IStageCompleted? Read(JobRecord job, Type type)
+    {
+        if (job.CompletionType != type.FullName || job.Completion is not { } json)
+            return null;
+        try
+        {
+            return JsonSerializer.Deserialize(json, type) as IStageCompleted;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     private async Task RecoverInMemoryRestartAsync(CancellationToken cancellationToken)

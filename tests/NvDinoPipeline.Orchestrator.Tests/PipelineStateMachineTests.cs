@@ -148,6 +148,50 @@ public sealed class PipelineStateMachineTests : IDisposable
         await host.StopAsync();
     }
 
+    [Theory]
+    [InlineData(JobStatus.Done)]
+    [InlineData(JobStatus.Error)]
+    public async Task A_job_a_worker_ended_without_the_orchestrator_hearing_of_it_is_applied_from_the_state_database(JobStatus end)
+    {
+        var standIns = new StandIns();
+        standIns.Before[PipelineStage.Training] = (_, cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
+        var settings = EmbeddedSettings(_folder.Path);
+        settings["Orchestrator:UnhandledEndAfter"] = "00:00:02";
+        using var host = Build(settings, p => p.AddOrchestrator().AddStandInWorkers(standIns));
+        await host.StartAsync();
+        var start = NewStart(Specs.Defaults.ToJson());
+        await StartPipelineAsync(host, start);
+        var (_, running) = await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running));
+        var train = running.Job("train");
+
+        // What the worker's transaction wrote, while the completion it also saved never reached the orchestrator (it
+        // went to the error queue while the database was away longer than the orchestrator's retries, say).
+        var output = new Uri($"file:///tmp/nvdino-unheard/{train.Id}/");
+        var completed = new TrainingCompleted
+        {
+            PipelineId = start.PipelineId, JobId = train.Id, ParentJobId = train.ParentJobId, CheckpointUri = new(output, "checkpoints/epoch_001.ckpt"),
+            TeacherBackboneUri = new(output, "teacher_backbone.safetensors"), StudentBackboneUri = new(output, "student_backbone.safetensors"), Epochs = 1,
+        };
+        await EndJobInDatabaseAsync(settings, train.Id, end, end == JobStatus.Done ? completed : null, "disk full while writing epoch_002.ckpt");
+        var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId, (p, _) => p.Status != JobStatus.Running, TimeSpan.FromSeconds(30));
+
+        if (end == JobStatus.Done)
+        {
+            Assert.Equal(JobStatus.Done, pipeline.Status);
+            Assert.Equal(train.Id, jobs.Job("export").ParentJobId);
+            Assert.Equal(1, standIns.RunsOf("export"));
+        }
+        else
+        {
+            Assert.Equal(JobStatus.Error, pipeline.Status);
+            Assert.Equal(PipelineStage.Training, pipeline.FailedStage);
+            Assert.Equal("disk full while writing epoch_002.ckpt", pipeline.ErrorReason);
+            Assert.DoesNotContain(jobs, j => j.Step == "export");
+        }
+        Assert.NotNull(jobs.Job("train").HandledAt);
+        await host.StopAsync();
+    }
+
     [Fact]
     public async Task Cancel_stops_the_running_stage_within_seconds_and_marks_the_pipeline_canceled()
     {

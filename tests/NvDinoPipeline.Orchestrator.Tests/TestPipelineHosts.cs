@@ -97,6 +97,22 @@ public static class TestPipelineHosts
             await pipeline.ExecuteUpdateAsync(s => s.SetProperty(p => p.Plan, value));
     }
 
+    /// <summary>Ends a job in the state database as its worker's transaction would (Done with its completion, or Error).</summary>
+    public static async Task EndJobInDatabaseAsync(IDictionary<string, string?> settings, Guid jobId, JobStatus status, object? completion, string reason)
+    {
+        await using var db = OpenState(settings);
+        var now = DateTime.UtcNow;
+        await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
+            .SetProperty(j => j.Status, status)
+            .SetProperty(j => j.CompletionType, completion == null ? null : completion.GetType().FullName)
+            .SetProperty(j => j.Completion, completion == null ? null : System.Text.Json.JsonSerializer.Serialize(completion, completion.GetType()))
+            .SetProperty(j => j.ErrorReason, status == JobStatus.Error ? reason : null)
+            .SetProperty(j => j.LeaseExpiresAt, (DateTime?)null)
+            .SetProperty(j => j.CompletedAt, now)
+            .SetProperty(j => j.UpdatedAt, now)
+            .SetProperty(j => j.Version, j => j.Version + 1));
+    }
+
     private static StateDbContext OpenState(IDictionary<string, string?> settings) =>
         new(new DbContextOptionsBuilder<StateDbContext>().UseSqlite(settings["State:ConnectionString"]).Options);
 
