@@ -14,6 +14,19 @@ public sealed class FaultCampaignTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => _folder.Dispose();
 
+    /// <summary>Each fault as injected, and every problem the campaign found, for the test's output.</summary>
+    private void Print(FaultCampaignReport report)
+    {
+        foreach (var fault in report.Faults)
+        {
+            output.WriteLine($"{fault.Kind}: {fault.Detail}; mid-job {fault.MidJob}, {fault.PipelinesTouched} pipelines touched, stood still {fault.StallSeconds:F1} s after");
+        }
+        foreach (var problem in report.Failed.Concat(report.Unfinished).Concat(report.StagesCompletedTwice).Concat(report.CorruptArtifacts))
+        {
+            output.WriteLine(problem);
+        }
+    }
+
     [Fact]
     public async Task Pipelines_survive_killed_processes_and_a_restarted_broker_database_and_store_completing_once_and_intact()
     {
@@ -33,14 +46,7 @@ public sealed class FaultCampaignTests(ITestOutputHelper output) : IDisposable
 
         var report = await campaign.RunAsync();
 
-        foreach (var fault in report.Faults)
-        {
-            output.WriteLine($"{fault.Kind}: {fault.Detail}; {fault.PipelinesTouched} pipelines touched, stood still {fault.StallSeconds:F1} s after");
-        }
-        foreach (var problem in report.Failed.Concat(report.Unfinished).Concat(report.StagesCompletedTwice).Concat(report.CorruptArtifacts))
-        {
-            output.WriteLine(problem);
-        }
+        Print(report);
         Assert.Equal(5, report.Faults.Count);
         Assert.Empty(report.Unfinished);
         Assert.Empty(report.Failed);
@@ -73,14 +79,7 @@ public sealed class FaultCampaignTests(ITestOutputHelper output) : IDisposable
 
         var report = await campaign.RunAsync();
 
-        foreach (var fault in report.Faults)
-        {
-            output.WriteLine($"{fault.Kind}: {fault.Detail}; mid-job {fault.MidJob}");
-        }
-        foreach (var problem in report.Failed.Concat(report.Unfinished).Concat(report.StagesCompletedTwice).Concat(report.CorruptArtifacts))
-        {
-            output.WriteLine(problem);
-        }
+        Print(report);
         // Both kills hit a training process while a trial ran on it: the trial's lease ran out and it went on elsewhere.
         Assert.Equal(2, report.Faults.Count(f => f.MidJob && f.Detail.Contains("mid-job automl-trial-", StringComparison.Ordinal)));
         Assert.Empty(report.Unfinished);
