@@ -161,7 +161,9 @@ public sealed class PipelineStateMachineTests : IDisposable
         await host.StartAsync();
         var start = NewStart(Specs.Defaults.ToJson());
         await StartPipelineAsync(host, start);
-        var (_, running) = await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running));
+        // The test images staged too: no other completion is left to come and move the pipeline on.
+        var (_, running) = await WaitForAsync(host, start.PipelineId, (_, jobs) =>
+            jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running) && jobs.Any(j => j.Step == "stage-test" && j.HandledAt != null));
         var train = running.Job("train");
 
         // What the worker's transaction wrote, while the completion it also saved never reached the orchestrator (it
