@@ -38,6 +38,13 @@ public sealed class AutomlSearches(IArtifactStore artifacts, SpecLoader specs, T
     public static AutomlTrial? TrialOf(JobRecord job) =>
         IsTrialStep(job.Step) ? JsonSerializer.Deserialize<TrainModel>(job.Command)?.Trial : null;
 
+    /// <summary>
+    /// The job whose folder holds what <paramref name="job"/> trained: for a finished search, the trial that won
+    /// (its completion is that trial's); else the job itself.
+    /// </summary>
+    public static Guid TrainedJobId(JobRecord job) =>
+        IsSearch(job) && job.Completion is { } won ? JsonSerializer.Deserialize<TrainingCompleted>(won)?.JobId ?? job.Id : job.Id;
+
     /// <summary>A trial's score, when it finished and reported one.</summary>
     public static double? ScoreOf(JobRecord job)
     {

@@ -181,24 +181,20 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             // Nothing but the orchestrator completes a search (from its trials): a completion naming it is stray.
             return Transition.None;
         }
-        var redelivered = job.HandledAt is not null;
         var expected = StageCatalog.For(job.Stage).Completion;
-        if (completed.GetType() != expected && job.Status is JobStatus.Pending or JobStatus.Running)
-        {
-            // Recording it would hand the next stage an output it cannot read (and leave the pipeline stuck there): the
-            // job fails instead, naming what arrived, and a resume runs it again.
-            job.Status = JobStatus.Error;
-            job.ErrorReason = $"{job.Stage} job {job.Id} was reported complete by a {completed.GetType().Name} message, not the {expected.Name} its stage completes with";
-            job.CompletedAt = Now;
-            job.HandledAt ??= Now;
-            job.UpdatedAt = Now;
-            return IsTrialStep(job.Step) ? Advance(state)
-                : state.Pipeline.Status == JobStatus.Running ? Fail(state, job.Stage, job.Id, job.ErrorReason) : Transition.None;
-        }
         if (completed.GetType() != expected)
         {
-            return Transition.None;
+            // Recording it would hand the next stage an output it cannot read (and leave the pipeline stuck there): the
+            // job fails instead, naming what arrived, and a resume runs it again. A job already ended keeps its end.
+            return job.Status is JobStatus.Pending or JobStatus.Running
+                ? OnStageFailed(state, new StageFailed
+                {
+                    PipelineId = state.Pipeline.Id, JobId = job.Id, Stage = job.Stage, FailedAt = clock.GetUtcNow(),
+                    Reason = $"{job.Stage} job {job.Id} was reported complete by a {completed.GetType().Name} message, not the {expected.Name} its stage completes with",
+                })
+                : Transition.None;
         }
+        var redelivered = job.HandledAt is not null;
         if (job.Status is JobStatus.Pending or JobStatus.Running)
         {
             job.Status = JobStatus.Done;
@@ -236,14 +232,19 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
 
     private Transition Fail(PipelineState state, PipelineStage stage, Guid jobId, string reason)
     {
-        var pipeline = state.Pipeline;
+        CancelActiveJobs(state, $"pipeline failed in {stage}");
+        return FailRecord(state.Pipeline, stage, jobId, reason);
+    }
+
+    /// <summary>The pipeline's record failed with <paramref name="reason"/>, and its final event.</summary>
+    private Transition FailRecord(PipelineRecord pipeline, PipelineStage stage, Guid jobId, string reason)
+    {
         pipeline.Status = JobStatus.Error;
         pipeline.FailedStage = stage;
         pipeline.ErrorReason = reason;
         pipeline.CompletedAt = Now;
         pipeline.UpdatedAt = Now;
-        CancelActiveJobs(state, $"pipeline failed in {stage}");
-        return Ended(state, [], new PipelineFailed { PipelineId = pipeline.Id, Stage = stage, JobId = jobId, Reason = reason, FailedAt = clock.GetUtcNow() });
+        return Ended(pipeline, [], new PipelineFailed { PipelineId = pipeline.Id, Stage = stage, JobId = jobId, Reason = reason, FailedAt = clock.GetUtcNow() });
     }
 
     /// <summary>
@@ -264,17 +265,9 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
     /// <summary><see cref="Halt"/> for a pipeline whose plan or jobs cannot be read: only its record is failed.</summary>
     public Transition HaltRecord(PipelineRecord pipeline, string reason)
     {
-        if (pipeline.Status is not (JobStatus.Running or JobStatus.Pending))
-        {
-            return Transition.None;
-        }
-        pipeline.Status = JobStatus.Error;
-        pipeline.FailedStage ??= PipelineStage.Staging;
-        pipeline.ErrorReason = reason;
-        pipeline.CompletedAt = Now;
-        pipeline.UpdatedAt = Now;
-        var failed = new PipelineFailed { PipelineId = pipeline.Id, Stage = pipeline.FailedStage.Value, JobId = Guid.Empty, Reason = reason, FailedAt = clock.GetUtcNow() };
-        return new([], [failed]) { Results = pipeline.ResultsQueue is null ? [] : [failed] };
+        return pipeline.Status is JobStatus.Running or JobStatus.Pending
+            ? FailRecord(pipeline, pipeline.FailedStage ?? PipelineStage.Staging, Guid.Empty, reason)
+            : Transition.None;
     }
 
     public Transition OnStageCanceled(PipelineState state, StageCanceled canceled)
@@ -384,8 +377,10 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
     }
 
     /// <summary>The pipeline's final event, published, and sent to its results queue after every result when it has one.</summary>
-    private static Transition Ended(PipelineState state, IReadOnlyList<JobRecord> dispatch, object final) =>
-        new(dispatch, [final]) { Results = state.Pipeline.ResultsQueue is null ? [] : [final] };
+    private static Transition Ended(PipelineState state, IReadOnlyList<JobRecord> dispatch, object final) => Ended(state.Pipeline, dispatch, final);
+
+    private static Transition Ended(PipelineRecord pipeline, IReadOnlyList<JobRecord> dispatch, object final) =>
+        new(dispatch, [final]) { Results = pipeline.ResultsQueue is null ? [] : [final] };
 
     private PipelineCompleted Completed(PipelineState state)
     {
@@ -543,8 +538,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
     /// <remarks>An AutoML search has no folder of its own: its output is its best trial's, whose folder this is.</remarks>
     private Uri FolderOf(PipelineState state, string step) =>
         state.Latest(step) is not { } job ? throw new InvalidOperationException($"Step '{step}' of pipeline {state.Pipeline.Id} has no job.")
-            : AutomlSearches.IsSearch(job) ? artifacts.JobFolder(job.PipelineId, Output<TrainingCompleted>(state, step).JobId)
-            : artifacts.JobFolder(job.PipelineId, job.Id);
+            : artifacts.JobFolder(job.PipelineId, AutomlSearches.TrainedJobId(job));
 
     internal static T Output<T>(PipelineState state, string step) where T : class
     {

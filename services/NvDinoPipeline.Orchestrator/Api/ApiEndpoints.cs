@@ -345,10 +345,8 @@ public static class ApiEndpoints
                 try
                 {
                     // An AutoML search trains nothing itself: its curves are those of the trial that won.
-                    var trained = AutomlSearches.IsSearch(job) && job.Completion is { } won
-                        ? JsonSerializer.Deserialize<TrainingCompleted>(won)?.JobId ?? job.Id
-                        : job.Id;
-                    await using var stream = await Artifacts.OpenReadAsync(Artifacts.JobFolder(job.PipelineId, trained).Append(CheckpointNames.MetricsFile), cancellationToken);
+                    await using var stream = await Artifacts.OpenReadAsync(
+                        Artifacts.JobFolder(job.PipelineId, AutomlSearches.TrainedJobId(job)).Append(CheckpointNames.MetricsFile), cancellationToken);
                     using var reader = new StreamReader(stream);
                     while (await reader.ReadLineAsync(cancellationToken) is { } line)
                     {
