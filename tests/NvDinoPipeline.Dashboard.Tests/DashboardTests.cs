@@ -66,6 +66,26 @@ public sealed class DashboardTests : IAsyncLifetime
 
     private static string UrlOf(IHost host) => host.Services.GetRequiredService<HostEndpoint>().Url!;
 
+    /// <summary>The demo dataset's spec overrides as YAML.</summary>
+    private static string DemoSpec => string.Join('\n', DemoDataset.SpecOverrides.Select(o => o.Replace("=", ": ", StringComparison.Ordinal)));
+
+    /// <summary>Starts a pipeline through the REST API; returns its id.</summary>
+    private static async Task<string> StartAsync(HttpClient http, object request)
+    {
+        var started = await http.PostAsync("api/v1/pipelines", new StringContent(JsonSerializer.Serialize(request), Encoding.UTF8, "application/json"));
+        Assert.True(started.IsSuccessStatusCode, await started.Content.ReadAsStringAsync());
+        return (await started.Content.ReadFromJsonAsync<JsonObject>())!["pipeline_id"]!.GetValue<string>();
+    }
+
+    /// <summary>A desktop-sized page, and the script errors it raises.</summary>
+    private async Task<(IPage Page, List<string> Errors)> NewPageAsync()
+    {
+        var page = await _browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
+        var errors = new List<string>();
+        page.PageError += (_, error) => errors.Add(error);
+        return (page, errors);
+    }
+
     [Fact]
     public async Task The_pages_show_a_pipelines_stages_curves_evaluation_neighbours_and_a_jobs_log_and_files()
     {
@@ -77,17 +97,9 @@ public sealed class DashboardTests : IAsyncLifetime
         {
             var url = UrlOf(host);
             using var http = new HttpClient { BaseAddress = new Uri(url) };
-            var spec = string.Join('\n', DemoDataset.SpecOverrides.Select(o => o.Replace("=", ": ", StringComparison.Ordinal)));
-            var started = await http.PostAsync("api/v1/pipelines", new StringContent(JsonSerializer.Serialize(new
-            {
-                train_data = train, test_data = test, spec, name = "dashboard test",
-            }), Encoding.UTF8, "application/json"));
-            Assert.True(started.IsSuccessStatusCode, await started.Content.ReadAsStringAsync());
-            var id = (await started.Content.ReadFromJsonAsync<JsonObject>())!["pipeline_id"]!.GetValue<string>();
+            var id = await StartAsync(http, new { train_data = train, test_data = test, spec = DemoSpec, name = "dashboard test" });
 
-            var page = await _browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
-            var errors = new List<string>();
-            page.PageError += (_, error) => errors.Add(error);
+            var (page, errors) = await NewPageAsync();
 
             // The pipeline page while it runs, then once it is done: every stage Done with its result.
             await page.GotoAsync(url + "#/pipelines/" + id);
@@ -148,19 +160,12 @@ public sealed class DashboardTests : IAsyncLifetime
         {
             var url = UrlOf(host);
             using var http = new HttpClient { BaseAddress = new Uri(url) };
-            var spec = string.Join('\n', DemoDataset.SpecOverrides.Select(o => o.Replace("=", ": ", StringComparison.Ordinal)))
+            var spec = DemoSpec
                 + "\ntrain.num_epochs: 1\nautoml_policy: auto\nautoml.automl_max_recommendations: 2\nautoml.max_concurrent_trials: 1"
                 + "\nautoml.held_out_fraction: 0.25\nautoml.automl_hyperparameters: [train.optim.lr, train.teacher.teacher_temp]";
-            var started = await http.PostAsync("api/v1/pipelines", new StringContent(JsonSerializer.Serialize(new
-            {
-                train_data = train, spec, name = "automl dashboard test",
-            }), Encoding.UTF8, "application/json"));
-            Assert.True(started.IsSuccessStatusCode, await started.Content.ReadAsStringAsync());
-            var id = (await started.Content.ReadFromJsonAsync<JsonObject>())!["pipeline_id"]!.GetValue<string>();
+            var id = await StartAsync(http, new { train_data = train, spec, name = "automl dashboard test" });
 
-            var page = await _browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
-            var errors = new List<string>();
-            page.PageError += (_, error) => errors.Add(error);
+            var (page, errors) = await NewPageAsync();
             await page.GotoAsync(url + "#/pipelines/" + id);
             await Assertions.Expect(page.Locator("#steps tr.step[data-step=engine] .status")).ToHaveTextAsync("Done", new() { Timeout = 180_000 });
 
