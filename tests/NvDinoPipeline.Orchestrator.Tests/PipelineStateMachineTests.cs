@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using NvDinoPipeline.Contracts;
 using NvDinoPipeline.Hosting.Messaging;
 using NvDinoPipeline.Specs;
@@ -15,6 +16,18 @@ public sealed class PipelineStateMachineTests : IDisposable
     private readonly TempDirectory _folder = new("nvdino-orchestrator");
 
     public void Dispose() => _folder.Dispose();
+
+    /// <summary>A started embedded host whose training stand-in holds its job until canceled, once that job runs.</summary>
+    private async Task<(IHost Host, StartPipeline Start, JobRecord Train)> StartWithTrainingHeldAsync(StandIns standIns)
+    {
+        standIns.Before[PipelineStage.Training] = (_, cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
+        var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddStandInWorkers(standIns));
+        await host.StartAsync();
+        var start = NewStart(Specs.Defaults.ToJson());
+        await StartPipelineAsync(host, start);
+        var (_, running) = await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running));
+        return (host, start, running.Job("train"));
+    }
 
     [Fact]
     public void Plans_distillation_between_training_and_export_only_when_asked()
@@ -95,14 +108,8 @@ public sealed class PipelineStateMachineTests : IDisposable
     [Fact]
     public async Task A_completion_of_another_stages_type_fails_its_job_and_the_pipeline_naming_what_arrived()
     {
-        var standIns = new StandIns();
-        standIns.Before[PipelineStage.Training] = (_, cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
-        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddStandInWorkers(standIns));
-        await host.StartAsync();
-        var start = NewStart(Specs.Defaults.ToJson());
-        await StartPipelineAsync(host, start);
-        var (_, running) = await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running));
-        var train = running.Job("train");
+        var (held, start, train) = await StartWithTrainingHeldAsync(new StandIns());
+        using var host = held;
 
         // A worker that answers a training job with a staging result: export could never read it as a training output.
         await SendAsync(host, new DatasetStaged
@@ -197,13 +204,8 @@ public sealed class PipelineStateMachineTests : IDisposable
     [Fact]
     public async Task Cancel_stops_the_running_stage_within_seconds_and_marks_the_pipeline_canceled()
     {
-        var standIns = new StandIns();
-        standIns.Before[PipelineStage.Training] = (_, cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
-        using var host = Build(EmbeddedSettings(_folder.Path), p => p.AddOrchestrator().AddStandInWorkers(standIns));
-        await host.StartAsync();
-        var start = NewStart(Specs.Defaults.ToJson());
-        await StartPipelineAsync(host, start);
-        await WaitForAsync(host, start.PipelineId, (_, jobs) => jobs.Any(j => j.Step == "train" && j.Status == JobStatus.Running));
+        var (held, start, _) = await StartWithTrainingHeldAsync(new StandIns());
+        using var host = held;
 
         await SendAsync(host, new CancelPipeline { PipelineId = start.PipelineId, Reason = "changed my mind" });
         var (pipeline, jobs) = await WaitForAsync(host, start.PipelineId,
