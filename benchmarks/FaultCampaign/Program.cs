@@ -21,7 +21,7 @@ try
     report = await new FaultCampaign(new FaultCampaignOptions
     {
         Folder = folder,
-        PortBase = 57700,
+        PortBase = 17700,
         Pipelines = pipelines,
         PipelineInterval = interval,
         FaultSpacing = TimeSpan.FromSeconds(10),

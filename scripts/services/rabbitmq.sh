@@ -62,6 +62,11 @@ wait_gone() {
 # What a node that did not come up left behind: the launcher's output, its logs, the head of a crash dump.
 startup_failure() {
   { cat "$BASE/log/startup.out"; tail -n 50 "$BASE"/log/*.log; head -n 5 "$BASE"/erl_crash.dump; } >&2 2>/dev/null || true
+  # An eaddrinuse in the logs: what holds the port (a listener, or an outgoing connection using it as source port).
+  if command -v ss >/dev/null 2>&1; then
+    log "sockets on port ${PORT}:"
+    ss -tanp "( sport = :${PORT} )" >&2 2>/dev/null || true
+  fi
   die "$1; logs in $BASE/log"
 }
 

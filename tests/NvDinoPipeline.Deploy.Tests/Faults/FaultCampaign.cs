@@ -36,7 +36,7 @@ public sealed record FaultCampaignOptions
     public required string Folder { get; init; }
 
     /// <summary>First of the ports the private services use (RabbitMQ from here, PostgreSQL +20, s3rver +30).</summary>
-    public int PortBase { get; init; } = 57700;
+    public int PortBase { get; init; } = 17700;
 
     public int Pipelines { get; init; } = 20;
 

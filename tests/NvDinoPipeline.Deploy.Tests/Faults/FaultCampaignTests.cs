@@ -33,7 +33,7 @@ public sealed class FaultCampaignTests(ITestOutputHelper output) : IDisposable
         var campaign = new FaultCampaign(new FaultCampaignOptions
         {
             Folder = _folder.Path,
-            PortBase = 57800,
+            PortBase = 17800,
             Pipelines = 3,
             PipelineInterval = TimeSpan.FromSeconds(4),
             Faults = [FaultKind.KillTraining, FaultKind.KillOrchestrator, FaultKind.RestartRabbitMq, FaultKind.RestartPostgres, FaultKind.StopS3],
@@ -63,7 +63,7 @@ public sealed class FaultCampaignTests(ITestOutputHelper output) : IDisposable
         var campaign = new FaultCampaign(new FaultCampaignOptions
         {
             Folder = _folder.Path,
-            PortBase = 57850,
+            PortBase = 17850,
             Pipelines = 1,
             SpecOverrides =
             [

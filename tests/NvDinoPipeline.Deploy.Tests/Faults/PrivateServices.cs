@@ -6,6 +6,9 @@ namespace NvDinoPipeline.Deploy.Tests.Faults;
 /// <summary>
 /// A RabbitMQ node, a PostgreSQL cluster and an s3rver of a fault campaign's own, started by the project's service
 /// scripts on ports no other test uses, so that restarting or stopping them disturbs nothing else.
+/// The ports (<c>portBase</c> to <c>portBase + 39</c>) must lie outside the kernel's ephemeral range: while a service
+/// is down, the clients of the campaign's processes keep connecting, and an outgoing connection may take the stopped
+/// service's port as its own source port (or connect to itself), so the service could not listen on it again.
 /// </summary>
 public sealed partial class PrivateServices(string folder, int portBase) : IAsyncDisposable
 {
@@ -29,6 +32,7 @@ public sealed partial class PrivateServices(string folder, int portBase) : IAsyn
     public async Task StartAsync(TimeSpan consumerTimeout)
     {
         _consumerTimeout = consumerTimeout;
+        RequireOutsideEphemeralRange();
         await DisposeAsync();
         if (Directory.Exists(folder))
         {
@@ -45,6 +49,26 @@ public sealed partial class PrivateServices(string folder, int portBase) : IAsyn
     }
 
     private TimeSpan _consumerTimeout = TimeSpan.FromDays(1);
+
+    /// <summary>How many ports from <c>portBase</c> the three services take (RabbitMQ +0..+9, PostgreSQL +20, s3rver +30).</summary>
+    public const int PortSpan = 40;
+
+    private void RequireOutsideEphemeralRange()
+    {
+        const string rangeFile = "/proc/sys/net/ipv4/ip_local_port_range";
+        if (!File.Exists(rangeFile))
+        {
+            return;
+        }
+        var bounds = File.ReadAllText(rangeFile).Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+        var (low, high) = (int.Parse(bounds[0]), int.Parse(bounds[1]));
+        if (portBase <= high && portBase + PortSpan - 1 >= low)
+        {
+            throw new InvalidOperationException(
+                $"Ports {portBase}-{portBase + PortSpan - 1} overlap the ephemeral range {low}-{high} ({rangeFile}): "
+                + "a stopped service could find its port taken by an outgoing connection. Choose a port base outside it.");
+        }
+    }
 
     public Task StopAsync(string service) => ScriptAsync(service, "stop");
 
