@@ -264,7 +264,7 @@ static void PrintJobs(string model, DeployedJob fp32, DeployedJob int8)
     {
         var c = job.Manifest.Calibration;
         var f = job.Manifest.Fidelity;
-        var calibration = c is null ? "-" : $"{c.Method}, {c.Images} images, {c.QuantizedNodes} nodes quantised, {c.Seconds:F1} s";
+        var calibration = c is null ? "-" : $"{c.Method}{(c.RequestedMethod is { } asked ? $" (asked {asked}, which missed the bound)" : "")}, {c.Images} images, {c.QuantizedNodes} nodes quantised, {c.Seconds:F1} s";
         Console.WriteLine($"| onnxruntime {name} | {job.Seconds:F1} | {calibration} | mean cosine {f.MeanCosine:F5}, min {f.MinCosine:F5} on {f.ImageCount} |");
     }
 }

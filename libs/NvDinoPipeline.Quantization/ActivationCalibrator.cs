@@ -46,12 +46,34 @@ public static class ActivationCalibrator
         CalibrationSettings settings,
         string workDirectory,
         IProgress<double>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        CalibrateEach(modelPath, plan, batches, settings, [settings.Method], workDirectory, progress, cancellationToken)[0];
+
+    /// <summary>
+    /// One calibration over the batches, and a table for each of <paramref name="methods"/> (in that order) from
+    /// what it observed: the ranges of another method cost no further run of the model.
+    /// <see cref="CalibrationSettings.Method"/> is ignored here.
+    /// </summary>
+    public static IReadOnlyList<CalibrationTable> CalibrateEach(
+        string modelPath,
+        QuantizationPlan plan,
+        IReadOnlyList<CalibrationBatch> batches,
+        CalibrationSettings settings,
+        IReadOnlyList<CalibrationMethod> methods,
+        string workDirectory,
+        IProgress<double>? progress = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelPath);
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(batches);
         ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(methods);
+        if (methods.Count == 0)
+        {
+            throw new ArgumentException("Calibration needs at least one method.", nameof(methods));
+        }
+
         if (batches.Count == 0)
         {
             throw new ArgumentException("Calibration needs at least one batch of images.", nameof(batches));
@@ -78,7 +100,7 @@ public static class ActivationCalibrator
             var inputName = session.InputMetadata.Keys.Single();
             var statistics = tensors.Select(t => new ActivationStatistics(t)).ToArray();
             var groups = OutputGroups(session, inputName, tensors, batches[0], settings.MemoryBudgetBytes);
-            var histogram = settings.Method != CalibrationMethod.MinMax;
+            var histogram = methods.Any(m => m != CalibrationMethod.MinMax);
             var passes = histogram ? 2 : 1;
             var step = 0;
             var total = passes * batches.Count;
@@ -120,34 +142,42 @@ public static class ActivationCalibrator
                 }
             }
 
-            var amax = new double[statistics.Length];
-            Parallel.For(0, statistics.Length, new ParallelOptions { CancellationToken = cancellationToken }, i =>
-            {
-                var s = statistics[i];
-                amax[i] = settings.Method switch
-                {
-                    CalibrationMethod.MinMax => s.AbsMax,
-                    CalibrationMethod.Percentile => RangeEstimators.Percentile(s.Histogram, s.HistogramMax, settings.Percentile),
-                    _ => RangeEstimators.Entropy(s.Histogram, s.HistogramMax),
-                };
-            });
-            var ranges = statistics.Select((s, i) => (s, i)).ToDictionary(x => x.s.Name, x => new TensorRange(x.s.Min, x.s.Max, amax[x.i]), StringComparer.Ordinal);
-
-            return new CalibrationTable
-            {
-                Method = settings.Method.ToSpecName(),
-                Percentile = settings.Method == CalibrationMethod.Percentile ? settings.Percentile : null,
-                Images = batches.Sum(b => b.BatchSize),
-                Batches = batches.Count,
-                ModelSha256 = Sha256Of(modelPath),
-                Tensors = ranges,
-            };
+            var images = batches.Sum(b => b.BatchSize);
+            var modelSha256 = Sha256Of(modelPath);
+            return [.. methods.Select(method => Table(method, statistics, settings, images, batches.Count, modelSha256, cancellationToken))];
         }
         finally
         {
             File.Delete(augmentedPath);
             File.Delete(augmentedPath + ".data");
         }
+    }
+
+    private static CalibrationTable Table(CalibrationMethod method, ActivationStatistics[] statistics, CalibrationSettings settings, int images, int batches,
+        string modelSha256, CancellationToken cancellationToken)
+    {
+        var amax = new double[statistics.Length];
+        Parallel.For(0, statistics.Length, new ParallelOptions { CancellationToken = cancellationToken }, i =>
+        {
+            var s = statistics[i];
+            amax[i] = method switch
+            {
+                CalibrationMethod.MinMax => s.AbsMax,
+                CalibrationMethod.Percentile => RangeEstimators.Percentile(s.Histogram, s.HistogramMax, settings.Percentile),
+                _ => RangeEstimators.Entropy(s.Histogram, s.HistogramMax),
+            };
+        });
+        var ranges = statistics.Select((s, i) => (s, i)).ToDictionary(x => x.s.Name, x => new TensorRange(x.s.Min, x.s.Max, amax[x.i]), StringComparer.Ordinal);
+
+        return new CalibrationTable
+        {
+            Method = method.ToSpecName(),
+            Percentile = method == CalibrationMethod.Percentile ? settings.Percentile : null,
+            Images = images,
+            Batches = batches,
+            ModelSha256 = modelSha256,
+            Tensors = ranges,
+        };
     }
 
     public static string Sha256Of(string path)

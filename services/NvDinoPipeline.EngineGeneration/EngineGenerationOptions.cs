@@ -53,6 +53,14 @@ public sealed class EngineGenerationOptions
     /// <summary>Histogram bins of the percentile and entropy calibration methods.</summary>
     [Range(128, 1 << 16)]
     public int HistogramBins { get; set; } = 2048;
+
+    /// <summary>
+    /// When the spec's calibration method gives a Q/DQ model below <see cref="MinMeanCosineInt8"/> on the held-out
+    /// images, try the other methods (percentile, minmax, entropy, in that order) on the same calibration run and
+    /// keep the first that passes; <c>engine.json</c> records what was asked, what was tried and what was kept.
+    /// False fails the job with the spec's method instead.
+    /// </summary>
+    public bool CalibrationFallback { get; set; } = true;
 }
 
 internal sealed class EngineGenerationOptionsValidator : IValidateOptions<EngineGenerationOptions>

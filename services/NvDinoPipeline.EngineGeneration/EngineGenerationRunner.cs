@@ -49,14 +49,20 @@ public sealed class EngineGenerationRunner(
         var split = images is null
             ? null
             : SampleSplit.Create(images.Count, settings.IsInt8 ? settings.Calibration.BatchSize * settings.Calibration.Batches : 0, host.VerificationImages);
-        var quantization = settings.IsInt8 ? await new Int8Calibration(store, clock, logger).QuantizeAsync(job, source, images, split, cancellationToken) : null;
-        var deployOnnx = quantization?.QdqModelPath ?? source.ModelPath;
+        var int8 = new Int8Calibration(store, clock, logger);
+        var quantization = settings.IsInt8 ? await int8.QuantizeAsync(job, source, images, split, cancellationToken) : null;
 
         using var verification = VerificationImages(job, source, images, split, quantization);
         await job.ReportAsync(0.62, $"computing reference embeddings on {verification.Count} image(s) with ONNX Runtime fp32", cancellationToken);
         var verificationInput = CalibrationImages.Batch(verification.Source, verification.Indices, source.Preprocessor);
         var reference = await OnnxRuns.StepAsync(() => OnnxRuns.Embed(source.ModelPath, verificationInput, verification.Count, source, host.IntraOpThreads),
             $"run {source.OnnxUri}", cancellationToken);
+        if (quantization is not null)
+        {
+            quantization = await int8.FallBackAsync(job, source, quantization, verification, verificationInput, reference, cancellationToken);
+        }
+
+        var deployOnnx = quantization?.QdqModelPath ?? source.ModelPath;
 
         var built = tensorRt is null
             ? await new OnnxRuntimeTarget(clock, logger).BuildAsync(job, source, quantization, deployOnnx, verification, verificationInput, reference, cancellationToken)

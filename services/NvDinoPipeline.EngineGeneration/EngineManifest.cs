@@ -139,7 +139,16 @@ public sealed record CalibrationSummary
     public required IReadOnlyList<string> KeptInFloat { get; init; }
 
     public required double Seconds { get; init; }
+
+    /// <summary>The spec's method when another one's ranges were kept (<c>EngineGeneration:CalibrationFallback</c>).</summary>
+    public string? RequestedMethod { get; init; }
+
+    /// <summary>Each method's Q/DQ model checked on the held-out images before the build, in the order tried (empty when none was).</summary>
+    public IReadOnlyList<CalibrationAttempt> Attempts { get; init; } = [];
 }
+
+/// <summary>One calibration method's Q/DQ model against ONNX Runtime fp32 on the verification images.</summary>
+public sealed record CalibrationAttempt(string Method, double? Percentile, double MeanCosine, double MinCosine, bool Passed);
 
 public sealed record FidelitySummary
 {

@@ -7,7 +7,8 @@ namespace NvDinoPipeline.EngineGeneration;
 /// <summary>Judges an artifact's embeddings against ONNX Runtime fp32 by the job's precision, and words the failure when it falls short.</summary>
 internal static class FidelityCheck
 {
-    public static FidelitySummary Judge(EngineJob job, Verification verification, float[] reference, float[] actual, int dimension, ILogger logger)
+    public static FidelitySummary Judge(EngineJob job, Verification verification, float[] reference, float[] actual, int dimension, ILogger logger,
+        string what = "Artifact")
     {
         var report = EmbeddingFidelity.Compare(reference, actual, dimension);
         var (bound, value, figure) = job.Settings.Precision switch
@@ -16,7 +17,7 @@ internal static class FidelityCheck
             Precisions.Fp16 => ("min_cosine", job.Host.MinCosineFp16, report.MinCosine),
             _ => ("min_cosine", job.Host.MinCosineFp32, report.MinCosine),
         };
-        logger.LogInformation("Artifact against ONNX Runtime fp32: {Report}", report.ToString());
+        logger.LogInformation("{What} against ONNX Runtime fp32: {Report}", what, report.ToString());
         return new FidelitySummary
         {
             Images = verification.Description,
@@ -45,9 +46,14 @@ internal static class FidelityCheck
             return measured + " Keep sensitive layers in fp32 with gen_trt_engine.tensorrt.layers_precision (e.g. the LayerNormalization and Softmax nodes), or build in fp32.";
         }
 
-        return measured
-            + string.Create(ic, $" Calibration: {job.Settings.Calibration.Method.ToSpecName()} over {quantization.Summary.Images} image(s).")
-            + " Try another gen_trt_engine.tensorrt.calibration.method (minmax, percentile, entropy), more cal_batches, a higher percentile, "
+        var tried = quantization.Summary.Attempts;
+        var calibration = tried.Count > 1
+            ? string.Create(ic, $" Calibration over {quantization.Summary.Images} image(s); every method was tried on the same run, none passed: ")
+                + string.Join(", ", tried.Select(a => string.Create(ic, $"{a.Method} mean cosine {a.MeanCosine:F5}"))) + "."
+                + " Try more cal_batches, a higher percentile, "
+            : string.Create(ic, $" Calibration: {quantization.Summary.Method} over {quantization.Summary.Images} image(s).")
+                + " Try another gen_trt_engine.tensorrt.calibration.method (minmax, percentile, entropy), more cal_batches, a higher percentile, ";
+        return measured + calibration
             + "keeping the most sensitive MatMuls in float with layers_precision \"<node>:fp32\", or data_type fp32/fp16.";
     }
 }

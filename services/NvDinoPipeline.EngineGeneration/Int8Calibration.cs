@@ -35,6 +35,7 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
         var cachePath = Path.Combine(job.Work, EngineArtifacts.CalibrationCache);
         Uri? sharedCache = c.CacheFile is { } cacheFile ? EngineLocations.ObjectUri(cacheFile, relativeTo: null, "gen_trt_engine.tensorrt.calibration.cal_cache_file") : null;
         CalibrationTable? table = null;
+        IReadOnlyList<CalibrationTable> alternatives = [];
         var fromCache = false;
         if (sharedCache is not null && await store.GetInfoAsync(sharedCache, cancellationToken) is not null)
         {
@@ -71,8 +72,12 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
                 MemoryBudgetBytes = job.Host.CalibrationMemoryBudgetMiB * 1024L * 1024,
                 IntraOpThreads = job.Host.IntraOpThreads,
             };
+            // The fallback's methods come from the same run: only histograms are added when minmax was asked for.
+            CalibrationMethod[] methods = job.Host.CalibrationFallback
+                ? [c.Method, .. FallbackOrder.Where(m => m != c.Method)]
+                : [c.Method];
             var progress = new LatestProgress();
-            var calibrating = Task.Run(() => ActivationCalibrator.Calibrate(source.ModelPath, plan, batches, calibration,
+            var calibrating = Task.Run(() => ActivationCalibrator.CalibrateEach(source.ModelPath, plan, batches, calibration, methods,
                 Path.Combine(job.Work, "calibration"), progress, cancellationToken), cancellationToken);
             while (!calibrating.IsCompleted)
             {
@@ -83,7 +88,9 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
 
             try
             {
-                table = await calibrating;
+                var tables = await calibrating;
+                table = tables[0];
+                alternatives = tables.Skip(1).ToList();
             }
             catch (Exception exception) when (exception is InvalidDataException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
             {
@@ -117,7 +124,86 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
             QuantizedNodes = plan.Nodes.Count,
             KeptInFloat = plan.KeptInFloat,
             Seconds = seconds,
-        });
+        })
+        {
+            Alternatives = alternatives,
+            Plan = plan,
+        };
+    }
+
+    /// <summary>The methods tried after the spec's, most robust to a trained ViT's activation outliers first.</summary>
+    private static readonly CalibrationMethod[] FallbackOrder = [CalibrationMethod.Percentile, CalibrationMethod.MinMax, CalibrationMethod.Entropy];
+
+    /// <summary>
+    /// With <c>EngineGeneration:CalibrationFallback</c>: checks the Q/DQ model on the verification images with ONNX
+    /// Runtime; when it misses the int8 bound, quantises with each alternative method's ranges (same calibration run)
+    /// and keeps the first that passes. When none does, the spec's method is kept and the target's check fails the
+    /// job, naming every method tried.
+    /// </summary>
+    public async Task<QuantizationResult> FallBackAsync(EngineJob job, SourceModel source, QuantizationResult quantization, Verification verification,
+        float[] verificationInput, float[] reference, CancellationToken cancellationToken)
+    {
+        if (quantization.Alternatives.Count == 0 || quantization.Plan is null)
+        {
+            return quantization;
+        }
+
+        var attempts = new List<CalibrationAttempt>();
+        async Task<bool> CheckAsync(string qdqPath, CalibrationTable table)
+        {
+            var actual = await OnnxRuns.StepAsync(() => OnnxRuns.Embed(qdqPath, verificationInput, verification.Count, source, job.Host.IntraOpThreads),
+                $"run the {table.Method} Q/DQ model of {source.OnnxUri}", cancellationToken);
+            var fidelity = FidelityCheck.Judge(job, verification, reference, actual, source.EmbeddingDimension, logger,
+                $"Q/DQ model with {table.Method} ranges");
+            attempts.Add(new CalibrationAttempt(table.Method, table.Percentile, fidelity.MeanCosine, fidelity.MinCosine, fidelity.Passed));
+            return fidelity.Passed;
+        }
+
+        var requested = CalibrationTable.FromJson(await File.ReadAllTextAsync(quantization.CachePath, cancellationToken), quantization.CachePath);
+        await job.ReportAsync(0.6, $"checking the {requested.Method} Q/DQ model on {verification.Count} held-out image(s)", cancellationToken);
+        if (await CheckAsync(quantization.QdqModelPath, requested))
+        {
+            return quantization with { Summary = quantization.Summary with { Attempts = attempts } };
+        }
+
+        foreach (var alternative in quantization.Alternatives)
+        {
+            await job.ReportAsync(0.6, $"{requested.Method} ranges missed the int8 bound; trying {alternative.Method}", cancellationToken);
+            var candidate = Path.Combine(job.Work, $"model.int8.{alternative.Method}.onnx");
+            OnnxModelWriter.Save(QdqQuantizer.Quantize(source.Model, quantization.Plan, alternative), candidate);
+            if (!await CheckAsync(candidate, alternative))
+            {
+                File.Delete(candidate);
+                File.Delete(candidate + ".data");
+                continue;
+            }
+
+            File.Move(candidate, quantization.QdqModelPath, overwrite: true);
+            if (File.Exists(candidate + ".data"))
+            {
+                File.Move(candidate + ".data", quantization.QdqModelPath + ".data", overwrite: true);
+            }
+
+            await File.WriteAllTextAsync(quantization.CachePath, alternative.ToJson(), cancellationToken);
+            logger.LogWarning(
+                "The spec's {Requested} calibration missed the int8 bound on {Images} held-out image(s) (mean cosine {Cosine:F5} < {Bound}); " +
+                "{Method} ranges from the same calibration passed (mean cosine {Kept:F5}) and are the ones built",
+                requested.Method, verification.Count, attempts[0].MeanCosine, job.Host.MinMeanCosineInt8, alternative.Method, attempts[^1].MeanCosine);
+            return quantization with
+            {
+                Summary = quantization.Summary with
+                {
+                    Method = alternative.Method,
+                    Percentile = alternative.Percentile,
+                    RequestedMethod = requested.Method,
+                    Attempts = attempts,
+                },
+            };
+        }
+
+        logger.LogWarning("No calibration method reached the int8 bound on {Images} held-out image(s): {Attempts}", verification.Count,
+            string.Join(", ", attempts.Select(a => $"{a.Method} {a.MeanCosine:F5}")));
+        return quantization with { Summary = quantization.Summary with { Attempts = attempts } };
     }
 
     private async Task<CalibrationTable> ReadCacheAsync(Uri uri, SourceModel source, QuantizationPlan plan, CancellationToken cancellationToken)

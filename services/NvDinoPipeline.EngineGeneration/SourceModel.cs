@@ -2,6 +2,7 @@ using NvDinoPipeline.Datasets.Images;
 using NvDinoPipeline.Deployment;
 using NvDinoPipeline.EngineGeneration.TensorRt;
 using NvDinoPipeline.Onnx.Proto;
+using NvDinoPipeline.Quantization;
 
 namespace NvDinoPipeline.EngineGeneration;
 
@@ -23,7 +24,13 @@ internal sealed record SourceModel(Uri OnnxUri, string ModelPath, string Sha256,
 }
 
 /// <summary>An int8 job's Q/DQ model and calibration cache.</summary>
-internal sealed record QuantizationResult(string QdqModelPath, string CachePath, CalibrationSummary Summary);
+internal sealed record QuantizationResult(string QdqModelPath, string CachePath, CalibrationSummary Summary)
+{
+    /// <summary>Tables of the other calibration methods from the same run, for the fallback; empty when there is none to try.</summary>
+    public IReadOnlyList<CalibrationTable> Alternatives { get; init; } = [];
+
+    public QuantizationPlan? Plan { get; init; }
+}
 
 /// <summary>The images an artifact is checked on, and how to describe them in the report.</summary>
 internal sealed record Verification(IImageSource Source, IReadOnlyList<int> Indices, int Count, string Description, bool HeldOut, bool OwnsSource)

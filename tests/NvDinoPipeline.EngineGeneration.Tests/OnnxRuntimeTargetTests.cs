@@ -130,9 +130,65 @@ public sealed class OnnxRuntimeTargetTests
     }
 
     [Fact]
+    public async Task Int8_whose_calibration_method_misses_the_bound_keeps_another_methods_ranges_from_the_same_run()
+    {
+        using var bed = await EngineTestBed.CreateAsync();
+        await bed.StageImagesAsync(30);
+        var command = bed.Command(
+            "gen_trt_engine.tensorrt.data_type=int8",
+            "gen_trt_engine.tensorrt.calibration.method=percentile",
+            "gen_trt_engine.tensorrt.calibration.percentile=20",
+            "gen_trt_engine.tensorrt.calibration.cal_batches=2");
+
+        var result = await bed.RunAsync(command);
+
+        var manifest = await bed.ManifestAsync(command.OutputUri);
+        var calibration = manifest.Calibration!;
+        Assert.True(manifest.Accepted);
+        Assert.Equal("percentile", calibration.RequestedMethod);
+        Assert.NotEqual("percentile", calibration.Method);
+        Assert.Equal(("percentile", 20.0, false), (calibration.Attempts[0].Method, calibration.Attempts[0].Percentile, calibration.Attempts[0].Passed));
+        Assert.True(calibration.Attempts[0].MeanCosine < 0.99);
+        Assert.Equal((calibration.Method, true), (calibration.Attempts[^1].Method, calibration.Attempts[^1].Passed));
+        Assert.All(calibration.Attempts.SkipLast(1), a => Assert.False(a.Passed));
+        Assert.True(manifest.Fidelity.MeanCosine >= 0.99, manifest.Fidelity.ToString());
+        Assert.Equal(16, calibration.Images);
+        Assert.Contains(bed.Progress, p => p.Message?.Contains("trying " + calibration.Method, StringComparison.Ordinal) == true);
+
+        // The published cache and Q/DQ model are the kept method's ranges, not the spec's.
+        var table = CalibrationTable.FromJson(await bed.ReadTextAsync(result.Artifacts["calibration_cache"]), "calibration.json");
+        Assert.Equal(calibration.Method, table.Method);
+        var model = OnnxModelReader.Load(EngineTestBed.LocalPath(bed.ModelUri));
+        var expected = bed.Temp.Combine("expected.int8.onnx");
+        OnnxModelWriter.Save(QdqQuantizer.Quantize(model, QuantizationPlan.Create(model, new QuantizationOptions()), table), expected);
+        Assert.Equal(await File.ReadAllBytesAsync(expected), await File.ReadAllBytesAsync(EngineTestBed.LocalPath(result.Artifacts["qdq_model"])));
+    }
+
+    [Fact]
+    public async Task Int8_fails_naming_every_method_tried_when_none_reaches_the_bound()
+    {
+        using var bed = await EngineTestBed.CreateAsync();
+        bed.Options.MinMeanCosineInt8 = 1.0;
+        await bed.StageImagesAsync(30);
+        var command = bed.Command("gen_trt_engine.tensorrt.data_type=int8", "gen_trt_engine.tensorrt.calibration.cal_batches=2");
+
+        var error = await Assert.ThrowsAsync<StageInputException>(() => bed.RunAsync(command));
+
+        Assert.Contains("none passed: entropy mean cosine", error.Message);
+        Assert.Contains("percentile mean cosine", error.Message);
+        Assert.Contains("minmax mean cosine", error.Message);
+        var manifest = await bed.ManifestAsync(command.OutputUri);
+        Assert.False(manifest.Accepted);
+        Assert.Equal(["entropy", "percentile", "minmax"], manifest.Calibration!.Attempts.Select(a => a.Method));
+        Assert.Equal("entropy", manifest.Calibration.Method);
+        Assert.Null(manifest.Calibration.RequestedMethod);
+    }
+
+    [Fact]
     public async Task Int8_that_misses_the_fidelity_bound_fails_with_the_figures_and_leaves_its_report()
     {
         using var bed = await EngineTestBed.CreateAsync();
+        bed.Options.CalibrationFallback = false;
         await bed.StageImagesAsync(30);
         var command = bed.Command(
             "gen_trt_engine.tensorrt.data_type=int8",
