@@ -152,6 +152,12 @@ public sealed class PipelineStateMachineTests : IDisposable
         Assert.StartsWith("The orchestrator could not apply DatasetStaged to the pipeline: Json", pipeline.ErrorReason);
         Assert.NotNull(pipeline.CompletedAt);
         Assert.DoesNotContain(jobs, j => j.Step == "train");
+
+        // Status and list (the API's, the CLI's) still show it, with its reason, and every other pipeline with it.
+        var reader = ActivatorUtilities.CreateInstance<Orchestrator.Api.PipelineReader>(host.Services);
+        var view = await reader.ReadAsync(start.PipelineId, CancellationToken.None);
+        Assert.Equal((JobStatus.Error, pipeline.ErrorReason), (view!.Status, view.Error));
+        Assert.Contains(await reader.ListAsync(10, CancellationToken.None), v => v.Id == start.PipelineId && v.Status == JobStatus.Error);
         await host.StopAsync();
     }
 

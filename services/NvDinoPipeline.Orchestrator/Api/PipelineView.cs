@@ -95,6 +95,22 @@ public sealed class PipelineReader(PipelineStore pipelines, WorkerStore workers)
 
     internal static PipelineView View(PipelineRecord pipeline, List<JobRecord> jobs, IReadOnlySet<string>? served)
     {
+        try
+        {
+            return FullView(pipeline, jobs, served);
+        }
+        catch (JsonException exception)
+        {
+            // A stored row this version cannot read (its plan, a job's figures) must not fail the list of every pipeline,
+            // nor hide the pipeline's status and reason: it is shown with what its record says, without steps.
+            return new PipelineView(pipeline.Id, pipeline.Name, pipeline.Status, pipeline.FailedStage,
+                pipeline.ErrorReason ?? $"The pipeline's stored plan or job figures cannot be read: {exception.Message}",
+                pipeline.TrainDataUri, pipeline.TestDataUri, pipeline.CreatedAt, pipeline.CompletedAt, []);
+        }
+    }
+
+    private static PipelineView FullView(PipelineRecord pipeline, List<JobRecord> jobs, IReadOnlySet<string>? served)
+    {
         var steps = PipelineStep.Deserialize(pipeline.Plan).Select(step =>
         {
             var job = step.Reuses is { } reused
