@@ -8,15 +8,19 @@ public sealed class WorkerStore(StateDatabase database, TimeProvider clock)
     /// <summary>A worker that has not beaten for this long is taken as gone.</summary>
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(45);
 
-    /// <param name="endpoint">Where the process's HTTP API answers, if it serves one (recorded with the first beat).</param>
+    /// <param name="endpoint">Where the process's HTTP API answers, if it serves one (recorded with each beat that knows it).</param>
     /// <param name="gpus">The CUDA devices the process can train on (recorded with the first beat).</param>
     public Task HeartbeatAsync(string workerId, string stages, string hostName, CancellationToken cancellationToken, string? endpoint = null, int gpus = 0)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         return database.ReadAsync(async db =>
         {
-            var updated = await db.Workers.Where(w => w.Id == workerId)
-                .ExecuteUpdateAsync(s => s.SetProperty(w => w.LastSeenAt, now), cancellationToken);
+            // The API's address may be known only after the first beats (the server binds after this service starts):
+            // it is recorded with the first beat that has it, or the CLI would never find the host's API.
+            var beating = db.Workers.Where(w => w.Id == workerId);
+            var updated = endpoint is null
+                ? await beating.ExecuteUpdateAsync(s => s.SetProperty(w => w.LastSeenAt, now), cancellationToken)
+                : await beating.ExecuteUpdateAsync(s => s.SetProperty(w => w.LastSeenAt, now).SetProperty(w => w.Endpoint, endpoint), cancellationToken);
             if (updated == 0)
             {
                 db.Workers.Add(new WorkerRecord { Id = workerId, Stages = stages, HostName = hostName, Endpoint = endpoint, Gpus = gpus, StartedAt = now, LastSeenAt = now });
