@@ -112,7 +112,7 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
         var seconds = clock.GetElapsedTime(clockStart).TotalSeconds;
         logger.LogInformation("Quantised {Nodes} nodes of {OnnxUri} with {Method} ranges in {Seconds:F1} s ({KeptInFloat} kept in float)",
             plan.Nodes.Count, source.OnnxUri, table.Method, seconds, plan.KeptInFloat.Count);
-        return new QuantizationResult(qdqPath, cachePath, new CalibrationSummary
+        return new QuantizationResult(qdqPath, cachePath, table, plan, new CalibrationSummary
         {
             Method = table.Method,
             Percentile = table.Percentile,
@@ -127,7 +127,6 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
         })
         {
             Alternatives = alternatives,
-            Plan = plan,
         };
     }
 
@@ -143,7 +142,7 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
     public async Task<QuantizationResult> FallBackAsync(EngineJob job, SourceModel source, QuantizationResult quantization, Verification verification,
         float[] verificationInput, float[] reference, CancellationToken cancellationToken)
     {
-        if (quantization.Alternatives.Count == 0 || quantization.Plan is null)
+        if (quantization.Alternatives.Count == 0)
         {
             return quantization;
         }
@@ -159,7 +158,7 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
             return fidelity.Passed;
         }
 
-        var requested = CalibrationTable.FromJson(await File.ReadAllTextAsync(quantization.CachePath, cancellationToken), quantization.CachePath);
+        var requested = quantization.Table;
         await job.ReportAsync(0.6, $"checking the {requested.Method} Q/DQ model on {verification.Count} held-out image(s)", cancellationToken);
         if (await CheckAsync(quantization.QdqModelPath, requested))
         {
@@ -191,6 +190,7 @@ internal sealed class Int8Calibration(IArtifactStore store, TimeProvider clock, 
                 requested.Method, verification.Count, attempts[0].MeanCosine, job.Host.MinMeanCosineInt8, alternative.Method, attempts[^1].MeanCosine);
             return quantization with
             {
+                Table = alternative,
                 Summary = quantization.Summary with
                 {
                     Method = alternative.Method,

@@ -23,13 +23,14 @@ internal sealed record SourceModel(Uri OnnxUri, string ModelPath, string Sha256,
     public EngineProfile Manifest => new(InputName, Profile.MinBatch, Profile.OptBatch, Profile.MaxBatch, Profile.Height, Profile.Width);
 }
 
-/// <summary>An int8 job's Q/DQ model and calibration cache.</summary>
-internal sealed record QuantizationResult(string QdqModelPath, string CachePath, CalibrationSummary Summary)
+/// <summary>
+/// An int8 job's Q/DQ model and calibration cache (<paramref name="CachePath"/>, holding <paramref name="Table"/>), with
+/// the plan it quantised by.
+/// </summary>
+internal sealed record QuantizationResult(string QdqModelPath, string CachePath, CalibrationTable Table, QuantizationPlan Plan, CalibrationSummary Summary)
 {
     /// <summary>Tables of the other calibration methods from the same run, for the fallback; empty when there is none to try.</summary>
     public IReadOnlyList<CalibrationTable> Alternatives { get; init; } = [];
-
-    public QuantizationPlan? Plan { get; init; }
 }
 
 /// <summary>The images an artifact is checked on, and how to describe them in the report.</summary>

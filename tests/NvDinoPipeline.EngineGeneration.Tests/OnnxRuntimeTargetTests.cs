@@ -129,16 +129,21 @@ public sealed class OnnxRuntimeTargetTests
         Assert.Contains(bed.Progress, p => p.Message?.StartsWith("writing Q/DQ", StringComparison.Ordinal) == true);
     }
 
+    /// <summary>An int8 job whose spec's calibration clips far too much (the 20th percentile): its own ranges miss the bound.</summary>
+    private static readonly string[] TooNarrowPercentile =
+    [
+        "gen_trt_engine.tensorrt.data_type=int8",
+        "gen_trt_engine.tensorrt.calibration.method=percentile",
+        "gen_trt_engine.tensorrt.calibration.percentile=20",
+        "gen_trt_engine.tensorrt.calibration.cal_batches=2",
+    ];
+
     [Fact]
     public async Task Int8_whose_calibration_method_misses_the_bound_keeps_another_methods_ranges_from_the_same_run()
     {
         using var bed = await EngineTestBed.CreateAsync();
         await bed.StageImagesAsync(30);
-        var command = bed.Command(
-            "gen_trt_engine.tensorrt.data_type=int8",
-            "gen_trt_engine.tensorrt.calibration.method=percentile",
-            "gen_trt_engine.tensorrt.calibration.percentile=20",
-            "gen_trt_engine.tensorrt.calibration.cal_batches=2");
+        var command = bed.Command(TooNarrowPercentile);
 
         var result = await bed.RunAsync(command);
 
@@ -190,11 +195,7 @@ public sealed class OnnxRuntimeTargetTests
         using var bed = await EngineTestBed.CreateAsync();
         bed.Options.CalibrationFallback = false;
         await bed.StageImagesAsync(30);
-        var command = bed.Command(
-            "gen_trt_engine.tensorrt.data_type=int8",
-            "gen_trt_engine.tensorrt.calibration.method=percentile",
-            "gen_trt_engine.tensorrt.calibration.percentile=20",
-            "gen_trt_engine.tensorrt.calibration.cal_batches=2");
+        var command = bed.Command(TooNarrowPercentile);
 
         var error = await Assert.ThrowsAsync<StageInputException>(() => bed.RunAsync(command));
 

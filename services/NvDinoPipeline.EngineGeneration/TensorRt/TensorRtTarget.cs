@@ -130,7 +130,7 @@ internal sealed class TensorRtTarget(TensorRtEngineBuilder tensorRt, IArtifactSt
         }
         else
         {
-            var table = CalibrationTable.FromJson(await File.ReadAllTextAsync(quantization.CachePath, cancellationToken), quantization.CachePath);
+            var table = quantization.Table;
             var cachePath = Path.Combine(job.Work, EngineArtifacts.TensorRtCalibrationCache);
             await File.WriteAllTextAsync(cachePath, TensorRtCalibrationCache.Write(table, TensorRtVersion.Encode(version)), cancellationToken);
             tensorRtCalibrationCache = job.Output(EngineArtifacts.TensorRtCalibrationCache);
