@@ -16,7 +16,7 @@ public sealed class WorkerStore(StateDatabase database, TimeProvider clock)
         return database.ReadAsync(async db =>
         {
             // The API's address may be known only after the first beats (the server binds after this service starts):
-            // it is recorded with the first beat that has it, or the CLI would never find the host's API.
+            // every beat that has it records it, or the CLI would never find the host's API.
             var beating = db.Workers.Where(w => w.Id == workerId);
             var updated = endpoint is null
                 ? await beating.ExecuteUpdateAsync(s => s.SetProperty(w => w.LastSeenAt, now), cancellationToken)

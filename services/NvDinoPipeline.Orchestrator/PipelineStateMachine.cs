@@ -347,7 +347,8 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
         // The ends acted on below are handled, whichever message brought the orchestrator here: a step's end is read
         // from its row, which its worker saved with the message that is maybe still on its way. That message, and the
         // recovery of ends never heard of, then change nothing.
-        foreach (var latest in state.Plan.Where(step => step.Reuses is null).Select(step => state.Latest(step.Name)))
+        var own = state.Plan.Where(step => step.Reuses is null).Select(step => state.Latest(step.Name)).ToList();
+        foreach (var latest in own)
         {
             if (latest is { HandledAt: null, Status: JobStatus.Done or JobStatus.Error or JobStatus.Canceled })
             {
@@ -355,7 +356,7 @@ public sealed class PipelineStateMachine(IArtifactStore artifacts, TimeProvider 
             }
         }
         // A running AutoML search takes its next trials, or ends (and what waited for training may start below).
-        var advanced = state.Plan.Where(step => step.Reuses is null).Select(step => state.Latest(step.Name))
+        var advanced = own
             .Where(job => job is { Status: JobStatus.Running } && AutomlSearches.IsSearch(job)).Select(job => searches.Advance(state, job!)).ToList();
         var trials = advanced.SelectMany(a => a.Dispatch).ToList();
         var prune = advanced.SelectMany(a => a.Prune).ToList();

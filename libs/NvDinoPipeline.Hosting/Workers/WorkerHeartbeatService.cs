@@ -79,8 +79,8 @@ public sealed class WorkerHeartbeatService(
 }
 
 /// <summary>
-/// Where this process's HTTP API answers, once it listens (before the first heartbeat, which records it so that clients
-/// find it); null when it serves none.
+/// Where this process's HTTP API answers, once it listens (the heartbeats record it, so that clients find it; the first
+/// beats may come before it listens); null when it serves none.
 /// </summary>
 public sealed class HostEndpoint
 {

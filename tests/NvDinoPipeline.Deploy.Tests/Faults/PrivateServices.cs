@@ -51,7 +51,7 @@ public sealed partial class PrivateServices(string folder, int portBase) : IAsyn
     private TimeSpan _consumerTimeout = TimeSpan.FromDays(1);
 
     /// <summary>How many ports from <c>portBase</c> the three services take (RabbitMQ +0..+9, PostgreSQL +20, s3rver +30).</summary>
-    public const int PortSpan = 40;
+    private const int PortSpan = 40;
 
     private void RequireOutsideEphemeralRange()
     {
