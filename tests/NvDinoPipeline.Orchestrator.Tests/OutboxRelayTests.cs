@@ -14,7 +14,7 @@ using NvDinoPipeline.Testing;
 namespace NvDinoPipeline.Orchestrator.Tests;
 
 /// <summary>What the outbox relay does when the broker takes a message and never confirms it.</summary>
-public sealed class OutboxRelayTests : IAsyncDisposable
+public sealed class OutboxRelayTests : IAsyncLifetime
 {
     private readonly TempDirectory _folder = new("nvdino-relay");
     private readonly ServiceProvider _state;
@@ -29,7 +29,10 @@ public sealed class OutboxRelayTests : IAsyncDisposable
         _state = new ServiceCollection().AddPipelineState(configuration).BuildServiceProvider();
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xUnit v2 calls IAsyncLifetime on a test class, never IAsyncDisposable: this folder was left behind by every run.
+    public async Task DisposeAsync()
     {
         await _state.DisposeAsync();
         _folder.Dispose();
