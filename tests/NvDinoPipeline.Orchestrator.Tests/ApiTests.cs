@@ -355,6 +355,15 @@ public sealed class ApiTests : IAsyncLifetime
         // The stand-ins' outputs name files nobody wrote: gone from the store is 404.
         Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"api/v1/pipelines/{id}/neighbours")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await _http.GetAsync($"api/v1/pipelines/{id}/images/0")).StatusCode);
+        // A stored plan this version cannot read: the dashboard's calls say so (they once answered 500), the status still reads.
+        await UpdatePipelineAsync(EmbeddedSettings(_folder.Path), id, "Plan", "{ not json");
+        foreach (var call in new[] { "neighbours", "images/0" })
+        {
+            var answer = await _http.GetAsync($"api/v1/pipelines/{id}/{call}");
+            Assert.Equal(HttpStatusCode.Conflict, answer.StatusCode);
+            Assert.Contains("stored plan or a stage's record cannot be read", await answer.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync($"api/v1/pipelines/{id}")).StatusCode);
 
         var page = await _http.GetAsync("");
         Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);

@@ -66,6 +66,12 @@ public static class DashboardEndpoints
         {
             return Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "Not Found", detail: exception.Message);
         }
+        catch (JsonException exception)
+        {
+            // A stored plan or stage record this version cannot read (the pipeline's status still shows it, with its reason).
+            return Results.Problem(statusCode: StatusCodes.Status409Conflict, title: "Conflict",
+                detail: $"The pipeline's stored plan or a stage's record cannot be read: {exception.Message}");
+        }
     }
 
     private static IResult Page(string file)
