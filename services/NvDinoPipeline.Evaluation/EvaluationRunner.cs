@@ -91,11 +91,12 @@ public sealed class EvaluationRunner(
 
         var results = new Dictionary<string, FeatureScores>(StringComparer.Ordinal);
         string? probeProtocol = null;
-        var sets = FeatureSets(testFeatures, galleryFeatures).ToList();
-        foreach (var (name, testSet, gallerySet) in sets)
+        // One set at a time: the centred pixels, a copy of the largest features, exist only while they are scored.
+        var setCount = testFeatures.RandomInit is null ? 3 : 4;
+        foreach (var (name, testSet, gallerySet) in FeatureSets(testFeatures, galleryFeatures))
         {
-            await context.ReportNowAsync(new StageProgress(0.87 + 0.12 * results.Count / sets.Count,
-                $"scoring {name} ({results.Count + 1} of {sets.Count} feature sets)"), cancellationToken);
+            await context.ReportNowAsync(new StageProgress(0.87 + 0.12 * results.Count / setCount,
+                $"scoring {name} ({results.Count + 1} of {setCount} feature sets)"), cancellationToken);
             var (score, protocol) = Score(spec, testSet, testLabelIds, gallerySet, galleryLabelIds, classes.Count);
             results[name] = score;
             probeProtocol ??= protocol;

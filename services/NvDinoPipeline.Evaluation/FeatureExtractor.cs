@@ -78,10 +78,13 @@ public sealed class FeatureExtractor : IDisposable
         var imageSize = preprocessor.ImageSize;
         var input = new float[model.BufferImages(batchSize) * imageSize];
         var output = new float[model.BufferImages(batchSize) * model.Dimension];
-        var deployed = new List<float>(indices.Count * model.Dimension);
-        var random = randomInit is null ? null : new List<float>(indices.Count * randomInit.EmbedDim);
-        var pixels = new List<float>();
         int pixelHeight = Math.Min(PixelSide, preprocessor.Height), pixelWidth = Math.Min(PixelSide, preprocessor.Width);
+        var pixelDimension = 3 * pixelHeight * pixelWidth;
+        // Each set's matrix at its final size from the start: a growing list would hold up to three times a large
+        // gallery's features at its last doubling and copy.
+        var deployed = new FeatureColumns(indices.Count, model.Dimension);
+        var random = randomInit is null ? null : new FeatureColumns(indices.Count, randomInit.EmbedDim);
+        var pixels = new FeatureColumns(indices.Count, pixelDimension);
         var kept = new List<int>(indices.Count);
         var failures = new List<(string, string)>();
         var batch = new List<int>(batchSize);
@@ -107,26 +110,37 @@ public sealed class FeatureExtractor : IDisposable
                 continue;
             }
             model.Run(input, batch.Count, output);
-            deployed.AddRange(output.AsSpan(0, batch.Count * model.Dimension));
+            deployed.Add(output.AsSpan(0, batch.Count * model.Dimension));
             using (var scope = NewDisposeScope())
             using (torch.no_grad())
             {
                 var images = torch.tensor(input.AsSpan(0, batch.Count * imageSize).ToArray(), [batch.Count, 3, preprocessor.Height, preprocessor.Width]);
-                pixels.AddRange(nn.functional.adaptive_avg_pool2d(images, [pixelHeight, pixelWidth]).flatten(1).data<float>().ToArray());
+                pixels.Add(nn.functional.adaptive_avg_pool2d(images, [pixelHeight, pixelWidth]).flatten(1).data<float>().ToArray());
                 if (randomInit is not null)
                 {
-                    random!.AddRange(randomInit.forward(images).data<float>().ToArray());
+                    random!.Add(randomInit.forward(images).data<float>().ToArray());
                 }
             }
             kept.AddRange(batch);
             await progress(start + Math.Min(batchSize, indices.Count - start));
         }
-        var pixelDimension = 3 * pixelHeight * pixelWidth;
-        return new ImageFeatures(
-            new FeatureMatrix([.. deployed], kept.Count, model.Dimension),
-            random is null ? null : new FeatureMatrix([.. random], kept.Count, randomInit!.EmbedDim),
-            new FeatureMatrix([.. pixels], kept.Count, pixelDimension),
-            kept, failures);
+        return new ImageFeatures(deployed.ToMatrix(), random?.ToMatrix(), pixels.ToMatrix(), kept, failures);
+    }
+
+    /// <summary>A feature matrix filled batch after batch; rows of unreadable images are never written, and trimmed off at the end.</summary>
+    private sealed class FeatureColumns(int capacity, int dimension)
+    {
+        private readonly float[] _values = new float[(long)capacity * dimension];
+        private long _filled;
+
+        public void Add(ReadOnlySpan<float> rows)
+        {
+            rows.CopyTo(_values.AsSpan((int)_filled));
+            _filled += rows.Length;
+        }
+
+        public FeatureMatrix ToMatrix() =>
+            new(_filled == _values.Length ? _values : _values.AsSpan(0, (int)_filled).ToArray(), (int)(_filled / dimension), dimension);
     }
 
     public void Dispose() => randomInit?.Dispose();

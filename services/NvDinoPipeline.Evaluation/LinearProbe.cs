@@ -42,12 +42,13 @@ public static class LinearProbe
             throw new ArgumentException($"A linear probe needs at least {MinTrainImages} training images; there are {train.Rows}.", nameof(train));
         }
         using var scope = NewDisposeScope();
-        var x = nn.functional.normalize(torch.tensor(train.Values, [train.Rows, train.Dimension]), dim: 1);
+        // Normalised and standardised in place: a large gallery's features are held once here, not four times.
+        var x = train.ToNormalisedTensor();
         var mean = x.mean([0], keepdim: true);
         var std = x.std(0, keepdim: true) + 1e-6;
-        x = (x - mean) / std;
+        x.sub_(mean).div_(std);
         var y = torch.tensor(trainLabels.Select(l => (long)l).ToArray());
-        var xTest = (nn.functional.normalize(torch.tensor(test.Values, [test.Rows, test.Dimension]), dim: 1) - mean) / std;
+        var xTest = test.ToNormalisedTensor().sub_(mean).div_(std);
         var yTest = torch.tensor(testLabels.Select(l => (long)l).ToArray());
 
         var validation = torch.arange(0, train.Rows, 5, dtype: ScalarType.Int64);

@@ -30,6 +30,21 @@ public sealed class ScoringTests
     }
 
     [Fact]
+    public void Normalised_rows_are_unit_length_as_torchs_normalize_makes_them_and_the_features_stay_as_they_were()
+    {
+        var features = Rows([3, 4], [0, 0], [-1e-3f, 0], [1, 1]);
+        float[] before = [.. features.Values];
+
+        using var normalised = features.ToNormalisedTensor();
+        using var reference = TorchSharp.torch.nn.functional.normalize(TorchSharp.torch.tensor(before, [4, 2]), dim: 1);
+
+        Assert.Equal(reference.data<float>().ToArray(), normalised.data<float>().ToArray());
+        Assert.Equal([0.6f, 0.8f], normalised.data<float>().ToArray()[..2]);
+        // Scoring the same features twice (k-NN, then the probe) must see them unchanged.
+        Assert.Equal(before, features.Values);
+    }
+
+    [Fact]
     public void Leave_one_out_keeps_an_image_from_voting_for_itself()
     {
         var features = Rows([1, 0], [0.9f, 0.1f], [0.8f, 0.2f]);

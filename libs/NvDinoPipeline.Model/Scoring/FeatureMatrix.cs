@@ -1,3 +1,6 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace NvDinoPipeline.Model.Scoring;
 
 /// <summary>One feature vector per image, row by row: <c>Values.Length == Rows · Dimension</c>.</summary>
@@ -13,6 +16,19 @@ public sealed record FeatureMatrix(float[] Values, int Rows, int Dimension)
             Array.Copy(Values, (long)rows[i] * Dimension, values, (long)i * Dimension, Dimension);
         }
         return new FeatureMatrix(values, rows.Count, Dimension);
+    }
+
+    /// <summary>
+    /// The rows as one tensor, each divided by its L2 norm (at least 1e-12, as torch's <c>normalize</c>): the values are
+    /// copied once and normalised in place, so a large gallery is not held a third time. These values are not changed.
+    /// </summary>
+    public Tensor ToNormalisedTensor()
+    {
+        var x = torch.tensor(Values, [Rows, Dimension]);
+        using var norms = x.norm(1, keepdim: true);
+        using var floor = torch.tensor(1e-12f);
+        using var divisor = norms.maximum(floor);
+        return x.div_(divisor);
     }
 
     /// <summary>The mean of each column.</summary>

@@ -34,9 +34,9 @@ public static class WeightedKnn
             throw new ArgumentException($"A gallery of {gallery.Rows} images has no neighbours to vote.", nameof(gallery));
         }
         using var scope = NewDisposeScope();
-        var g = nn.functional.normalize(torch.tensor(gallery.Values, [gallery.Rows, gallery.Dimension]), dim: 1);
+        var g = gallery.ToNormalisedTensor();
         var gLabels = torch.tensor(galleryLabels.Select(l => (long)l).ToArray());
-        var q = nn.functional.normalize(torch.tensor(queries.Values, [queries.Rows, queries.Dimension]), dim: 1);
+        var q = queries.ToNormalisedTensor();
         var qLabels = torch.tensor(queryLabels.Select(l => (long)l).ToArray());
         var top = Math.Min(5, classes);
         long correct1 = 0, correct5 = 0;
