@@ -24,6 +24,8 @@ using StbImageWriteSharp;
 //   dotnet run -c Release --project benchmarks/Inference [-- --model vit_s] [--side 224] [--images 2000] [--batch 16]
 //       [--repetitions 5] [--gemm-side 2048] [--source shards|png] [--overlap] [--peer] [--rabbitmq amqp://guest:guest@127.0.0.1:5672/]
 //   dotnet run -c Release --project benchmarks/Inference -- reference    (the reference alone: record a quiet value)
+//   dotnet run -c Release --project benchmarks/Inference -- scaling [--model vit_t] [--side 56] [--small 10000] [--large 100000]
+//       [--queries 1000] [--image-width 64] [--image-height 48]   (the inference worker and the evaluation stage at two sizes)
 
 var modelName = Arg("--model") ?? "vit_s";
 var side = int.Parse(Arg("--side") ?? "224", CultureInfo.InvariantCulture);
@@ -45,6 +47,22 @@ if (args.Contains("reference"))
 }
 var folder = Path.Combine(Path.GetTempPath(), $"nvdino-inference-bench-{Environment.ProcessId}");
 Directory.CreateDirectory(folder);
+if (args.Contains("scaling"))
+{
+    try
+    {
+        await using var scalingWorker = await WorkerBench.StartAsync(folder, rabbit);
+        await Scaling.RunAsync(folder, scalingWorker, Arg("--model") ?? "vit_t", int.Parse(Arg("--side") ?? "56", CultureInfo.InvariantCulture),
+            int.Parse(Arg("--small") ?? "10000", CultureInfo.InvariantCulture), int.Parse(Arg("--large") ?? "100000", CultureInfo.InvariantCulture),
+            int.Parse(Arg("--queries") ?? "1000", CultureInfo.InvariantCulture), int.Parse(Arg("--image-width") ?? "64", CultureInfo.InvariantCulture),
+            int.Parse(Arg("--image-height") ?? "48", CultureInfo.InvariantCulture), batch, repetitions, gemmSide);
+    }
+    finally
+    {
+        Directory.Delete(folder, recursive: true);
+    }
+    return;
+}
 
 try
 {
@@ -183,10 +201,14 @@ internal sealed class RawSession : IDisposable
 }
 
 /// <summary>The inference runner with a file artifact store and a real MassTransit bus whose consumer counts the delivered results.</summary>
-internal sealed class WorkerBench : IAsyncDisposable
+internal sealed partial class WorkerBench : IAsyncDisposable
 {
     private readonly ServiceProvider _provider;
     private readonly string _folder;
+
+    private IServiceProvider Provider => _provider;
+
+    private string Folder => _folder;
 
     private WorkerBench(ServiceProvider provider, string folder)
     {
@@ -326,7 +348,7 @@ internal sealed class ResultCounter
             {
                 _reached.TrySetResult();
             }
-            return _reached.Task.WaitAsync(TimeSpan.FromMinutes(2));
+            return _reached.Task.WaitAsync(TimeSpan.FromMinutes(2) + TimeSpan.FromMilliseconds(5.0 * count));
         }
     }
 }
