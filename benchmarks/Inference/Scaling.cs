@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -47,10 +48,18 @@ internal static class Scaling
             });
         Add($"inference {small}", small, () => worker.RunAsync(modelPath, metadataPath, smallSet, batch, small, OverlapMode.Auto));
         Add($"inference {large}", large, () => worker.RunAsync(modelPath, metadataPath, largeSet, batch, large, OverlapMode.Auto));
-        Add($"evaluation gallery {small}", small + queries, () => worker.EvaluateAsync(modelPath, metadataPath, querySet, smallSet, small + queries));
-        Add($"evaluation gallery {large}", large + queries, () => worker.EvaluateAsync(modelPath, metadataPath, querySet, largeSet, large + queries));
+        Add($"evaluation gallery {small}", small + queries, () => worker.EvaluateAsync(modelPath, metadataPath, querySet, smallSet, small + queries, queries));
+        Add($"evaluation gallery {large}", large + queries, () => worker.EvaluateAsync(modelPath, metadataPath, querySet, largeSet, large + queries, queries));
         var result = await bench.RunAsync();
         result.PrintMedians();
+        Console.WriteLine();
+        Console.WriteLine("Where the evaluation's time went, in its last timed run (evaluation.json):");
+        foreach (var (gallery, report) in worker.LastEvaluations.OrderBy(e => e.Key))
+        {
+            var knn = string.Join(", ", report.Results!.Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Key} {r.Value.KnnSeconds:F1} s")));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  gallery {gallery}: {report.Seconds:F1} s, embedding {report.EmbeddingSeconds:F1} s, k-NN {knn}"));
+        }
 
         Console.WriteLine();
         Console.WriteLine("| stage | images/s small / large | large / small | target | peak memory added, MiB small / large | verdict |");
@@ -125,7 +134,9 @@ internal static class PeakRss
 internal sealed partial class WorkerBench
 {
     /// <summary>The evaluation stage's runner end to end: images per second over the queries and the gallery together.</summary>
-    public async Task<double> EvaluateAsync(string modelPath, string metadataPath, string queries, string gallery, int images)
+    public Dictionary<int, EvaluationReport> LastEvaluations { get; } = [];
+
+    public async Task<double> EvaluateAsync(string modelPath, string metadataPath, string queries, string gallery, int images, int queriesCount)
     {
         var store = Provider.GetRequiredService<IArtifactStore>();
         var (pipelineId, jobId) = (NewId.NextGuid(), NewId.NextGuid());
@@ -157,6 +168,8 @@ internal sealed partial class WorkerBench
         {
             throw new InvalidOperationException($"The evaluation scored nothing: {result.Completed.Reason}");
         }
+        LastEvaluations[images - queriesCount] = JsonSerializer.Deserialize<EvaluationReport>(
+            await File.ReadAllTextAsync(evaluated.EvaluationUri.LocalPath), EvaluationReport.Json)!;
         Directory.Delete(scratch, recursive: true);
         return images / elapsed;
     }

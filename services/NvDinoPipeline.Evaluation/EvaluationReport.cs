@@ -54,6 +54,9 @@ public sealed record EvaluationReport
 
     public double? Seconds { get; init; }
 
+    /// <summary>Of <see cref="Seconds"/>: reading and embedding the images (all three feature sets).</summary>
+    public double? EmbeddingSeconds { get; init; }
+
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 }
 
@@ -81,4 +84,9 @@ public sealed record FeatureScores
     public double? NormalisedStdMin { get; init; }
 
     public double? NormalisedStdMedian { get; init; }
+
+    /// <summary>Time the k-NN and the probe took on this feature set.</summary>
+    public double? KnnSeconds { get; init; }
+
+    public double? LinearProbeSeconds { get; init; }
 }

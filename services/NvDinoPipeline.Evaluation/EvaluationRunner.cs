@@ -77,6 +77,7 @@ public sealed class EvaluationRunner(
         var testFeatures = await extractor.ExtractAsync(testSource, test.Indices, spec.BatchSize, Progress, cancellationToken);
         done = test.Count;
         var galleryFeatures = gallery is null ? null : await extractor.ExtractAsync(trainSource!, gallery.Indices, spec.BatchSize, Progress, cancellationToken);
+        var embeddingSeconds = started.Elapsed.TotalSeconds;
         Warn(command, testFeatures);
         if (galleryFeatures is not null)
         {
@@ -118,6 +119,7 @@ public sealed class EvaluationRunner(
             RandomInit = randomDescription,
             ExecutionProvider = model.ExecutionProvider.Name,
             Seconds = Math.Round(started.Elapsed.TotalSeconds, 3),
+            EmbeddingSeconds = Math.Round(embeddingSeconds, 3),
         };
         var uri = await WriteAsync(context, report, cancellationToken);
         var deployed = results["deployed"];
@@ -134,6 +136,7 @@ public sealed class EvaluationRunner(
             ["gallery_images"] = galleryLabelIds?.Count ?? testLabelIds.Count,
             ["classes"] = classes.Count,
             ["seconds"] = report.Seconds.Value,
+            ["embedding_seconds"] = report.EmbeddingSeconds.Value,
         };
         foreach (var (name, scores) in results)
         {
@@ -200,9 +203,12 @@ public sealed class EvaluationRunner(
     private static (FeatureScores Scores, string? ProbeProtocol) Score(EvaluationSpec spec, FeatureMatrix test, IReadOnlyList<int> testLabels,
         FeatureMatrix? gallery, IReadOnlyList<int>? galleryLabels, int classes)
     {
+        var clock = Stopwatch.StartNew();
         var knn = gallery is null
             ? WeightedKnn.Score(test, testLabels, test, testLabels, classes, spec.K, spec.Temperature, leaveOneOut: true)
             : WeightedKnn.Score(gallery, galleryLabels!, test, testLabels, classes, spec.K, spec.Temperature, leaveOneOut: false);
+        var knnSeconds = clock.Elapsed.TotalSeconds;
+        clock.Restart();
         ProbeScore? probe = null;
         string? protocol = null;
         if (spec.LinearProbe)
@@ -224,6 +230,7 @@ public sealed class EvaluationRunner(
                 protocol = $"not run: fewer than {LinearProbe.MinTrainImages} images to train it on";
             }
         }
+        var probeSeconds = clock.Elapsed.TotalSeconds;
         var (stdMin, stdMedian) = test.NormalisedColumnStd();
         return (new FeatureScores
         {
@@ -235,6 +242,8 @@ public sealed class EvaluationRunner(
             LinearProbeTop1 = probe?.Top1,
             LinearProbeWeightDecay = probe?.WeightDecay,
             LinearProbeValidationTop1 = probe?.ValidationTop1,
+            KnnSeconds = Math.Round(knnSeconds, 3),
+            LinearProbeSeconds = probe is null ? null : Math.Round(probeSeconds, 3),
         }, protocol);
     }
 

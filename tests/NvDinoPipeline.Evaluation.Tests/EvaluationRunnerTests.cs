@@ -76,6 +76,10 @@ public sealed class EvaluationRunnerTests : IDisposable
         Assert.Equal(1.0, result.Metrics["raw_pixels_centred_knn_top1"]);
         Assert.True(result.Metrics.ContainsKey("random_init_linear_probe_top1"));
         Assert.Equal(1, result.Metrics["evaluated"]);
+        // Where the time went: embedding, then each set's k-NN and probe, all within the job's seconds.
+        Assert.InRange(report.EmbeddingSeconds!.Value, 0, report.Seconds!.Value);
+        Assert.Equal(report.EmbeddingSeconds, result.Metrics["embedding_seconds"]);
+        Assert.InRange(report.EmbeddingSeconds.Value + report.Results.Values.Sum(s => s.KnnSeconds!.Value + s.LinearProbeSeconds!.Value), 0, report.Seconds.Value);
         // The deployed model's random weights and the pixels spread the images out; DINOv2's initialisation (LayerScale
         // 1e-5) maps every image to nearly the same CLS token, and the spread says so.
         Assert.All(["deployed", "raw_pixels"], name => Assert.True(report.Results[name].NormalisedStdMedian > 0.01, $"{name}: {report.Results[name]}"));
