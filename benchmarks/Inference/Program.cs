@@ -206,10 +206,6 @@ internal sealed partial class WorkerBench : IAsyncDisposable
     private readonly ServiceProvider _provider;
     private readonly string _folder;
 
-    private IServiceProvider Provider => _provider;
-
-    private string Folder => _folder;
-
     private WorkerBench(ServiceProvider provider, string folder)
     {
         _provider = provider;
@@ -271,10 +267,7 @@ internal sealed partial class WorkerBench : IAsyncDisposable
             DatasetUri = new Uri(dataset),
             ManifestUri = new Uri(new Uri(dataset), "manifest.jsonl"),
         };
-        var scratch = Path.Combine(_folder, "scratch", jobId.ToString());
-        Directory.CreateDirectory(scratch);
-        var context = new StageContext(command, PipelineStage.Inference, spec, command.OutputUri, scratch, NullLogger.Instance,
-            (_, _, _) => Task.CompletedTask);
+        var context = NewContext(command, PipelineStage.Inference, spec);
         counter.Reset(jobId);
         var options = Options.Create(new InferenceOptions { OverlapPreprocessing = overlap });
         var runner = new InferenceRunner(store, _provider.GetRequiredService<IBus>(), _provider.GetRequiredService<IBus>(), _provider.GetRequiredService<DeployedModelLoader>(), options,
@@ -284,6 +277,14 @@ internal sealed partial class WorkerBench : IAsyncDisposable
         await counter.WaitForAsync(images);
         var elapsed = clock.Elapsed.TotalSeconds;
         return images / elapsed;
+    }
+
+    /// <summary>A job's context with its own scratch folder and no progress reporting.</summary>
+    private StageContext NewContext(IStageCommand command, PipelineStage stage, ResolvedSpec spec)
+    {
+        var scratch = Path.Combine(_folder, "scratch", command.JobId.ToString());
+        Directory.CreateDirectory(scratch);
+        return new StageContext(command, stage, spec, command.OutputUri, scratch, NullLogger.Instance, (_, _, _) => Task.CompletedTask);
     }
 
     public async ValueTask DisposeAsync()

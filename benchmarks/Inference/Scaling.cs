@@ -138,7 +138,7 @@ internal sealed partial class WorkerBench
 
     public async Task<double> EvaluateAsync(string modelPath, string metadataPath, string queries, string gallery, int images, int queriesCount)
     {
-        var store = Provider.GetRequiredService<IArtifactStore>();
+        var store = _provider.GetRequiredService<IArtifactStore>();
         var (pipelineId, jobId) = (NewId.NextGuid(), NewId.NextGuid());
         // Without the linear probe: its steps see at most LinearProbe.BatchValues feature values each, so its cost does not
         // grow with the gallery, and on 3 072 pooled pixels it takes about a minute a feature set at either size.
@@ -155,11 +155,8 @@ internal sealed partial class WorkerBench
             TestDatasetUri = new Uri(queries),
             TrainDatasetUri = new Uri(gallery),
         };
-        var scratch = Path.Combine(Folder, "scratch", jobId.ToString());
-        Directory.CreateDirectory(scratch);
-        var context = new StageContext(command, PipelineStage.Evaluation, spec, command.OutputUri, scratch, NullLogger.Instance,
-            (_, _, _) => Task.CompletedTask);
-        var runner = new EvaluationRunner(store, Provider.GetRequiredService<DeployedModelLoader>(), Options.Create(new InferenceOptions()),
+        var context = NewContext(command, PipelineStage.Evaluation, spec);
+        var runner = new EvaluationRunner(store, _provider.GetRequiredService<DeployedModelLoader>(), Options.Create(new InferenceOptions()),
             NullLogger<EvaluationRunner>.Instance);
         var clock = Stopwatch.StartNew();
         var result = await runner.RunAsync(command, context, CancellationToken.None);
@@ -170,7 +167,7 @@ internal sealed partial class WorkerBench
         }
         LastEvaluations[images - queriesCount] = JsonSerializer.Deserialize<EvaluationReport>(
             await File.ReadAllTextAsync(evaluated.EvaluationUri.LocalPath), EvaluationReport.Json)!;
-        Directory.Delete(scratch, recursive: true);
+        Directory.Delete(context.ScratchDirectory, recursive: true);
         return images / elapsed;
     }
 }
